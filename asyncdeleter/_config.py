@@ -1,0 +1,233 @@
+"""Configuration as data: frozen, keyword-only attrs classes and their default constants.
+
+Change one option with ``attrs.evolve(policy, max_tries=3)``; nothing here has a setter.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
+
+import attrs
+import yarl
+
+from asyncdeleter._errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from asyncdeleter._retry import RetryDetails
+
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_INITIAL_WAIT",
+    "DEFAULT_MAX_CONCURRENCY",
+    "DEFAULT_MAX_RETRY_AFTER",
+    "DEFAULT_MAX_TIME",
+    "DEFAULT_MAX_TRIES",
+    "DEFAULT_MAX_WAIT",
+    "DEFAULT_READ_TIMEOUT",
+    "DEFAULT_RETRY_STATUSES",
+    "MAX_BODY_BYTES",
+    "NEVER_RETRIED_STATUSES",
+    "Endpoints",
+    "RetryPolicy",
+    "Timeouts",
+    "check_header_value",
+    "check_transport_security",
+]
+
+DEFAULT_MAX_CONCURRENCY: Final = 64
+DEFAULT_MAX_TRIES: Final = 5
+DEFAULT_INITIAL_WAIT: Final = 0.5
+DEFAULT_MAX_WAIT: Final = 20.0
+DEFAULT_MAX_TIME: Final = 120.0
+DEFAULT_MAX_RETRY_AFTER: Final = 60.0
+DEFAULT_RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
+#: A client error that retrying cannot fix (401 has its own rule: see the auth provider).
+NEVER_RETRIED_STATUSES: Final = frozenset({400, 401, 403, 404})
+DEFAULT_CONNECT_TIMEOUT: Final = 10.0
+DEFAULT_READ_TIMEOUT: Final = 30.0
+#: A response body is read up to this many bytes; a misbehaving gateway cannot exhaust memory.
+MAX_BODY_BYTES: Final = 1024 * 1024
+
+_REGION: Final = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]+")
+# ModelArts in ap-southeast-1 is served under .myhuaweicloud.cn (API.md, section 2).
+_MODELARTS_DOMAIN_BY_REGION: Final = {"ap-southeast-1": "myhuaweicloud.cn"}
+_DEFAULT_DOMAIN: Final = "myhuaweicloud.com"
+
+
+def check_header_value(name: str, value: str) -> str:
+    """Return ``value`` if it is safe in an HTTP header, else raise ``ConfigurationError``.
+
+    A CR or LF would let a value inject headers; the error never repeats the value, which
+    may be a secret.
+    """
+    if "\r" in value or "\n" in value or "\x00" in value:
+        raise ConfigurationError(f"{name} contains a CR, LF or NUL character")
+    return value
+
+
+def _base_url(name: str, value: str) -> str:
+    check_header_value(name, value)
+    try:
+        url = yarl.URL(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"{name} is not a URL: {value!r}") from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigurationError(f"{name} must be an absolute http(s) URL, got {value!r}")
+    if url.user or url.password or url.query_string or url.fragment:
+        raise ConfigurationError(
+            f"{name} must not carry credentials, a query or a fragment: {value!r}"
+        )
+    return str(url).rstrip("/")
+
+
+def _endpoint_validator(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    _base_url(attribute.name, value)
+
+
+@attrs.frozen(kw_only=True)
+class Endpoints:
+    """The base URLs of the two services: they are different hosts (API.md).
+
+    Attributes:
+        fabric: DataArts Fabric, e.g. ``https://fabric.cn-north-4.myhuaweicloud.com``.
+        modelarts: ModelArts, e.g. ``https://modelarts.cn-north-4.myhuaweicloud.com``.
+    """
+
+    fabric: str = attrs.field(
+        converter=lambda v: str(v).rstrip("/"), validator=_endpoint_validator
+    )
+    modelarts: str = attrs.field(
+        converter=lambda v: str(v).rstrip("/"), validator=_endpoint_validator
+    )
+
+    @classmethod
+    def for_region(
+        cls, region: str, *, fabric: str | None = None, modelarts: str | None = None
+    ) -> Endpoints:
+        """Derive both base URLs from a region; either may be overridden.
+
+        Args:
+            region: A Huawei Cloud region id such as ``cn-north-4``.
+            fabric: Use this DataArts Fabric base URL instead of the derived one.
+            modelarts: Use this ModelArts base URL instead of the derived one.
+
+        Raises:
+            ConfigurationError: ``region`` does not look like a region id.
+        """
+        if not isinstance(region, str) or not _REGION.fullmatch(region):
+            raise ConfigurationError(f"region must look like 'cn-north-4', got {region!r}")
+        domain = _MODELARTS_DOMAIN_BY_REGION.get(region, _DEFAULT_DOMAIN)
+        return cls(
+            fabric=fabric or f"https://fabric.{region}.{_DEFAULT_DOMAIN}",
+            modelarts=modelarts or f"https://modelarts.{region}.{domain}",
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    # No DNS lookup: only literal loopback addresses and the name localhost count.
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_transport_security(endpoints: Endpoints, *, allow_insecure_http: bool) -> None:
+    """Refuse plain ``http://`` to anything but loopback unless explicitly allowed.
+
+    Raises:
+        ConfigurationError: an endpoint is plain HTTP to a non-loopback host.
+    """
+    if allow_insecure_http:
+        return
+    for name in ("fabric", "modelarts"):
+        url = yarl.URL(getattr(endpoints, name))
+        if url.scheme == "http" and not _is_loopback(url.host or ""):
+            raise ConfigurationError(
+                f"{name} endpoint {url} is plain HTTP to a non-loopback host; tokens and "
+                "signatures would travel in clear text (pass allow_insecure_http=True to "
+                "accept that)"
+            )
+
+
+def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0:
+        raise ConfigurationError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+def _non_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value >= 0:
+        raise ConfigurationError(f"{attribute.name} must be >= 0, got {value!r}")
+
+
+def _at_least_one(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{attribute.name} must be an int >= 1, got {value!r}")
+
+
+def _retry_statuses(
+    instance: object, attribute: attrs.Attribute[frozenset[int]], value: frozenset[int]
+) -> None:
+    bad = sorted(s for s in value if s in NEVER_RETRIED_STATUSES or not 400 <= s <= 599)
+    if bad:
+        raise ConfigurationError(
+            f"retry_statuses may not contain {bad}: 400, 401, 403 and 404 are never "
+            "retried and only 4xx/5xx statuses can be"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """What is retried, how long to wait, and when to stop.
+
+    Waits grow exponentially from ``initial_wait`` (doubling, capped at ``max_wait``) with
+    full jitter; a ``Retry-After`` answer sets the wait instead, capped at
+    ``max_retry_after``. ``max_time`` is the one overall deadline of a call, counted from
+    its first send: a wait that would end past it gives up at once with the last error.
+
+    Attributes:
+        max_tries: Requests a call may send in all (1 turns retrying off).
+        initial_wait: The first backoff ceiling, in seconds.
+        max_wait: The cap on any single backoff wait, in seconds.
+        max_time: The overall deadline of a call, in seconds.
+        max_retry_after: The cap on a server-requested ``Retry-After`` wait, in seconds.
+        retry_statuses: The HTTP statuses that are retried.
+        retry_connection_errors: Retry dropped or reset connections and timeouts.
+        on_retry: Plain callables, each called with a frozen ``RetryDetails`` before every
+            retry wait. A hook that raises is logged and otherwise ignored.
+        wait: ``False`` turns every wait (backoff and ``Retry-After``) into zero: the
+            public switch for tests.
+    """
+
+    max_tries: int = attrs.field(default=DEFAULT_MAX_TRIES, validator=_at_least_one)
+    initial_wait: float = attrs.field(default=DEFAULT_INITIAL_WAIT, validator=_non_negative)
+    max_wait: float = attrs.field(default=DEFAULT_MAX_WAIT, validator=_non_negative)
+    max_time: float = attrs.field(default=DEFAULT_MAX_TIME, validator=_positive)
+    max_retry_after: float = attrs.field(
+        default=DEFAULT_MAX_RETRY_AFTER, validator=_non_negative
+    )
+    retry_statuses: frozenset[int] = attrs.field(
+        default=DEFAULT_RETRY_STATUSES, converter=frozenset, validator=_retry_statuses
+    )
+    retry_connection_errors: bool = True
+    on_retry: tuple[Callable[[RetryDetails], object], ...] = attrs.field(
+        default=(), converter=tuple
+    )
+    wait: bool = True
+
+
+@attrs.frozen(kw_only=True)
+class Timeouts:
+    """Per-attempt timeouts, in seconds. Time spent queueing for the semaphore never counts.
+
+    Attributes:
+        connect: Establishing a connection (TCP and TLS).
+        read: The longest silence while waiting for or reading the answer.
+    """
+
+    connect: float = attrs.field(default=DEFAULT_CONNECT_TIMEOUT, validator=_positive)
+    read: float = attrs.field(default=DEFAULT_READ_TIMEOUT, validator=_positive)

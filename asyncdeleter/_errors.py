@@ -1,0 +1,239 @@
+"""The exception tree, and the one place where aiohttp's errors are translated.
+
+::
+
+    AsyncDeleterError
+     +-- ConfigurationError (ValueError)     missing project id or credentials, bad endpoint,
+     |                                       CR/LF in a header value, closed manager
+     +-- InvalidIdentifierError (ValueError) an id that must never reach a URL
+     +-- APIError                            anything the remote side (or the way to it) did
+          +-- APIStatusError                 the server answered with a non-2xx status
+          |    +-- BadRequestError           400
+          |    +-- AuthenticationError       401
+          |    +-- PermissionDeniedError     403
+          |    +-- NotFoundError             404
+          |    +-- RequestTimeoutError       408
+          |    +-- RateLimitError            429
+          |    +-- ServerError               5xx
+          |         +-- InternalServerError  500
+          +-- APIConnectionError             no usable answer: refused, reset, dropped, TLS
+               +-- APITimeoutError           connect or read timeout, or the call's max_time
+
+Every ``APIError`` carries ``status``, ``error_code``, ``error_msg``, ``solution_msg``,
+``request_id`` and ``attempts`` (the connection errors have ``status`` ``None``).
+No name here shadows a built-in (``TimeoutError``, ``ConnectionError``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final
+
+import aiohttp
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncDeleterError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "InternalServerError",
+    "InvalidIdentifierError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ServerError",
+    "translate_client_error",
+]
+
+#: How much of a raw error body an exception keeps for debugging.
+RAW_BODY_KEPT: Final = 2048
+
+
+class AsyncDeleterError(Exception):
+    """The root of every error this package raises on purpose."""
+
+
+class ConfigurationError(AsyncDeleterError, ValueError):
+    """The manager cannot make this call as configured; nothing was sent."""
+
+
+class InvalidIdentifierError(AsyncDeleterError, ValueError):
+    """An identifier failed local validation; nothing was sent.
+
+    Attributes:
+        parameter: The name of the offending parameter (``workspace_id``, ...).
+        value: The rejected value, as given.
+        reason: Why it was rejected, in words.
+    """
+
+    def __init__(self, parameter: str, value: object, reason: str) -> None:
+        self.parameter = parameter
+        self.value = value
+        self.reason = reason
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        super().__init__(f"invalid {parameter} {shown}: {reason}")
+
+    def __reduce__(self) -> tuple[type[InvalidIdentifierError], tuple[str, object, str]]:
+        return (type(self), (self.parameter, self.value, self.reason))
+
+
+class APIError(AsyncDeleterError):
+    """The remote side, or the network to it, did not let the call succeed.
+
+    Attributes:
+        status: The HTTP status, or ``None`` when no answer arrived.
+        error_code: The service's error code (``common.01000001``, ``APIG.1002``, ...).
+        error_msg: The service's message.
+        solution_msg: The service's suggested fix, when it gave one.
+        request_id: The ``X-Request-Id`` of the last answer, for Huawei support.
+        attempts: How many requests the call sent in all.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error_code: str | None = None,
+        error_msg: str | None = None,
+        solution_msg: str | None = None,
+        request_id: str | None = None,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.error_code = error_code
+        self.error_msg = error_msg
+        self.solution_msg = solution_msg
+        self.request_id = request_id
+        self.attempts = attempts
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.request_id:
+            parts.append(f"request_id={self.request_id}")
+        if self.attempts != 1:
+            parts.append(f"attempts={self.attempts}")
+        return " ".join(parts) if len(parts) == 1 else f"{parts[0]} ({', '.join(parts[1:])})"
+
+
+class APIStatusError(APIError):
+    """The server answered with a status that is not a success.
+
+    Attributes:
+        raw_body: The first ``RAW_BODY_KEPT`` characters of the body, for debugging.
+        retry_after: The ``Retry-After`` the server asked for, in seconds, if any.
+    """
+
+    status: int
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        error_code: str | None = None,
+        error_msg: str | None = None,
+        solution_msg: str | None = None,
+        request_id: str | None = None,
+        attempts: int = 1,
+        raw_body: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            status=status,
+            error_code=error_code,
+            error_msg=error_msg,
+            solution_msg=solution_msg,
+            request_id=request_id,
+            attempts=attempts,
+        )
+        self.raw_body = raw_body[:RAW_BODY_KEPT]
+        self.retry_after = retry_after
+
+
+class BadRequestError(APIStatusError):
+    """400: the service rejected the request as malformed. Never retried."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the token or signature was refused."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the credentials may not do this. Never retried."""
+
+
+class NotFoundError(APIStatusError):
+    """404 on a first attempt: there was nothing to delete."""
+
+
+class RequestTimeoutError(APIStatusError):
+    """408: the service timed out handling the request (retried)."""
+
+
+class RateLimitError(APIStatusError):
+    """429: the gateway throttled the tenant (retried, honouring ``Retry-After``)."""
+
+
+class ServerError(APIStatusError):
+    """5xx: the service or the gateway in front of it failed."""
+
+
+class InternalServerError(ServerError):
+    """500: the service failed internally (retried)."""
+
+
+class APIConnectionError(APIError):
+    """No usable answer arrived: connection refused, reset or dropped, TLS failure."""
+
+
+class APITimeoutError(APIConnectionError):
+    """A connect or read timeout, or the call's overall ``max_time``, ran out."""
+
+
+_STATUS_ERRORS: Final[dict[int, type[APIStatusError]]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    408: RequestTimeoutError,
+    429: RateLimitError,
+    500: InternalServerError,
+}
+
+
+def status_error_class(status: int) -> type[APIStatusError]:
+    """Return the most specific ``APIStatusError`` subclass for ``status``."""
+    cls = _STATUS_ERRORS.get(status)
+    if cls is not None:
+        return cls
+    if 500 <= status <= 599:
+        return ServerError
+    return APIStatusError
+
+
+def translate_client_error(exc: BaseException, *, what: str, attempts: int) -> APIConnectionError:
+    """Map an aiohttp or socket failure to our tree (the only place that knows aiohttp's).
+
+    Args:
+        exc: What aiohttp (or the socket under it) raised.
+        what: The operation and target, for the message.
+        attempts: How many requests the call has sent so far.
+
+    Returns:
+        The error to raise, to be chained with ``raise ... from exc``.
+    """
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return APITimeoutError(f"{what}: timed out ({type(exc).__name__})", attempts=attempts)
+    detail = str(exc) or type(exc).__name__
+    return APIConnectionError(f"{what}: connection failed: {detail}", attempts=attempts)

@@ -1,0 +1,60 @@
+"""Identifier validation: nothing unvalidated reaches a URL.
+
+The API reference allows letters, digits and hyphens only. The check is deliberately
+ASCII-only (``str.isalnum`` would let ``"٣"`` or ``"é"`` through) and a full match, so a
+trailing newline cannot slip past a ``$`` anchor.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from asyncdeleter._errors import InvalidIdentifierError
+
+__all__ = [
+    "FABRIC_ID_MAX",
+    "MODELARTS_ID_MAX",
+    "validate_id",
+]
+
+#: DataArts Fabric workspace and session ids: 1 to 36 characters (seed page).
+FABRIC_ID_MAX: Final = 36
+#: ModelArts project ids: 1 to 64 characters; workspace ids are treated the same (API.md).
+MODELARTS_ID_MAX: Final = 64
+
+_ALLOWED: Final = re.compile(r"[A-Za-z0-9-]+")
+
+
+def validate_id(parameter: str, value: object, max_length: int) -> str:
+    """Return ``value`` if it is a safe identifier, else raise.
+
+    Args:
+        parameter: The parameter's name, for the message.
+        value: What the caller passed.
+        max_length: The longest value the API accepts.
+
+    Returns:
+        ``value``, unchanged.
+
+    Raises:
+        InvalidIdentifierError: ``value`` is not a ``str`` of 1 to ``max_length`` letters,
+            digits and hyphens.
+    """
+    if isinstance(value, str) and 0 < len(value) <= max_length and _ALLOWED.fullmatch(value):
+        return value
+    raise InvalidIdentifierError(parameter, value, _reason(value, max_length))
+
+
+def _reason(value: object, max_length: int) -> str:
+    if not isinstance(value, str):
+        return f"must be a str, not {type(value).__name__}"
+    if not value:
+        return "must not be empty"
+    if len(value) > max_length:
+        return f"must be at most {max_length} characters, got {len(value)}"
+    bad = next(ch for ch in value if not _ALLOWED.fullmatch(ch))
+    return (
+        f"only ASCII letters, digits and hyphens are allowed; found {bad!r} "
+        f"at position {value.index(bad)}"
+    )

@@ -1,0 +1,494 @@
+"""``SessionManager``: the one place a request is built, sent, retried and judged.
+
+It owns one ``aiohttp.ClientSession`` over one ``TCPConnector`` (or borrows the caller's)
+and one ``asyncio.Semaphore`` that every call of this manager goes through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl as ssl_module
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Final, Self
+
+import aiohttp
+import attrs
+import yarl
+
+from asyncdeleter._auth import Auth, AuthSource
+from asyncdeleter._config import (
+    DEFAULT_MAX_CONCURRENCY,
+    MAX_BODY_BYTES,
+    Endpoints,
+    RetryPolicy,
+    Timeouts,
+    check_transport_security,
+)
+from asyncdeleter._errors import (
+    RAW_BODY_KEPT,
+    APIError,
+    APIStatusError,
+    ConfigurationError,
+    status_error_class,
+    translate_client_error,
+)
+from asyncdeleter._ids import FABRIC_ID_MAX, MODELARTS_ID_MAX, validate_id
+from asyncdeleter._models import DeletedWorkspace, deleted_workspace, parse_error_body
+from asyncdeleter._retry import RetryDetails, backoff_waits, parse_retry_after
+from asyncdeleter._throttle import HostGate
+from asyncdeleter._version import __version__
+
+__all__ = ["SessionManager"]
+
+_log: Final = logging.getLogger("asyncdeleter")
+
+USER_AGENT: Final = f"asyncdeleter/{__version__}"
+_THROTTLING_STATUSES: Final = frozenset({429, 503})
+
+
+class _DroppedConnectionError(aiohttp.ClientConnectionError):
+    """A connection that dropped after the request may have been sent."""
+
+
+async def _own_every_attempt(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    """Client middleware: make every resend ours to count.
+
+    Since 3.10 aiohttp silently resends an idempotent request once when a reused
+    connection drops. For a DELETE that hides an attempt which may already have deleted
+    the resource, so its 404 would look like "was never there". Re-raising the drop as an
+    error type aiohttp does not resend on hands the decision (and the count) to our retry
+    loop, which knows that a 404 after a dropped attempt means success.
+    """
+    try:
+        return await handler(request)
+    except aiohttp.ClientConnectorError:
+        raise  # never connected: nothing was sent, aiohttp does not resend these anyway
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+        raise _DroppedConnectionError(str(exc) or type(exc).__name__) from exc
+
+
+_MIDDLEWARES: Final = (_own_every_attempt,)
+
+
+@attrs.frozen(slots=True)
+class _Answer:
+    """How a call ended when it did not raise (internal: the bulk runner reads it)."""
+
+    already_gone: bool
+    attempts: int
+    request_id: str | None
+
+
+async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
+    """Read the body up to ``MAX_BODY_BYTES``; a longer body is cut and its connection closed."""
+    length = response.content_length
+    if length is not None and length <= MAX_BODY_BYTES:
+        return await response.read()
+    chunks: list[bytes] = []
+    size = 0
+    while size < MAX_BODY_BYTES:
+        chunk = await response.content.read(MAX_BODY_BYTES - size)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+    response.close()  # do not drain (or pool) a connection with an unbounded body
+    return b"".join(chunks)
+
+
+class SessionManager:
+    """Closes DataArts Fabric SQL sessions and deletes ModelArts workspaces, concurrently.
+
+    Use it as ``async with SessionManager(...) as manager:``, or call ``await
+    manager.aclose()`` when done. One manager is meant to live as long as the application:
+    it keeps one connection pool and one concurrency limit for every call.
+
+    Args:
+        region: A region id such as ``cn-north-4``; both endpoints are derived from it.
+        endpoints: Explicit base URLs; win over ``region``.
+        project_id: The ModelArts project id; ``delete_workspace`` needs it.
+        auth: ``TokenAuth``, or ``None`` to send no credentials (``close_session`` only).
+        max_concurrency: Requests of this manager in flight at once, at most.
+        retry: What is retried and for how long.
+        timeouts: Per-attempt connect and read timeouts.
+        session: An ``aiohttp.ClientSession`` to use instead of creating one; it is not
+            closed by the manager. Its client middlewares are not applied to our requests
+            (the manager installs its own, see ``_own_every_attempt``).
+        allow_insecure_http: Allow plain ``http://`` endpoints on non-loopback hosts.
+        ssl: An ``ssl.SSLContext`` (for a private CA, say); certificates are always verified.
+
+    Raises:
+        ConfigurationError: Neither ``region`` nor ``endpoints``, an insecure endpoint, a
+            bad option value, or a ``session`` whose connector pool is below
+            ``max_concurrency``.
+        InvalidIdentifierError: ``project_id`` is not a valid id.
+    """
+
+    def __init__(
+        self,
+        *,
+        region: str | None = None,
+        endpoints: Endpoints | None = None,
+        project_id: str | None = None,
+        auth: AuthSource = None,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+        session: aiohttp.ClientSession | None = None,
+        allow_insecure_http: bool = False,
+        ssl: ssl_module.SSLContext | None = None,
+    ) -> None:
+        if endpoints is None:
+            if region is None:
+                raise ConfigurationError("pass region= or endpoints=")
+            endpoints = Endpoints.for_region(region)
+        check_transport_security(endpoints, allow_insecure_http=allow_insecure_http)
+        if not isinstance(max_concurrency, int) or max_concurrency < 1:
+            raise ConfigurationError(f"max_concurrency must be an int >= 1, got {max_concurrency!r}")
+        if ssl is not None and not isinstance(ssl, ssl_module.SSLContext):
+            raise ConfigurationError("ssl must be an ssl.SSLContext (verification stays on)")
+        if session is not None:
+            pool = session.connector.limit if session.connector is not None else 0
+            if pool and pool < max_concurrency:
+                raise ConfigurationError(
+                    f"the session's connector allows {pool} connections, fewer than "
+                    f"max_concurrency={max_concurrency}: calls would wait for a pool slot "
+                    "while their timeout runs"
+                )
+        self.endpoints: Final = endpoints
+        self.project_id: Final = (
+            None if project_id is None else validate_id("project_id", project_id, MODELARTS_ID_MAX)
+        )
+        self.max_concurrency: Final = max_concurrency
+        self.retry: Final = retry if retry is not None else RetryPolicy()
+        self.timeouts: Final = timeouts if timeouts is not None else Timeouts()
+        self._auth: Auth | None = _static_auth(auth)
+        self._ssl = ssl
+        self._session = session
+        self._owns_session = session is None
+        self._closed = False
+        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._client_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.timeouts.connect, sock_read=self.timeouts.read
+        )
+        # Built once: a call only appends its ids.
+        self._sessions_prefix = f"{endpoints.fabric}/v1/workspaces/"
+        self._fabric_gate = HostGate()
+        self._modelarts_gate = HostGate()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (
+            f"SessionManager(endpoints={self.endpoints!r}, project_id={self.project_id!r}, "
+            f"max_concurrency={self.max_concurrency}, {state})"
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._ensure_session()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (unless the session was the caller's). Idempotent."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None and self._owns_session and not session.closed:
+            await session.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``aclose()`` has been called."""
+        return self._closed
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise ConfigurationError("this SessionManager is closed")
+        session = self._session
+        if session is None:
+            connector = aiohttp.TCPConnector(
+                # The pool is never the bottleneck: the semaphore is (DESIGN.md, "Bounded").
+                limit=self.max_concurrency,
+                limit_per_host=0,
+                ssl=self._ssl if self._ssl is not None else True,
+            )
+            session = self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._client_timeout,
+                headers={"User-Agent": USER_AGENT},
+                # Deletions need no cookies; skipping the jar saves work on every answer.
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        elif session.closed:
+            raise ConfigurationError("the aiohttp session given to this SessionManager is closed")
+        return session
+
+    # -- the two operations ------------------------------------------------------------
+
+    async def close_session(
+        self, workspace_id: str, session_id: str, *, missing_ok: bool = False
+    ) -> None:
+        """Close one DataArts Fabric SQL session.
+
+        ``DELETE {fabric}/v1/workspaces/{workspace_id}/sessions/{session_id}``
+
+        Args:
+            workspace_id: The Fabric workspace (1-36 letters, digits, hyphens).
+            session_id: The SQL session (1-36 letters, digits, hyphens).
+            missing_ok: Treat a session that was already gone as closed.
+
+        Raises:
+            InvalidIdentifierError: An id is malformed; nothing was sent.
+            NotFoundError: The session did not exist (and ``missing_ok`` is false).
+            APIStatusError: Another refusal, after retries where they apply.
+            APIConnectionError: No usable answer within the retry policy.
+            ConfigurationError: The manager is closed.
+        """
+        await self._close_session(workspace_id, session_id, missing_ok)
+
+    async def delete_workspace(
+        self, workspace_id: str, *, missing_ok: bool = False
+    ) -> DeletedWorkspace:
+        """Delete one ModelArts workspace.
+
+        ``DELETE {modelarts}/v1/{project_id}/workspaces/{workspace_id}``
+
+        Args:
+            workspace_id: The workspace (1-64 letters, digits, hyphens).
+            missing_ok: Treat a workspace that was already gone as deleted.
+
+        Returns:
+            The deleted workspace, with the answer's request id; ``already_gone`` tells
+            whether it was missing before the call.
+
+        Raises:
+            InvalidIdentifierError: The id is malformed; nothing was sent.
+            ConfigurationError: No ``project_id`` or no credentials, or the manager is closed.
+            NotFoundError: The workspace did not exist (and ``missing_ok`` is false).
+            APIStatusError: Another refusal, after retries where they apply.
+            APIConnectionError: No usable answer within the retry policy.
+        """
+        answer = await self._delete_workspace(workspace_id, missing_ok)
+        result = deleted_workspace(workspace_id, answer.request_id)
+        return attrs.evolve(result, already_gone=True) if answer.already_gone else result
+
+    async def _close_session(
+        self, workspace_id: str, session_id: str, missing_ok: bool
+    ) -> _Answer:
+        validate_id("workspace_id", workspace_id, FABRIC_ID_MAX)
+        validate_id("session_id", session_id, FABRIC_ID_MAX)
+        return await self._delete(
+            f"{self._sessions_prefix}{workspace_id}/sessions/{session_id}",
+            self._fabric_gate,
+            "close_session",
+            f"{workspace_id}/{session_id}",
+            missing_ok,
+        )
+
+    async def _delete_workspace(self, workspace_id: str, missing_ok: bool) -> _Answer:
+        validate_id("workspace_id", workspace_id, MODELARTS_ID_MAX)
+        if self.project_id is None:
+            raise ConfigurationError("delete_workspace needs a project_id on the SessionManager")
+        if self._auth is None:
+            raise ConfigurationError(
+                "delete_workspace needs credentials: ModelArts requires X-Auth-Token or an "
+                "AK/SK signature"
+            )
+        return await self._delete(
+            f"{self.endpoints.modelarts}/v1/{self.project_id}/workspaces/{workspace_id}",
+            self._modelarts_gate,
+            "delete_workspace",
+            workspace_id,
+            missing_ok,
+        )
+
+    # -- the request path --------------------------------------------------------------
+
+    async def _delete(
+        self, url_text: str, gate: HostGate, operation: str, target: str, missing_ok: bool
+    ) -> _Answer:
+        """Send one DELETE with retries; return how it ended or raise the typed error.
+
+        The ids were validated, so the URL needs no quoting (``encoded=True``).
+        """
+        session = self._ensure_session()
+        url = yarl.URL(url_text, encoded=True)
+        policy = self.retry
+        loop = asyncio.get_running_loop()
+        attempts = 0
+        # Set once an attempt may have deleted the resource without us seeing the answer
+        # (dropped connection, timeout, 408, 5xx): a later 404 then means success.
+        may_have_taken_effect = False
+        deadline = 0.0
+        waits: Iterator[float] | None = None
+        while True:
+            if policy.wait and gate.paused_until > loop.time():
+                await gate.wait_until_open()
+            async with self._semaphore:
+                started = loop.time()
+                if attempts == 0:
+                    # max_time counts from the first send, not from queueing.
+                    deadline = started + policy.max_time
+                attempts += 1
+                auth = self._auth
+                headers = None if auth is None else auth.headers_for("DELETE", url)
+                remaining = deadline - started
+                timeout = self._client_timeout
+                if remaining < self.timeouts.connect + self.timeouts.read:
+                    timeout = aiohttp.ClientTimeout(
+                        total=remaining,
+                        sock_connect=self.timeouts.connect,
+                        sock_read=self.timeouts.read,
+                    )
+                status: int | None = None
+                request_id: str | None = None
+                raw = b""
+                try:
+                    async with session.request(
+                        "DELETE",
+                        url,
+                        headers=headers,
+                        timeout=timeout,
+                        allow_redirects=False,
+                        middlewares=_MIDDLEWARES,
+                    ) as response:
+                        status = response.status
+                        request_id = response.headers.get("X-Request-Id")
+                        raw = await self._read_body(response, status)
+                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                    error: APIError = translate_client_error(
+                        exc, what=f"{operation} {target}", attempts=attempts
+                    )
+                    if not isinstance(exc, aiohttp.ClientConnectorError):
+                        may_have_taken_effect = True
+                    retryable = policy.retry_connection_errors
+                    cause: BaseException = exc
+                    retry_after = None
+                else:
+                    if 200 <= status < 300:
+                        self._log_attempt(operation, target, status, attempts, loop.time() - started)
+                        return _Answer(False, attempts, request_id)
+                    if status == 404 and (may_have_taken_effect or missing_ok):
+                        self._log_attempt(operation, target, status, attempts, loop.time() - started)
+                        return _Answer(not may_have_taken_effect, attempts, request_id)
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                    error = _status_error(
+                        operation, target, status, raw, request_id, attempts, retry_after
+                    )
+                    cause = error
+                    retryable = status in policy.retry_statuses
+                    if status >= 500 or status == 408:
+                        may_have_taken_effect = True
+                    if retry_after is not None and status in _THROTTLING_STATUSES:
+                        # The gateway throttles the tenant: pause every send to this host.
+                        gate.pause_for(min(retry_after, policy.max_retry_after))
+                self._log_attempt(operation, target, status, attempts, loop.time() - started)
+
+            # Outside the semaphore: a waiting call must not hold a slot.
+            if not retryable or attempts >= policy.max_tries:
+                raise error from (None if cause is error else cause)
+            if retry_after is not None:
+                wait = min(retry_after, policy.max_retry_after)
+            else:
+                if waits is None:
+                    waits = backoff_waits(policy)
+                wait = next(waits)
+            if not policy.wait:
+                wait = 0.0
+            if loop.time() + wait >= deadline:
+                # The wait would end past max_time: give up now, with the real error.
+                raise error from (None if cause is error else cause)
+            self._before_retry(
+                RetryDetails(
+                    operation=operation,
+                    target=target,
+                    attempt=attempts,
+                    wait=wait,
+                    cause=error,
+                    status=status,
+                )
+            )
+            await asyncio.sleep(wait)
+
+    @staticmethod
+    async def _read_body(response: aiohttp.ClientResponse, status: int) -> bytes:
+        try:
+            return await _read_capped(response)
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, asyncio.TimeoutError):
+            if 200 <= status < 300:
+                # The status line already said it worked; a broken body cannot undo that.
+                return b""
+            raise
+
+    def _before_retry(self, details: RetryDetails) -> None:
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug(
+                "%s %s: retrying after attempt %d in %.3fs (%s)",
+                details.operation,
+                details.target,
+                details.attempt,
+                details.wait,
+                details.cause,
+            )
+        for hook in self.retry.on_retry:
+            try:
+                hook(details)
+            except Exception:
+                _log.exception("on_retry hook %r failed; the retry goes on", hook)
+
+    @staticmethod
+    def _log_attempt(
+        operation: str, target: str, status: int | None, attempt: int, elapsed: float
+    ) -> None:
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug(
+                "%s %s: status=%s attempt=%d elapsed=%.3fs",
+                operation,
+                target,
+                status if status is not None else "no answer",
+                attempt,
+                elapsed,
+            )
+
+
+def _status_error(
+    operation: str,
+    target: str,
+    status: int,
+    raw: bytes,
+    request_id: str | None,
+    attempts: int,
+    retry_after: float | None,
+) -> APIStatusError:
+    body = parse_error_body(raw)
+    detail = body.error_msg or raw[:200].decode("utf-8", "replace").strip() or "(no body)"
+    code = f" {body.error_code}" if body.error_code else ""
+    return status_error_class(status)(
+        f"{operation} {target}: HTTP {status}{code}: {detail}",
+        status=status,
+        error_code=body.error_code,
+        error_msg=body.error_msg,
+        solution_msg=body.solution_msg,
+        request_id=request_id,
+        attempts=attempts,
+        raw_body=raw[: RAW_BODY_KEPT * 4].decode("utf-8", "replace"),
+        retry_after=retry_after,
+    )
+
+
+def _static_auth(auth: AuthSource) -> Auth | None:
+    if auth is None or hasattr(auth, "headers_for"):
+        return auth  # type: ignore[return-value]
+    raise ConfigurationError(f"auth must be TokenAuth or None, got {type(auth).__name__}")

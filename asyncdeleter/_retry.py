@@ -1,0 +1,87 @@
+"""Retry decisions: the wait generator, ``Retry-After``, and the record handed to hooks.
+
+The waits come from ``backoff``'s own generators (``backoff.expo`` with
+``backoff.full_jitter``); the loop that uses them lives in ``_manager`` because it must
+also honour ``Retry-After``, the overall deadline and the 404-after-retry rule, which a
+decorator cannot see.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import time
+from collections.abc import Iterator
+from typing import Final
+
+import attrs
+import backoff
+
+from asyncdeleter._config import RetryPolicy
+
+__all__ = ["RetryDetails", "backoff_waits", "parse_retry_after"]
+
+# The HTTP-date form of Retry-After is absolute; anything past a day is nonsense to us.
+_MAX_SANE_RETRY_AFTER: Final = 86_400.0
+
+
+@attrs.frozen(kw_only=True)
+class RetryDetails:
+    """What a retry hook is told, just before the manager waits and tries again.
+
+    Attributes:
+        operation: ``close_session`` or ``delete_workspace``.
+        target: The ids the call is about, such as ``ws-1/sess-9``.
+        attempt: The number of the attempt that just failed (1 for the first).
+        wait: How long the manager will now wait, in seconds.
+        cause: The typed error of the failed attempt.
+        status: Its HTTP status, or ``None`` when no answer arrived.
+    """
+
+    operation: str
+    target: str
+    attempt: int
+    wait: float
+    cause: BaseException
+    status: int | None
+
+
+def backoff_waits(policy: RetryPolicy) -> Iterator[float]:
+    """Yield the jittered backoff waits of ``policy``, one per retry.
+
+    Each ceiling doubles from ``initial_wait`` up to ``max_wait``; the wait is drawn
+    uniformly below it ("full jitter"), so a crowd of failing calls spreads out instead of
+    retrying in lockstep.
+    """
+    ceilings = backoff.expo(base=2, factor=policy.initial_wait, max_value=policy.max_wait)
+    next(ceilings)  # backoff's generators are primed with one next() (their first yield)
+    for ceiling in ceilings:
+        yield backoff.full_jitter(ceiling)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Return the wait a ``Retry-After`` header asks for, in seconds, or ``None``.
+
+    Args:
+        value: The header: delta-seconds (``"3"``, also ``"2.5"``) or an HTTP date.
+        now: The current Unix time, for the HTTP-date form (tests inject it).
+
+    Returns:
+        A non-negative number of seconds, or ``None`` for a missing or unreadable value.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if math.isnan(seconds):
+        return None
+    return min(max(seconds, 0.0), _MAX_SANE_RETRY_AFTER)

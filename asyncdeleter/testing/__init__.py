@@ -1,0 +1,18 @@
+"""Test against DataArts Fabric and ModelArts without a cloud account.
+
+``Emulator`` serves both services on loopback, with state, the services' exact error
+bodies, credential checks and fault injection::
+
+    async with Emulator(token="t") as emu:
+        emu.add_sessions("ws-1", ["sess-1"])
+        async with SessionManager(endpoints=emu.endpoints(), auth=TokenAuth("t")) as m:
+            await m.close_session("ws-1", "sess-1")
+
+With pytest, the ``asyncdeleter_emulator`` fixture (registered through a ``pytest11``
+entry point) gives a started emulator served from a background thread.
+"""
+
+from asyncdeleter.testing._emulator import Emulator, RecordedRequest
+from asyncdeleter.testing._faults import Fault, FaultKind
+
+__all__ = ["Emulator", "Fault", "FaultKind", "RecordedRequest"]

@@ -7,7 +7,7 @@ once, at construction, so no request can carry an injected header.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeAlias
+from typing import Protocol, TypeAlias, runtime_checkable
 
 import attrs
 import yarl
@@ -18,6 +18,7 @@ from asyncdeleter._errors import ConfigurationError
 __all__ = ["Auth", "AuthProvider", "AuthSource", "TokenAuth"]
 
 
+@runtime_checkable
 class Auth(Protocol):
     """What the manager asks of a credential: headers for one attempt of one request."""
 

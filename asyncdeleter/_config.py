@@ -83,6 +83,10 @@ def _base_url(name: str, value: str) -> str:
     return str(url).rstrip("/")
 
 
+def _strip_slash(value: object) -> str:
+    return str(value).rstrip("/")
+
+
 def _endpoint_validator(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
     _base_url(attribute.name, value)
 
@@ -96,12 +100,8 @@ class Endpoints:
         modelarts: ModelArts, e.g. ``https://modelarts.cn-north-4.myhuaweicloud.com``.
     """
 
-    fabric: str = attrs.field(
-        converter=lambda v: str(v).rstrip("/"), validator=_endpoint_validator
-    )
-    modelarts: str = attrs.field(
-        converter=lambda v: str(v).rstrip("/"), validator=_endpoint_validator
-    )
+    fabric: str = attrs.field(converter=_strip_slash, validator=_endpoint_validator)
+    modelarts: str = attrs.field(converter=_strip_slash, validator=_endpoint_validator)
 
     @classmethod
     def for_region(
@@ -207,9 +207,7 @@ class RetryPolicy:
     initial_wait: float = attrs.field(default=DEFAULT_INITIAL_WAIT, validator=_non_negative)
     max_wait: float = attrs.field(default=DEFAULT_MAX_WAIT, validator=_non_negative)
     max_time: float = attrs.field(default=DEFAULT_MAX_TIME, validator=_positive)
-    max_retry_after: float = attrs.field(
-        default=DEFAULT_MAX_RETRY_AFTER, validator=_non_negative
-    )
+    max_retry_after: float = attrs.field(default=DEFAULT_MAX_RETRY_AFTER, validator=_non_negative)
     retry_statuses: frozenset[int] = attrs.field(
         default=DEFAULT_RETRY_STATUSES, converter=frozenset, validator=_retry_statuses
     )

@@ -83,6 +83,32 @@ class _Answer:
     request_id: str | None
 
 
+@attrs.define(slots=True)
+class _Call:
+    """The state of one call across its attempts."""
+
+    url: yarl.URL
+    gate: HostGate
+    operation: str
+    target: str
+    missing_ok: bool
+    attempts: int = 0
+    deadline: float = 0.0
+    # Set once an attempt may have deleted the resource without us seeing the answer
+    # (dropped connection, timeout, 408, 5xx): a later 404 then means success.
+    may_have_taken_effect: bool = False
+
+
+@attrs.frozen(slots=True)
+class _Failure:
+    """An attempt that did not succeed: the typed error and whether to try again."""
+
+    error: APIError
+    cause: BaseException | None
+    retryable: bool
+    retry_after: float | None
+
+
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
     """Read the body up to ``MAX_BODY_BYTES``; a longer body is cut and its connection closed."""
     length = response.content_length
@@ -148,7 +174,9 @@ class SessionManager:
             endpoints = Endpoints.for_region(region)
         check_transport_security(endpoints, allow_insecure_http=allow_insecure_http)
         if not isinstance(max_concurrency, int) or max_concurrency < 1:
-            raise ConfigurationError(f"max_concurrency must be an int >= 1, got {max_concurrency!r}")
+            raise ConfigurationError(
+                f"max_concurrency must be an int >= 1, got {max_concurrency!r}"
+            )
         if ssl is not None and not isinstance(ssl, ssl_module.SSLContext):
             raise ConfigurationError("ssl must be an ssl.SSLContext (verification stays on)")
         if session is not None:
@@ -284,9 +312,7 @@ class SessionManager:
         result = deleted_workspace(workspace_id, answer.request_id)
         return attrs.evolve(result, already_gone=True) if answer.already_gone else result
 
-    async def _close_session(
-        self, workspace_id: str, session_id: str, missing_ok: bool
-    ) -> _Answer:
+    async def _close_session(self, workspace_id: str, session_id: str, missing_ok: bool) -> _Answer:
         validate_id("workspace_id", workspace_id, FABRIC_ID_MAX)
         validate_id("session_id", session_id, FABRIC_ID_MAX)
         return await self._delete(
@@ -324,113 +350,101 @@ class SessionManager:
         The ids were validated, so the URL needs no quoting (``encoded=True``).
         """
         session = self._ensure_session()
-        url = yarl.URL(url_text, encoded=True)
+        call = _Call(
+            url=yarl.URL(url_text, encoded=True),
+            gate=gate,
+            operation=operation,
+            target=target,
+            missing_ok=missing_ok,
+        )
         policy = self.retry
         loop = asyncio.get_running_loop()
-        attempts = 0
-        # Set once an attempt may have deleted the resource without us seeing the answer
-        # (dropped connection, timeout, 408, 5xx): a later 404 then means success.
-        may_have_taken_effect = False
-        deadline = 0.0
         waits: Iterator[float] | None = None
         while True:
             if policy.wait and gate.paused_until > loop.time():
                 await gate.wait_until_open()
             async with self._semaphore:
-                started = loop.time()
-                if attempts == 0:
-                    # max_time counts from the first send, not from queueing.
-                    deadline = started + policy.max_time
-                attempts += 1
-                auth = self._auth
-                headers = None if auth is None else auth.headers_for("DELETE", url)
-                remaining = deadline - started
-                timeout = self._client_timeout
-                if remaining < self.timeouts.connect + self.timeouts.read:
-                    timeout = aiohttp.ClientTimeout(
-                        total=remaining,
-                        sock_connect=self.timeouts.connect,
-                        sock_read=self.timeouts.read,
-                    )
-                status: int | None = None
-                request_id: str | None = None
-                raw = b""
-                try:
-                    async with session.request(
-                        "DELETE",
-                        url,
-                        headers=headers,
-                        timeout=timeout,
-                        allow_redirects=False,
-                        middlewares=_MIDDLEWARES,
-                    ) as response:
-                        status = response.status
-                        request_id = response.headers.get("X-Request-Id")
-                        raw = await self._read_body(response, status)
-                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                    error: APIError = translate_client_error(
-                        exc, what=f"{operation} {target}", attempts=attempts
-                    )
-                    if not isinstance(exc, aiohttp.ClientConnectorError):
-                        may_have_taken_effect = True
-                    retryable = policy.retry_connection_errors
-                    cause: BaseException = exc
-                    retry_after = None
-                else:
-                    if 200 <= status < 300:
-                        self._log_attempt(operation, target, status, attempts, loop.time() - started)
-                        return _Answer(False, attempts, request_id)
-                    if status == 404 and (may_have_taken_effect or missing_ok):
-                        self._log_attempt(operation, target, status, attempts, loop.time() - started)
-                        return _Answer(not may_have_taken_effect, attempts, request_id)
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                    error = _status_error(
-                        operation, target, status, raw, request_id, attempts, retry_after
-                    )
-                    cause = error
-                    retryable = status in policy.retry_statuses
-                    if status >= 500 or status == 408:
-                        may_have_taken_effect = True
-                    if retry_after is not None and status in _THROTTLING_STATUSES:
-                        # The gateway throttles the tenant: pause every send to this host.
-                        gate.pause_for(min(retry_after, policy.max_retry_after))
-                self._log_attempt(operation, target, status, attempts, loop.time() - started)
-
+                result = await self._attempt(session, call, loop)
+            if isinstance(result, _Answer):
+                return result
             # Outside the semaphore: a waiting call must not hold a slot.
-            if not retryable or attempts >= policy.max_tries:
-                raise error from (None if cause is error else cause)
-            if retry_after is not None:
-                wait = min(retry_after, policy.max_retry_after)
+            if not result.retryable or call.attempts >= policy.max_tries:
+                raise result.error from result.cause
+            if result.retry_after is not None:
+                wait = min(result.retry_after, policy.max_retry_after)
             else:
                 if waits is None:
                     waits = backoff_waits(policy)
                 wait = next(waits)
             if not policy.wait:
                 wait = 0.0
-            if loop.time() + wait >= deadline:
+            if loop.time() + wait >= call.deadline:
                 # The wait would end past max_time: give up now, with the real error.
-                raise error from (None if cause is error else cause)
+                raise result.error from result.cause
             self._before_retry(
                 RetryDetails(
                     operation=operation,
                     target=target,
-                    attempt=attempts,
+                    attempt=call.attempts,
                     wait=wait,
-                    cause=error,
-                    status=status,
+                    cause=result.error,
+                    status=result.error.status,
                 )
             )
             await asyncio.sleep(wait)
 
-    @staticmethod
-    async def _read_body(response: aiohttp.ClientResponse, status: int) -> bytes:
+    async def _attempt(
+        self, session: aiohttp.ClientSession, call: _Call, loop: asyncio.AbstractEventLoop
+    ) -> _Answer | _Failure:
+        """Send one attempt (the caller holds a semaphore slot) and judge its answer."""
+        started = loop.time()
+        if call.attempts == 0:
+            # max_time counts from the first send, not from queueing for the semaphore.
+            call.deadline = started + self.retry.max_time
+        call.attempts += 1
+        auth = self._auth
+        headers = None if auth is None else auth.headers_for("DELETE", call.url)
+        timeout = self._client_timeout
+        remaining = call.deadline - started
+        if remaining < self.timeouts.connect + self.timeouts.read:
+            timeout = aiohttp.ClientTimeout(
+                total=remaining, sock_connect=self.timeouts.connect, sock_read=self.timeouts.read
+            )
         try:
-            return await _read_capped(response)
-        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, asyncio.TimeoutError):
-            if 200 <= status < 300:
-                # The status line already said it worked; a broken body cannot undo that.
-                return b""
-            raise
+            async with session.request(
+                "DELETE",
+                call.url,
+                headers=headers,
+                timeout=timeout,
+                allow_redirects=False,
+                middlewares=_MIDDLEWARES,
+            ) as response:
+                status = response.status
+                request_id = response.headers.get("X-Request-Id")
+                raw = await _read_body(response, status)
+                retry_after_header = response.headers.get("Retry-After")
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            _log_attempt(call, None, started, loop)
+            if not isinstance(exc, aiohttp.ClientConnectorError):
+                call.may_have_taken_effect = True  # the request may have gone out
+            connection_error = translate_client_error(
+                exc, what=f"{call.operation} {call.target}", attempts=call.attempts
+            )
+            return _Failure(connection_error, exc, self.retry.retry_connection_errors, None)
+        _log_attempt(call, status, started, loop)
+        if 200 <= status < 300:
+            return _Answer(False, call.attempts, request_id)
+        if status == 404 and (call.may_have_taken_effect or call.missing_ok):
+            # After an attempt that may have deleted it, a 404 proves that attempt worked.
+            return _Answer(not call.may_have_taken_effect, call.attempts, request_id)
+        retry_after = parse_retry_after(retry_after_header)
+        error = _status_error(call, status, raw, request_id, retry_after)
+        if status >= 500 or status == 408:
+            call.may_have_taken_effect = True
+        if retry_after is not None and status in _THROTTLING_STATUSES:
+            # The gateway throttles the tenant: pause every send to this host.
+            call.gate.pause_for(min(retry_after, self.retry.max_retry_after))
+        return _Failure(error, None, status in self.retry.retry_statuses, retry_after)
 
     def _before_retry(self, details: RetryDetails) -> None:
         if _log.isEnabledFor(logging.DEBUG):
@@ -445,50 +459,54 @@ class SessionManager:
         for hook in self.retry.on_retry:
             try:
                 hook(details)
-            except Exception:
+            except Exception:  # noqa: BLE001 - a user's hook must not break the retry
                 _log.exception("on_retry hook %r failed; the retry goes on", hook)
 
-    @staticmethod
-    def _log_attempt(
-        operation: str, target: str, status: int | None, attempt: int, elapsed: float
-    ) -> None:
-        if _log.isEnabledFor(logging.DEBUG):
-            _log.debug(
-                "%s %s: status=%s attempt=%d elapsed=%.3fs",
-                operation,
-                target,
-                status if status is not None else "no answer",
-                attempt,
-                elapsed,
-            )
+
+async def _read_body(response: aiohttp.ClientResponse, status: int) -> bytes:
+    try:
+        return await _read_capped(response)
+    except (TimeoutError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError):
+        if 200 <= status < 300:
+            # The status line already said it worked; a broken body cannot undo that.
+            return b""
+        raise
+
+
+def _log_attempt(
+    call: _Call, status: int | None, started: float, loop: asyncio.AbstractEventLoop
+) -> None:
+    if _log.isEnabledFor(logging.DEBUG):
+        _log.debug(
+            "%s %s: status=%s attempt=%d elapsed=%.3fs",
+            call.operation,
+            call.target,
+            status if status is not None else "no answer",
+            call.attempts,
+            loop.time() - started,
+        )
 
 
 def _status_error(
-    operation: str,
-    target: str,
-    status: int,
-    raw: bytes,
-    request_id: str | None,
-    attempts: int,
-    retry_after: float | None,
+    call: _Call, status: int, raw: bytes, request_id: str | None, retry_after: float | None
 ) -> APIStatusError:
     body = parse_error_body(raw)
     detail = body.error_msg or raw[:200].decode("utf-8", "replace").strip() or "(no body)"
     code = f" {body.error_code}" if body.error_code else ""
     return status_error_class(status)(
-        f"{operation} {target}: HTTP {status}{code}: {detail}",
+        f"{call.operation} {call.target}: HTTP {status}{code}: {detail}",
         status=status,
         error_code=body.error_code,
         error_msg=body.error_msg,
         solution_msg=body.solution_msg,
         request_id=request_id,
-        attempts=attempts,
+        attempts=call.attempts,
         raw_body=raw[: RAW_BODY_KEPT * 4].decode("utf-8", "replace"),
         retry_after=retry_after,
     )
 
 
 def _static_auth(auth: AuthSource) -> Auth | None:
-    if auth is None or hasattr(auth, "headers_for"):
-        return auth  # type: ignore[return-value]
+    if auth is None or isinstance(auth, Auth):
+        return auth
     raise ConfigurationError(f"auth must be TokenAuth or None, got {type(auth).__name__}")

@@ -28,5 +28,6 @@ class HostGate:
     async def wait_until_open(self) -> None:
         """Sleep until the pause (which may be extended meanwhile) is over."""
         loop = asyncio.get_running_loop()
-        while (delay := self.paused_until - loop.time()) > 0:
+        # A loop, not an Event: another 429 may extend the pause while we sleep.
+        while (delay := self.paused_until - loop.time()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(delay)

@@ -16,16 +16,15 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Self
+from typing import Final, Self
 
 import attrs
 from aiohttp import web
 
+# The one piece of the client the emulator uses: a plain config class, not the request path.
+from asyncdeleter._config import Endpoints
 from asyncdeleter.testing._bodies import JSON, error_answer, forbidden_body, not_found_body
 from asyncdeleter.testing._faults import Fault, FaultKind
-
-if TYPE_CHECKING:
-    from asyncdeleter._config import Endpoints
 
 __all__ = ["Emulator", "RecordedRequest"]
 
@@ -163,7 +162,9 @@ class Emulator:
         State methods may be called from the calling thread meanwhile.
         """
         loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="asyncdeleter-emulator", daemon=True)
+        thread = threading.Thread(
+            target=loop.run_forever, name="asyncdeleter-emulator", daemon=True
+        )
         thread.start()
         try:
             asyncio.run_coroutine_threadsafe(self.start(), loop).result(timeout=30)
@@ -185,9 +186,6 @@ class Emulator:
 
     def endpoints(self) -> Endpoints:
         """``Endpoints`` for a ``SessionManager``: both services at ``url``."""
-        # Imported here: the emulator needs only this plain config class of the client.
-        from asyncdeleter._config import Endpoints
-
         return Endpoints(fabric=self.url, modelarts=self.url)
 
     # -- state -------------------------------------------------------------------------
@@ -257,7 +255,9 @@ class Emulator:
         if self.latency or self.latency_jitter:
             await asyncio.sleep(self.latency + self._random.uniform(0, self.latency_jitter))
 
-        def done(status: int | None, fault: FaultKind | None = None, committed: bool = False) -> None:
+        def done(
+            status: int | None, fault: FaultKind | None = None, committed: bool = False
+        ) -> None:
             if self.record_requests:
                 self.requests.append(
                     RecordedRequest(
@@ -277,7 +277,10 @@ class Emulator:
             return _json(404, _UNKNOWN_API)
         if request.method != "DELETE":
             done(405)
-            return _json(405, json.dumps({"error_code": "APIG.0102", "error_msg": "Method not allowed"}).encode())
+            return _json(
+                405,
+                json.dumps({"error_code": "APIG.0102", "error_msg": "Method not allowed"}).encode(),
+            )
         refusal = self._refuse(request, route)
         if refusal is not None:
             done(refusal.status)
@@ -301,7 +304,7 @@ class Emulator:
         """Gateway checks, in the gateway's order: credentials, throttling, permissions."""
         if self.token is not None and request.headers.get("X-Auth-Token") != self.token:
             return _error(401)
-        if self.throttle_rps is not None and not self._take_throttle_token():
+        if self.throttle_rps is not None and not self._take_throttle_token(self.throttle_rps):
             content_type, body = error_answer(429)
             headers = {"X-Request-Id": uuid.uuid4().hex}
             if self.throttle_retry_after is not None:
@@ -311,10 +314,8 @@ class Emulator:
             return _json(403, forbidden_body())
         return None
 
-    def _take_throttle_token(self) -> bool:
-        assert self.throttle_rps is not None
+    def _take_throttle_token(self, rate: float) -> bool:
         now = asyncio.get_running_loop().time()
-        rate = self.throttle_rps
         self._throttle_tokens = min(rate, self._throttle_tokens + (now - self._throttle_at) * rate)
         if self._throttle_at == 0.0:
             self._throttle_tokens = rate  # a fresh bucket is full
@@ -446,5 +447,8 @@ def _json(status: int, body: bytes) -> web.Response:
 def _error(status: int) -> web.Response:
     content_type, body = error_answer(status)
     return web.Response(
-        status=status, body=body, content_type=content_type, headers={"X-Request-Id": uuid.uuid4().hex}
+        status=status,
+        body=body,
+        content_type=content_type,
+        headers={"X-Request-Id": uuid.uuid4().hex},
     )

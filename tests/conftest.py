@@ -1,0 +1,40 @@
+"""Shared fixtures: a real emulator on loopback and managers pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+import asyncdeleter
+from asyncdeleter.testing import Emulator
+
+TOKEN = "test-token-0123456789"
+PROJECT = "proj-1"
+
+#: Retries without waiting: the public switch, so retry tests run in milliseconds.
+NO_WAIT = asyncdeleter.RetryPolicy(wait=False)
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    async with Emulator(token=TOKEN, seed=1234) as emu:
+        yield emu
+
+
+@pytest.fixture
+def make_manager(emulator: Emulator) -> Callable[..., asyncdeleter.SessionManager]:
+    """Build a manager for the emulator; keyword arguments override the defaults."""
+
+    def make(**overrides: Any) -> asyncdeleter.SessionManager:
+        options: dict[str, Any] = {
+            "endpoints": emulator.endpoints(),
+            "project_id": PROJECT,
+            "auth": asyncdeleter.TokenAuth(TOKEN),
+            "retry": NO_WAIT,
+        }
+        options.update(overrides)
+        return asyncdeleter.SessionManager(**options)
+
+    return make

@@ -6,6 +6,7 @@ The emulator for tests lives in ``asyncdeleter.testing``.
 """
 
 from asyncdeleter._auth import TokenAuth
+from asyncdeleter._bulk import BulkReport, BulkRun, Outcome, OutcomeKind
 from asyncdeleter._config import Endpoints, RetryPolicy, Timeouts
 from asyncdeleter._errors import (
     APIConnectionError,
@@ -37,12 +38,16 @@ __all__ = [
     "AsyncDeleterError",
     "AuthenticationError",
     "BadRequestError",
+    "BulkReport",
+    "BulkRun",
     "ConfigurationError",
     "DeletedWorkspace",
     "Endpoints",
     "InternalServerError",
     "InvalidIdentifierError",
     "NotFoundError",
+    "Outcome",
+    "OutcomeKind",
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTimeoutError",

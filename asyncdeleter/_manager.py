@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl as ssl_module
-from collections.abc import Iterator
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Final, Self
 
@@ -18,6 +18,7 @@ import attrs
 import yarl
 
 from asyncdeleter._auth import Auth, AuthSource
+from asyncdeleter._bulk import BulkRun, ProgressCallback
 from asyncdeleter._config import (
     DEFAULT_MAX_CONCURRENCY,
     MAX_BODY_BYTES,
@@ -31,6 +32,7 @@ from asyncdeleter._errors import (
     APIError,
     APIStatusError,
     ConfigurationError,
+    InvalidIdentifierError,
     status_error_class,
     translate_client_error,
 )
@@ -92,6 +94,8 @@ class _Call:
     operation: str
     target: str
     missing_ok: bool
+    # Told of each throttling answer (429/503): a bulk run's adaptive limit listens here.
+    on_throttle: Callable[[], None] | None = None
     attempts: int = 0
     deadline: float = 0.0
     # Set once an attempt may have deleted the resource without us seeing the answer
@@ -146,6 +150,8 @@ class SessionManager:
             (the manager installs its own, see ``_own_every_attempt``).
         allow_insecure_http: Allow plain ``http://`` endpoints on non-loopback hosts.
         ssl: An ``ssl.SSLContext`` (for a private CA, say); certificates are always verified.
+        max_rate: Send at most this many requests per second to each host (a client-side
+            cap for users who know their quota); ``None`` for no cap.
 
     Raises:
         ConfigurationError: Neither ``region`` nor ``endpoints``, an insecure endpoint, a
@@ -167,6 +173,7 @@ class SessionManager:
         session: aiohttp.ClientSession | None = None,
         allow_insecure_http: bool = False,
         ssl: ssl_module.SSLContext | None = None,
+        max_rate: float | None = None,
     ) -> None:
         if endpoints is None:
             if region is None:
@@ -177,6 +184,8 @@ class SessionManager:
             raise ConfigurationError(
                 f"max_concurrency must be an int >= 1, got {max_concurrency!r}"
             )
+        if max_rate is not None and not max_rate > 0:
+            raise ConfigurationError(f"max_rate must be > 0 requests per second, got {max_rate!r}")
         if ssl is not None and not isinstance(ssl, ssl_module.SSLContext):
             raise ConfigurationError("ssl must be an ssl.SSLContext (verification stays on)")
         if session is not None:
@@ -205,8 +214,9 @@ class SessionManager:
         )
         # Built once: a call only appends its ids.
         self._sessions_prefix = f"{endpoints.fabric}/v1/workspaces/"
-        self._fabric_gate = HostGate()
-        self._modelarts_gate = HostGate()
+        self._workspaces_prefix = f"{endpoints.modelarts}/v1/{self.project_id}/workspaces/"
+        self._fabric_gate = HostGate(max_rate)
+        self._modelarts_gate = HostGate(max_rate)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -241,9 +251,12 @@ class SessionManager:
         """Whether ``aclose()`` has been called."""
         return self._closed
 
-    def _ensure_session(self) -> aiohttp.ClientSession:
+    def _ensure_open(self) -> None:
         if self._closed:
             raise ConfigurationError("this SessionManager is closed")
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        self._ensure_open()
         session = self._session
         if session is None:
             connector = aiohttp.TCPConnector(
@@ -312,19 +325,134 @@ class SessionManager:
         result = deleted_workspace(workspace_id, answer.request_id)
         return attrs.evolve(result, already_gone=True) if answer.already_gone else result
 
+    # -- bulk runs ---------------------------------------------------------------------
+
+    def close_sessions(
+        self,
+        targets: Iterable[tuple[str, str]] | AsyncIterable[tuple[str, str]],
+        *,
+        missing_ok: bool = True,
+        fail_fast: bool = False,
+        on_progress: ProgressCallback[tuple[str, str]] | None = None,
+        adaptive: bool = True,
+    ) -> BulkRun[tuple[str, str]]:
+        """Close many SQL sessions: ``await`` for a report or ``async for`` the outcomes.
+
+        Args:
+            targets: ``(workspace_id, session_id)`` pairs: a list, a generator or an async
+                generator of any length; it is read lazily.
+            missing_ok: Count a first-attempt 404 as ``already_gone`` (else ``failed``).
+            fail_fast: Stop starting new work at the first ``failed`` or ``invalid`` item.
+            on_progress: Called as ``on_progress(done, total_or_None, outcome)`` per item.
+            adaptive: Shrink concurrency on throttling answers and grow it back (AIMD).
+
+        Returns:
+            A ``BulkRun``; nothing is sent until it is awaited or iterated.
+
+        Raises:
+            ConfigurationError: The manager is closed.
+        """
+        self._ensure_open()
+
+        async def close_one(
+            target: tuple[str, str], on_throttle: Callable[[], None] | None
+        ) -> tuple[bool, int, str | None]:
+            workspace_id, session_id = target
+            answer = await self._send_close(workspace_id, session_id, missing_ok, on_throttle)
+            return answer.already_gone, answer.attempts, answer.request_id
+
+        return BulkRun(
+            targets,
+            validate=_session_target,
+            operation=close_one,
+            concurrency=self.max_concurrency,
+            adaptive=adaptive,
+            fail_fast=fail_fast,
+            on_progress=on_progress,
+        )
+
+    def delete_workspaces(
+        self,
+        workspace_ids: Iterable[str] | AsyncIterable[str],
+        *,
+        missing_ok: bool = True,
+        fail_fast: bool = False,
+        on_progress: ProgressCallback[str] | None = None,
+        adaptive: bool = True,
+    ) -> BulkRun[str]:
+        """Delete many ModelArts workspaces: ``await`` for a report or ``async for`` outcomes.
+
+        Takes the same options as ``close_sessions``; ``workspace_ids`` yields plain ids.
+
+        Raises:
+            ConfigurationError: No ``project_id`` or no credentials, or the manager is
+                closed: checked here, before anything is read or sent.
+        """
+        self._ensure_open()
+        self._check_workspace_config()
+
+        async def delete_one(
+            workspace_id: str, on_throttle: Callable[[], None] | None
+        ) -> tuple[bool, int, str | None]:
+            answer = await self._send_delete_workspace(workspace_id, missing_ok, on_throttle)
+            return answer.already_gone, answer.attempts, answer.request_id
+
+        return BulkRun(
+            workspace_ids,
+            validate=_workspace_target,
+            operation=delete_one,
+            concurrency=self.max_concurrency,
+            adaptive=adaptive,
+            fail_fast=fail_fast,
+            on_progress=on_progress,
+        )
+
+    # -- one target, validated ---------------------------------------------------------
+
     async def _close_session(self, workspace_id: str, session_id: str, missing_ok: bool) -> _Answer:
         validate_id("workspace_id", workspace_id, FABRIC_ID_MAX)
         validate_id("session_id", session_id, FABRIC_ID_MAX)
+        return await self._send_close(workspace_id, session_id, missing_ok, None)
+
+    async def _send_close(
+        self,
+        workspace_id: str,
+        session_id: str,
+        missing_ok: bool,
+        on_throttle: Callable[[], None] | None,
+    ) -> _Answer:
+        url = f"{self._sessions_prefix}{workspace_id}/sessions/{session_id}"
         return await self._delete(
-            f"{self._sessions_prefix}{workspace_id}/sessions/{session_id}",
-            self._fabric_gate,
-            "close_session",
-            f"{workspace_id}/{session_id}",
-            missing_ok,
+            _Call(
+                url=yarl.URL(url, encoded=True),
+                gate=self._fabric_gate,
+                operation="close_session",
+                target=f"{workspace_id}/{session_id}",
+                missing_ok=missing_ok,
+                on_throttle=on_throttle,
+            )
         )
 
     async def _delete_workspace(self, workspace_id: str, missing_ok: bool) -> _Answer:
         validate_id("workspace_id", workspace_id, MODELARTS_ID_MAX)
+        self._check_workspace_config()
+        return await self._send_delete_workspace(workspace_id, missing_ok, None)
+
+    async def _send_delete_workspace(
+        self, workspace_id: str, missing_ok: bool, on_throttle: Callable[[], None] | None
+    ) -> _Answer:
+        return await self._delete(
+            _Call(
+                url=yarl.URL(f"{self._workspaces_prefix}{workspace_id}", encoded=True),
+                gate=self._modelarts_gate,
+                operation="delete_workspace",
+                target=workspace_id,
+                missing_ok=missing_ok,
+                on_throttle=on_throttle,
+            )
+        )
+
+    def _check_workspace_config(self) -> None:
         if self.project_id is None:
             raise ConfigurationError("delete_workspace needs a project_id on the SessionManager")
         if self._auth is None:
@@ -332,37 +460,24 @@ class SessionManager:
                 "delete_workspace needs credentials: ModelArts requires X-Auth-Token or an "
                 "AK/SK signature"
             )
-        return await self._delete(
-            f"{self.endpoints.modelarts}/v1/{self.project_id}/workspaces/{workspace_id}",
-            self._modelarts_gate,
-            "delete_workspace",
-            workspace_id,
-            missing_ok,
-        )
 
     # -- the request path --------------------------------------------------------------
 
-    async def _delete(
-        self, url_text: str, gate: HostGate, operation: str, target: str, missing_ok: bool
-    ) -> _Answer:
+    async def _delete(self, call: _Call) -> _Answer:
         """Send one DELETE with retries; return how it ended or raise the typed error.
 
         The ids were validated, so the URL needs no quoting (``encoded=True``).
         """
         session = self._ensure_session()
-        call = _Call(
-            url=yarl.URL(url_text, encoded=True),
-            gate=gate,
-            operation=operation,
-            target=target,
-            missing_ok=missing_ok,
-        )
+        gate = call.gate
         policy = self.retry
         loop = asyncio.get_running_loop()
         waits: Iterator[float] | None = None
         while True:
             if policy.wait and gate.paused_until > loop.time():
                 await gate.wait_until_open()
+            if gate.pacer is not None:
+                await gate.pacer.wait_turn()
             async with self._semaphore:
                 result = await self._attempt(session, call, loop)
             if isinstance(result, _Answer):
@@ -383,8 +498,8 @@ class SessionManager:
                 raise result.error from result.cause
             self._before_retry(
                 RetryDetails(
-                    operation=operation,
-                    target=target,
+                    operation=call.operation,
+                    target=call.target,
                     attempt=call.attempts,
                     wait=wait,
                     cause=result.error,
@@ -441,9 +556,12 @@ class SessionManager:
         error = _status_error(call, status, raw, request_id, retry_after)
         if status >= 500 or status == 408:
             call.may_have_taken_effect = True
-        if retry_after is not None and status in _THROTTLING_STATUSES:
-            # The gateway throttles the tenant: pause every send to this host.
-            call.gate.pause_for(min(retry_after, self.retry.max_retry_after))
+        if status in _THROTTLING_STATUSES:
+            if call.on_throttle is not None:
+                call.on_throttle()
+            if retry_after is not None:
+                # The gateway throttles the tenant: pause every send to this host.
+                call.gate.pause_for(min(retry_after, self.retry.max_retry_after))
         return _Failure(error, None, status in self.retry.retry_statuses, retry_after)
 
     def _before_retry(self, details: RetryDetails) -> None:
@@ -504,6 +622,22 @@ def _status_error(
         raw_body=raw[: RAW_BODY_KEPT * 4].decode("utf-8", "replace"),
         retry_after=retry_after,
     )
+
+
+def _session_target(item: object) -> tuple[str, str]:
+    """Validate one ``close_sessions`` input item: a ``(workspace_id, session_id)`` pair."""
+    if not isinstance(item, (tuple, list)) or len(item) != 2:
+        raise InvalidIdentifierError("target", item, "must be a (workspace_id, session_id) pair")
+    workspace_id, session_id = item
+    return (
+        validate_id("workspace_id", workspace_id, FABRIC_ID_MAX),
+        validate_id("session_id", session_id, FABRIC_ID_MAX),
+    )
+
+
+def _workspace_target(item: object) -> str:
+    """Validate one ``delete_workspaces`` input item: a workspace id."""
+    return validate_id("workspace_id", item, MODELARTS_ID_MAX)
 
 
 def _static_auth(auth: AuthSource) -> Auth | None:

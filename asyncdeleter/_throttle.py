@@ -1,4 +1,4 @@
-"""Throttling shared by every call to one host: the ``Retry-After`` pause.
+"""Throttling: the per-host ``Retry-After`` pause, the AIMD limit and the rate pacer.
 
 The gateway throttles the tenant, not the request (API.md, section 3), so when one call
 is told to come back later, every call of the manager to that host waits too instead of
@@ -8,17 +8,19 @@ drawing more 429s.
 from __future__ import annotations
 
 import asyncio
+import collections
 
-__all__ = ["HostGate"]
+__all__ = ["AdaptiveLimit", "HostGate", "RatePacer"]
 
 
 class HostGate:
-    """When the next send to one host may start (loop time)."""
+    """When the next send to one host may start (loop time), and its optional rate cap."""
 
-    __slots__ = ("paused_until",)
+    __slots__ = ("pacer", "paused_until")
 
-    def __init__(self) -> None:
+    def __init__(self, max_rate: float | None = None) -> None:
         self.paused_until = 0.0
+        self.pacer = RatePacer(max_rate) if max_rate is not None else None
 
     def pause_for(self, seconds: float) -> None:
         """Hold every new send to this host for ``seconds`` from now (never shortens a pause)."""
@@ -31,3 +33,78 @@ class HostGate:
         # A loop, not an Event: another 429 may extend the pause while we sleep.
         while (delay := self.paused_until - loop.time()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(delay)
+
+
+class AdaptiveLimit:
+    """An AIMD concurrency limit, between 1 and ``maximum``, starting at ``maximum``.
+
+    Each throttling answer halves the limit, at most once per "window" (only for work
+    started after the last decrease, so one burst of 429s counts once); each success
+    without throttling adds ``1/limit``, so the limit grows by one per window of successes.
+    An unthrottled run therefore never runs below full concurrency.
+    """
+
+    __slots__ = ("_decrease_mark", "_started", "_waiters", "in_use", "limit", "maximum")
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = maximum
+        self.limit = float(maximum)
+        self.in_use = 0
+        self._started = 0
+        self._decrease_mark = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def acquire(self) -> int:
+        """Wait for room under the limit; return a ticket for ``throttled``/``release``."""
+        while self.in_use >= int(self.limit):
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                # Pass the wake-up on, or it would be lost with this waiter.
+                if waiter.done() and not waiter.cancelled():
+                    self._wake()
+                raise
+        self.in_use += 1
+        self._started += 1
+        return self._started
+
+    def throttled(self, ticket: int) -> None:
+        """The work holding ``ticket`` met a throttling answer: back off multiplicatively."""
+        if ticket > self._decrease_mark:
+            self.limit = max(1.0, self.limit / 2)
+            self._decrease_mark = self._started
+
+    def release(self, *, success: bool) -> None:
+        """Give back a slot; a success grows the limit additively."""
+        self.in_use -= 1
+        if success and self.limit < self.maximum:
+            self.limit = min(float(self.maximum), self.limit + 1 / self.limit)
+        self._wake()
+
+    def _wake(self) -> None:
+        room = int(self.limit) - self.in_use
+        while room > 0 and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                room -= 1
+
+
+class RatePacer:
+    """Spaces sends to one host at least ``1/rate`` seconds apart (client-side ``max_rate``)."""
+
+    __slots__ = ("_interval", "_next_slot")
+
+    def __init__(self, rate: float) -> None:
+        self._interval = 1.0 / rate
+        self._next_slot = 0.0
+
+    async def wait_turn(self) -> None:
+        """Reserve the next send slot and sleep until it comes."""
+        now = asyncio.get_running_loop().time()
+        slot = max(now, self._next_slot)
+        self._next_slot = slot + self._interval
+        if slot > now:
+            await asyncio.sleep(slot - now)

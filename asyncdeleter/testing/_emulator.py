@@ -13,7 +13,7 @@ import random
 import re
 import threading
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import Final, Self
@@ -54,6 +54,8 @@ class RecordedRequest:
         status: The status answered, or ``None`` when the connection was dropped or stalled.
         fault: The ``FaultKind`` injected, if any.
         committed: Whether the request deleted something.
+        received_at: Loop time when the request arrived.
+        answered_at: Loop time when the answer was decided.
     """
 
     method: str
@@ -64,6 +66,8 @@ class RecordedRequest:
     status: int | None
     fault: FaultKind | None
     committed: bool
+    received_at: float
+    answered_at: float
 
 
 class Emulator:
@@ -117,6 +121,8 @@ class Emulator:
         self._throttle_tokens = 0.0
         self._throttle_at = 0.0
         self.requests: list[RecordedRequest] = []
+        #: Answers by status (``None``: dropped or stalled), kept even without recording.
+        self.status_counts: Counter[int | None] = Counter()
         self.request_count = 0
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -232,6 +238,7 @@ class Emulator:
     def reset_stats(self) -> None:
         """Forget recorded requests and counters (state and faults stay)."""
         self.requests.clear()
+        self.status_counts.clear()
         self.request_count = 0
         self.peak_in_flight = self.in_flight
         self.faults_injected = 0
@@ -252,12 +259,13 @@ class Emulator:
         path = request.raw_path.partition("?")[0]
         route = _route(path)
         service = route[0] if route else None
-        if self.latency or self.latency_jitter:
-            await asyncio.sleep(self.latency + self._random.uniform(0, self.latency_jitter))
+        loop = asyncio.get_running_loop()
+        received_at = loop.time()
 
         def done(
             status: int | None, fault: FaultKind | None = None, committed: bool = False
         ) -> None:
+            self.status_counts[status] += 1
             if self.record_requests:
                 self.requests.append(
                     RecordedRequest(
@@ -269,6 +277,8 @@ class Emulator:
                         status=status,
                         fault=fault,
                         committed=committed,
+                        received_at=received_at,
+                        answered_at=loop.time(),
                     )
                 )
 
@@ -281,10 +291,13 @@ class Emulator:
                 405,
                 json.dumps({"error_code": "APIG.0102", "error_msg": "Method not allowed"}).encode(),
             )
+        # The gateway answers these at once; only what passes it pays the backend latency.
         refusal = self._refuse(request, route)
         if refusal is not None:
             done(refusal.status)
             return refusal
+        if self.latency or self.latency_jitter:
+            await asyncio.sleep(self.latency + self._random.uniform(0, self.latency_jitter))
 
         fault = self._pick_fault(service, path)
         committed = False

@@ -1,0 +1,438 @@
+"""Bulk runs: stream any (async) iterable through one single-target operation, bounded.
+
+A run keeps ``concurrency`` worker tasks, whatever the input's size. Each worker pulls the
+next item only when there is room for its outcome, so the input is read lazily and a slow
+consumer holds the run back instead of letting outcomes pile up. Every input item ends as
+exactly one ``Outcome``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Sized,
+)
+from typing import Final, Generic, TypeVar
+
+import attrs
+
+from asyncdeleter._errors import AsyncDeleterError, InvalidIdentifierError
+from asyncdeleter._histogram import LatencyHistogram
+from asyncdeleter._throttle import AdaptiveLimit
+
+__all__ = ["BulkReport", "BulkRun", "Outcome", "OutcomeKind", "ProgressCallback"]
+
+_log: Final = logging.getLogger("asyncdeleter")
+
+T = TypeVar("T")
+
+
+class OutcomeKind(enum.StrEnum):
+    """How one input item of a bulk run ended (the CLI report uses the same words)."""
+
+    SUCCEEDED = "succeeded"  #: deleted or closed by this run
+    ALREADY_GONE = "already_gone"  #: a first-attempt 404 with ``missing_ok``
+    FAILED = "failed"  #: the call raised; ``Outcome.error`` says why
+    INVALID = "invalid"  #: failed local validation; never sent
+    SKIPPED = "skipped"  #: never started (``fail_fast``, or the run was cancelled)
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class Outcome(Generic[T]):
+    """What happened to one input item.
+
+    Attributes:
+        target: The item as given: ``(workspace_id, session_id)`` or a workspace id (for
+            an ``invalid`` item, whatever object was in the input).
+        index: The item's position in the input, from 0.
+        kind: How it ended.
+        error: The typed error of a ``failed`` or ``invalid`` item (``CancelledError`` for
+            work cut off by cancelling the run).
+        attempts: Requests sent for it.
+        elapsed: Seconds from its first send to its end (0 if never sent).
+        request_id: The ``X-Request-Id`` of the last answer, if any.
+        safe_to_retry: Running the item again cannot do harm and may succeed (every
+            ``failed`` or ``skipped`` item of an idempotent delete is).
+    """
+
+    target: T
+    index: int
+    kind: OutcomeKind
+    error: BaseException | None = None
+    attempts: int = 0
+    elapsed: float = 0.0
+    request_id: str | None = None
+    safe_to_retry: bool = False
+
+
+#: ``on_progress(done, total_or_None, last_outcome)``, called once per item, in order.
+ProgressCallback = Callable[[int, int | None, Outcome[T]], object]
+
+
+@attrs.frozen(kw_only=True)
+class BulkReport(Generic[T]):
+    """The figures of a bulk run, complete or so far.
+
+    Attributes:
+        total: Items accounted for (each input item once).
+        succeeded: Items this run deleted.
+        already_gone: Items that were missing before the run.
+        failed: Items whose call raised.
+        invalid: Items that failed validation and were never sent.
+        skipped: Items never started.
+        attempts: Requests sent, in all.
+        retries: Requests beyond each item's first.
+        elapsed: Seconds from the start of the run to its end (or to now).
+        latency_p50: Median item latency in seconds (``None`` if nothing was sent).
+        latency_p95: 95th percentile item latency.
+        latency_p99: 99th percentile item latency.
+        cancelled: The run was cancelled, or its consumer stopped early.
+        failures: The ``failed`` and ``invalid`` outcomes (awaited form only).
+        outcomes: Every outcome in completion order (awaited form only: O(N)).
+    """
+
+    total: int
+    succeeded: int
+    already_gone: int
+    failed: int
+    invalid: int
+    skipped: int
+    attempts: int
+    retries: int
+    elapsed: float
+    latency_p50: float | None
+    latency_p95: float | None
+    latency_p99: float | None
+    cancelled: bool
+    failures: tuple[Outcome[T], ...] = ()
+    outcomes: tuple[Outcome[T], ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Every item succeeded or was already gone."""
+        return self.failed == self.invalid == self.skipped == 0 and not self.cancelled
+
+
+#: The single-target operation a run drives: ``(target, on_throttle) -> already_gone``.
+Operation = Callable[[T, Callable[[], None] | None], Awaitable["tuple[bool, int, str | None]"]]
+#: Checks and normalises one input item, raising ``InvalidIdentifierError``.
+Validator = Callable[[object], T]
+
+
+class BulkRun(Generic[T]):
+    """A bulk run: ``await`` it for a ``BulkReport``, or ``async for`` its outcomes.
+
+    Nothing starts until it is awaited or iterated, and it can be consumed once. With
+    ``async for``, outcomes arrive in completion order; leaving the loop early (``break``)
+    stops the run and cancels its in-flight work. ``report`` gives the figures at any time,
+    including after cancellation, so the caller can learn what completed.
+
+    With ``fail_fast``, the first ``failed`` or ``invalid`` item stops new work: calls
+    already in flight are let finish, and every item not started is reported ``skipped``
+    (the rest of the input is read, without sending anything, to account for it).
+    """
+
+    def __init__(
+        self,
+        source: Iterable[object] | AsyncIterable[object],
+        *,
+        validate: Validator[T],
+        operation: Operation[T],
+        concurrency: int,
+        adaptive: bool,
+        fail_fast: bool,
+        on_progress: ProgressCallback[T] | None,
+    ) -> None:
+        self._source = source
+        self._validate = validate
+        self._operation = operation
+        self._concurrency = concurrency
+        self._limit = AdaptiveLimit(concurrency) if adaptive else None
+        self._fail_fast = fail_fast
+        self._on_progress = on_progress
+        self._total_hint = len(source) if isinstance(source, Sized) else None
+        self._claimed = False
+        self._keep_outcomes = False
+        self._outcomes: list[Outcome[T]] = []
+        self._failures: list[Outcome[T]] = []
+        self._counts = dict.fromkeys(OutcomeKind, 0)
+        self._attempts = 0
+        self._histogram = LatencyHistogram()
+        self._started_at: float | None = None
+        self._ended_at: float | None = None
+        self._cancelled = False
+        # Run state, all O(concurrency):
+        self._sync_items: Iterable[object] | None = None
+        self._async_items: AsyncIterator[object] | None = None
+        self._pull_lock = asyncio.Lock()
+        self._exhausted = False
+        self._pulled = 0
+        self._stopping = False
+        self._source_error: BaseException | None = None
+        self._in_flight: dict[T, asyncio.Future[None]] = {}
+        self._unsettled: dict[int, tuple[object, bool]] = {}  # index -> (item, was sent)
+        self._ready: asyncio.Queue[Outcome[T] | None] = asyncio.Queue()
+        self._room = asyncio.Semaphore(concurrency)
+
+    # -- the two ways to consume a run -------------------------------------------------
+
+    def __await__(self) -> Generator[object, None, BulkReport[T]]:
+        return self._collect().__await__()
+
+    def __aiter__(self) -> AsyncIterator[Outcome[T]]:
+        return self._stream()
+
+    async def _collect(self) -> BulkReport[T]:
+        self._keep_outcomes = True
+        async with contextlib.aclosing(self._stream()) as stream:
+            async for _ in stream:
+                pass
+        return self.report
+
+    @property
+    def report(self) -> BulkReport[T]:
+        """The figures so far (final once the run has ended)."""
+        loop_time = _now()
+        started = self._started_at if self._started_at is not None else loop_time
+        ended = self._ended_at if self._ended_at is not None else loop_time
+        counts = self._counts
+        sent = self._histogram
+        return BulkReport(
+            total=sum(counts.values()),
+            succeeded=counts[OutcomeKind.SUCCEEDED],
+            already_gone=counts[OutcomeKind.ALREADY_GONE],
+            failed=counts[OutcomeKind.FAILED],
+            invalid=counts[OutcomeKind.INVALID],
+            skipped=counts[OutcomeKind.SKIPPED],
+            attempts=self._attempts,
+            retries=self._attempts - sent.count,
+            elapsed=ended - started,
+            latency_p50=sent.percentile(0.50),
+            latency_p95=sent.percentile(0.95),
+            latency_p99=sent.percentile(0.99),
+            cancelled=self._cancelled,
+            failures=tuple(self._failures),
+            outcomes=tuple(self._outcomes),
+        )
+
+    # -- the engine --------------------------------------------------------------------
+
+    async def _stream(self) -> AsyncGenerator[Outcome[T], None]:
+        if self._claimed:
+            raise RuntimeError("a bulk run can be awaited or iterated only once")
+        self._claimed = True
+        self._started_at = _now()
+        if isinstance(self._source, AsyncIterable):
+            self._async_items = aiter(self._source)
+        else:
+            self._sync_items = iter(self._source)
+        loop = asyncio.get_running_loop()
+        workers = [loop.create_task(self._worker()) for _ in range(self._concurrency)]
+        live = len(workers)
+        completed = False
+        try:
+            while live:
+                outcome = await self._ready.get()
+                if outcome is None:
+                    live -= 1
+                    continue
+                self._room.release()
+                self._account(outcome)
+                yield outcome
+            if self._source_error is not None:
+                raise self._source_error
+            # fail_fast stopped the workers: account for every item not started.
+            while (pulled := await self._pull()) is not None:
+                index, item = pulled
+                del self._unsettled[index]
+                skipped = Outcome[T](
+                    target=item,  # type: ignore[arg-type]
+                    index=index,
+                    kind=OutcomeKind.SKIPPED,
+                    safe_to_retry=True,
+                )
+                self._account(skipped)
+                yield skipped
+            completed = True
+        finally:
+            await self._shut_down(workers, completed=completed)
+
+    async def _shut_down(self, workers: list[asyncio.Task[None]], *, completed: bool) -> None:
+        for worker in workers:
+            worker.cancel()
+        # Wait for the cancelled workers so none outlives the run (and no warning fires).
+        await asyncio.gather(*workers, return_exceptions=True)
+        # Outcomes that were ready but never consumed still happened.
+        while not self._ready.empty():
+            outcome = self._ready.get_nowait()
+            if outcome is not None:
+                self._account(outcome)
+        # Work cut off mid-way: sent items may or may not have taken effect.
+        for index, (item, sent) in sorted(self._unsettled.items()):
+            self._account(
+                Outcome[T](
+                    target=item,  # type: ignore[arg-type]
+                    index=index,
+                    kind=OutcomeKind.FAILED if sent else OutcomeKind.SKIPPED,
+                    error=asyncio.CancelledError("the bulk run was cancelled") if sent else None,
+                    safe_to_retry=True,
+                )
+            )
+        self._unsettled.clear()
+        self._cancelled = not completed
+        self._ended_at = _now()
+        if self._async_items is not None and hasattr(self._async_items, "aclose"):
+            # Let an async generator input run its own cleanup now, not at GC time.
+            with contextlib.suppress(Exception):
+                await self._async_items.aclose()
+
+    async def _pull(self) -> tuple[int, object] | None:
+        """The next input item with its index, or ``None`` once the input is exhausted."""
+        if self._exhausted:
+            return None
+        if self._sync_items is not None:
+            try:
+                item = next(self._sync_items)  # type: ignore[call-overload]
+            except StopIteration:
+                self._exhausted = True
+                return None
+        else:
+            assert self._async_items is not None  # noqa: S101 - set together in _stream
+            # An async generator cannot be advanced by two workers at once.
+            async with self._pull_lock:
+                if self._exhausted:
+                    return None
+                try:
+                    item = await anext(self._async_items)
+                except StopAsyncIteration:
+                    self._exhausted = True
+                    return None
+        index = self._pulled
+        self._pulled += 1
+        self._unsettled[index] = (item, False)
+        return index, item
+
+    async def _worker(self) -> None:
+        try:
+            while not self._stopping:
+                # Room for one more outcome: a slow consumer holds the run back here.
+                await self._room.acquire()
+                if self._stopping:
+                    self._room.release()
+                    return
+                try:
+                    pulled = await self._pull()
+                except Exception as exc:  # noqa: BLE001 - the input's own failure ends the run
+                    self._source_error = exc
+                    self._stopping = True
+                    self._room.release()
+                    return
+                if pulled is None:
+                    self._room.release()
+                    return
+                outcome = await self._process(*pulled)
+                del self._unsettled[outcome.index]
+                if self._fail_fast and outcome.kind in _STOPPING_KINDS:
+                    self._stopping = True
+                self._ready.put_nowait(outcome)
+        finally:
+            self._ready.put_nowait(None)
+
+    async def _process(self, index: int, item: object) -> Outcome[T]:
+        try:
+            target = self._validate(item)
+        except InvalidIdentifierError as exc:
+            return Outcome(target=item, index=index, kind=OutcomeKind.INVALID, error=exc)  # type: ignore[arg-type]
+        # The same target is never in flight twice: a duplicate waits for the first.
+        while (busy := self._in_flight.get(target)) is not None:
+            await busy
+        if self._stopping:
+            return Outcome(target=target, index=index, kind=OutcomeKind.SKIPPED, safe_to_retry=True)
+        done = asyncio.get_running_loop().create_future()
+        self._in_flight[target] = done
+        try:
+            limit = self._limit
+            if limit is None:
+                self._unsettled[index] = (item, True)
+                return await self._send(index, target, None)
+            ticket = await limit.acquire()
+            throttled = False
+
+            def on_throttle() -> None:
+                nonlocal throttled
+                throttled = True
+                limit.throttled(ticket)
+
+            try:
+                self._unsettled[index] = (item, True)
+                return await self._send(index, target, on_throttle)
+            finally:
+                limit.release(success=not throttled)
+        finally:
+            del self._in_flight[target]
+            done.set_result(None)
+
+    async def _send(
+        self, index: int, target: T, on_throttle: Callable[[], None] | None
+    ) -> Outcome[T]:
+        started = _now()
+        try:
+            already_gone, attempts, request_id = await self._operation(target, on_throttle)
+        except AsyncDeleterError as exc:
+            attempts = getattr(exc, "attempts", 0)
+            kind = (
+                OutcomeKind.INVALID
+                if isinstance(exc, InvalidIdentifierError)
+                else OutcomeKind.FAILED
+            )
+            return Outcome(
+                target=target,
+                index=index,
+                kind=kind,
+                error=exc,
+                attempts=attempts,
+                elapsed=_now() - started,
+                request_id=getattr(exc, "request_id", None),
+                safe_to_retry=kind is OutcomeKind.FAILED,
+            )
+        return Outcome(
+            target=target,
+            index=index,
+            kind=OutcomeKind.ALREADY_GONE if already_gone else OutcomeKind.SUCCEEDED,
+            attempts=attempts,
+            elapsed=_now() - started,
+            request_id=request_id,
+        )
+
+    def _account(self, outcome: Outcome[T]) -> None:
+        self._counts[outcome.kind] += 1
+        if outcome.attempts:
+            self._attempts += outcome.attempts
+            self._histogram.add(outcome.elapsed)
+        if self._keep_outcomes:
+            self._outcomes.append(outcome)
+            if outcome.kind in _STOPPING_KINDS:
+                self._failures.append(outcome)
+        if self._on_progress is not None:
+            done = sum(self._counts.values())
+            try:
+                self._on_progress(done, self._total_hint, outcome)
+            except Exception:  # noqa: BLE001 - a progress display must not break the run
+                _log.exception("on_progress callback failed; the run goes on")
+
+
+_STOPPING_KINDS: Final = frozenset({OutcomeKind.FAILED, OutcomeKind.INVALID})
+
+
+_now: Final = time.monotonic

@@ -9,10 +9,11 @@ import asyncdeleter.testing
 
 EXPECTED = {
     "APIConnectionError", "APIError", "APIStatusError", "APITimeoutError", "AsyncDeleterError",
-    "AuthenticationError", "BadRequestError", "BulkReport", "BulkRun", "ConfigurationError", "DeletedWorkspace",
-    "Endpoints", "InternalServerError", "InvalidIdentifierError", "NotFoundError", "Outcome", "OutcomeKind",
-    "PermissionDeniedError", "RateLimitError", "RequestTimeoutError", "RetryDetails",
-    "RetryPolicy", "ServerError", "SessionManager", "Timeouts", "TokenAuth", "__version__",
+    "AuthenticationError", "BadRequestError", "BulkReport", "BulkRun", "ConfigurationError",
+    "DeletedWorkspace", "Endpoints", "InternalServerError", "InvalidIdentifierError",
+    "NotFoundError", "Outcome", "OutcomeKind", "PermissionDeniedError", "RateLimitError",
+    "RequestTimeoutError", "RetryDetails", "RetryPolicy", "ServerError", "SessionManager",
+    "Timeouts", "TokenAuth", "__version__",
 }  # fmt: skip
 
 

@@ -87,6 +87,10 @@ class Emulator:
         record_requests: Keep a ``RecordedRequest`` per request (turn off for huge runs).
         throttle_rps: Answer 429 (``APIG.0308``) above this many requests per second.
         throttle_retry_after: The ``Retry-After`` sent with those 429s (``None``: none).
+        throttle_burst: Requests the throttle lets through at once after a quiet spell
+            (its bucket size); by default one second's worth, ``throttle_rps``.
+        stateless: Answer every valid delete with success and store nothing, so a
+            benchmark of millions of deletions measures the client, not the emulator's sets.
     """
 
     def __init__(
@@ -102,6 +106,8 @@ class Emulator:
         record_requests: bool = True,
         throttle_rps: float | None = None,
         throttle_retry_after: str | None = "1",
+        throttle_burst: float | None = None,
+        stateless: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -111,6 +117,8 @@ class Emulator:
         self.record_requests = record_requests
         self.throttle_rps = throttle_rps
         self.throttle_retry_after = throttle_retry_after
+        self.throttle_burst = throttle_burst
+        self.stateless = stateless
         self._random = random.Random(seed)
         self._faults: list[Fault] = list(faults)
         self._fault_hits: dict[int, int] = defaultdict(int)
@@ -329,9 +337,10 @@ class Emulator:
 
     def _take_throttle_token(self, rate: float) -> bool:
         now = asyncio.get_running_loop().time()
-        self._throttle_tokens = min(rate, self._throttle_tokens + (now - self._throttle_at) * rate)
+        burst = self.throttle_burst if self.throttle_burst is not None else rate
+        self._throttle_tokens = min(burst, self._throttle_tokens + (now - self._throttle_at) * rate)
         if self._throttle_at == 0.0:
-            self._throttle_tokens = rate  # a fresh bucket is full
+            self._throttle_tokens = burst  # a fresh bucket is full
         self._throttle_at = now
         if self._throttle_tokens < 1.0:
             return False
@@ -366,6 +375,8 @@ class Emulator:
         pattern = _FABRIC_ID if service == FABRIC else _MODELARTS_ID
         if not (pattern.fullmatch(first) and pattern.fullmatch(second)):
             return 400
+        if self.stateless:
+            return 200
         container = (self._fabric if service == FABRIC else self._modelarts).get(first)
         if container is None or second not in container:
             return 404

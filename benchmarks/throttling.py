@@ -47,7 +47,8 @@ async def main(items: int, rounds: int, concurrency: int) -> None:
                 await one_run(adaptive=adaptive, items=items, concurrency=concurrency)
             )
     print(
-        f"{items} closes, max_concurrency={concurrency}, gateway 200 req/s, {rounds} rounds (medians)"
+        f"{items} closes, max_concurrency={concurrency}, gateway 200 req/s, "
+        f"medians of {rounds} rounds"
     )
     print(f"{'mode':<10}{'429s':>8}{'seconds':>10}{'failed':>8}")
     medians = {}

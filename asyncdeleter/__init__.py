@@ -5,7 +5,7 @@ connection pool, one concurrency limit, typed errors and retries with backoff.
 The emulator for tests lives in ``asyncdeleter.testing``.
 """
 
-from asyncdeleter._auth import TokenAuth
+from asyncdeleter._auth import AkSkAuth, TokenAuth
 from asyncdeleter._bulk import BulkReport, BulkRun, Outcome, OutcomeKind
 from asyncdeleter._config import Endpoints, RetryPolicy, Timeouts
 from asyncdeleter._errors import (
@@ -35,6 +35,7 @@ __all__ = [
     "APIError",
     "APIStatusError",
     "APITimeoutError",
+    "AkSkAuth",
     "AsyncDeleterError",
     "AuthenticationError",
     "BadRequestError",

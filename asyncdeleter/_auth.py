@@ -6,16 +6,35 @@ once, at construction, so no request can carry an injected header.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeAlias, runtime_checkable
+import asyncio
+import contextlib
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Final, Protocol, Self, TypeAlias, runtime_checkable
 
 import attrs
 import yarl
 
 from asyncdeleter._config import check_header_value
 from asyncdeleter._errors import ConfigurationError
+from asyncdeleter._signer import authorization, sdk_date
 
-__all__ = ["Auth", "AuthProvider", "AuthSource", "TokenAuth"]
+__all__ = [
+    "ENV_AK",
+    "ENV_SECURITY_TOKEN",
+    "ENV_SK",
+    "AkSkAuth",
+    "Auth",
+    "AuthProvider",
+    "AuthSource",
+    "Credentials",
+    "TokenAuth",
+]
+
+# The names the official Huawei Cloud SDK reads (API.md, section 4).
+ENV_AK: Final = "HUAWEICLOUD_SDK_AK"
+ENV_SK: Final = "HUAWEICLOUD_SDK_SK"
+ENV_SECURITY_TOKEN: Final = "HUAWEICLOUD_SDK_SECURITY_TOKEN"  # noqa: S105 - a name, not a secret
 
 
 @runtime_checkable
@@ -58,7 +77,142 @@ class TokenAuth:
     __str__ = __repr__
 
 
+def _check_optional_token(
+    instance: object, attribute: attrs.Attribute[str | None], value: str | None
+) -> None:
+    if value is not None:
+        _check_token(instance, attribute, value)  # type: ignore[arg-type]
+
+
+@attrs.frozen(repr=False)
+class AkSkAuth:
+    """An access key pair: every attempt is signed with ``SDK-HMAC-SHA256``.
+
+    Each attempt gets a fresh ``X-Sdk-Date`` (the gateway rejects clocks more than 15
+    minutes off, and a retry may come long after the first send), the ``Host`` it is sent
+    to (with the port when it is not the default) and, for temporary credentials, the
+    ``X-Security-Token``.
+
+    Args:
+        ak: The access key id.
+        sk: The secret access key.
+        security_token: The token of temporary credentials, if these are.
+    """
+
+    ak: str = attrs.field(validator=_check_token)
+    sk: str = attrs.field(validator=_check_token)
+    security_token: str | None = attrs.field(default=None, validator=_check_optional_token)
+    _sk_bytes: bytes = attrs.field(init=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_sk_bytes", self.sk.encode())
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Read ``HUAWEICLOUD_SDK_AK``, ``_SK`` and ``_SECURITY_TOKEN``, as the official SDK does.
+
+        Raises:
+            ConfigurationError: The access key id or the secret key is not set.
+        """
+        env = os.environ if environ is None else environ
+        ak, sk = env.get(ENV_AK), env.get(ENV_SK)
+        if not ak or not sk:
+            raise ConfigurationError(f"{ENV_AK} and {ENV_SK} must both be set")
+        return cls(ak, sk, env.get(ENV_SECURITY_TOKEN) or None)
+
+    def headers_for(self, method: str, url: yarl.URL) -> dict[str, str]:
+        """Sign one attempt: ``Host``, ``X-Sdk-Date``, ``Authorization`` (and the token)."""
+        headers = {"Host": url.host_port_subcomponent or "", "X-Sdk-Date": sdk_date()}
+        if self.security_token is not None:
+            headers["X-Security-Token"] = self.security_token
+        headers["Authorization"] = authorization(
+            ak=self.ak,
+            sk=self._sk_bytes,
+            method=method,
+            raw_path=url.raw_path,
+            query=url.query.items(),
+            headers=headers,
+        )
+        return headers
+
+    def __repr__(self) -> str:
+        token = ", security_token='***'" if self.security_token is not None else ""
+        return f"AkSkAuth(ak={self.ak!r}, sk='***'{token})"
+
+    __str__ = __repr__
+
+
 #: An async callable returning fresh credentials, for tokens and keys that expire.
 AuthProvider: TypeAlias = Callable[[], Awaitable[Auth]]
 #: What ``SessionManager(auth=...)`` accepts.
 AuthSource: TypeAlias = Auth | AuthProvider | None
+
+
+class Credentials:
+    """The manager's view of ``auth=``: fixed credentials, or a provider asked on demand.
+
+    A provider is asked once before the first request, and again when the service refuses
+    the credentials it gave; concurrent refusals share one refresh, and a refusal of
+    credentials already replaced triggers none.
+    """
+
+    __slots__ = ("_current", "_generation", "_refreshing", "fixed", "provider")
+
+    def __init__(self, auth: AuthSource) -> None:
+        self.fixed: Auth | None = None
+        self.provider: AuthProvider | None = None
+        if auth is None or isinstance(auth, Auth):
+            self.fixed = auth
+        elif callable(auth):
+            self.provider = auth
+        else:
+            raise ConfigurationError(
+                "auth must be TokenAuth, AkSkAuth, an async callable returning one, or None; "
+                f"got {type(auth).__name__}"
+            )
+        self._current: Auth | None = None
+        self._generation = 0
+        self._refreshing: asyncio.Future[None] | None = None
+
+    @property
+    def present(self) -> bool:
+        """Whether requests will carry credentials at all."""
+        return self.fixed is not None or self.provider is not None
+
+    async def current(self) -> tuple[Auth | None, int]:
+        """The credentials to use now, and their generation (for ``refresh``)."""
+        if self.provider is None:
+            return self.fixed, 0
+        if self._current is None:
+            await self.refresh(self._generation)
+        return self._current, self._generation
+
+    async def refresh(self, seen_generation: int) -> None:
+        """Ask the provider for new credentials unless a newer generation already exists."""
+        if self._current is not None and self._generation > seen_generation:
+            return
+        if self._refreshing is None:
+            self._refreshing = asyncio.ensure_future(self._fetch())
+        # Shielded: one caller's cancellation must not cancel the refresh the others await.
+        await asyncio.shield(self._refreshing)
+
+    async def _fetch(self) -> None:
+        assert self.provider is not None  # noqa: S101 - only called with a provider
+        try:
+            auth = await self.provider()
+            if not isinstance(auth, Auth):
+                raise ConfigurationError(
+                    f"the auth provider returned {type(auth).__name__}, not TokenAuth or AkSkAuth"
+                )
+            self._current = auth
+            self._generation += 1
+        finally:
+            self._refreshing = None
+
+    async def aclose(self) -> None:
+        """Cancel a refresh still under way (the manager is closing)."""
+        refreshing, self._refreshing = self._refreshing, None
+        if refreshing is not None and not refreshing.done():
+            refreshing.cancel()
+            with contextlib.suppress(BaseException):
+                await refreshing

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl as ssl_module
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Final, Self
+from typing import Any, Final, Self
 
 import aiohttp
 import attrs
 import yarl
 
-from asyncdeleter._auth import Auth, AuthSource
+from asyncdeleter._auth import ENV_AK, ENV_SK, AkSkAuth, AuthSource, Credentials
 from asyncdeleter._bulk import BulkRun, ProgressCallback
 from asyncdeleter._config import (
     DEFAULT_MAX_CONCURRENCY,
@@ -47,6 +48,8 @@ __all__ = ["SessionManager"]
 _log: Final = logging.getLogger("asyncdeleter")
 
 USER_AGENT: Final = f"asyncdeleter/{__version__}"
+ENV_REGION: Final = "HUAWEICLOUD_SDK_REGION"
+ENV_PROJECT_ID: Final = "HUAWEICLOUD_SDK_PROJECT_ID"
 _THROTTLING_STATUSES: Final = frozenset({429, 503})
 
 
@@ -101,6 +104,7 @@ class _Call:
     # Set once an attempt may have deleted the resource without us seeing the answer
     # (dropped connection, timeout, 408, 5xx): a later 404 then means success.
     may_have_taken_effect: bool = False
+    refreshed: bool = False  # the auth provider was asked once already for this call
 
 
 @attrs.frozen(slots=True)
@@ -111,6 +115,8 @@ class _Failure:
     cause: BaseException | None
     retryable: bool
     retry_after: float | None
+    # The credentials generation the service refused: refresh past it, then retry.
+    refresh: int | None = None
 
 
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
@@ -141,7 +147,9 @@ class SessionManager:
         region: A region id such as ``cn-north-4``; both endpoints are derived from it.
         endpoints: Explicit base URLs; win over ``region``.
         project_id: The ModelArts project id; ``delete_workspace`` needs it.
-        auth: ``TokenAuth``, or ``None`` to send no credentials (``close_session`` only).
+        auth: ``TokenAuth`` or ``AkSkAuth``; an async callable returning either, for
+            credentials that expire (asked again, once per call, when the service refuses
+            them); or ``None`` to send no credentials (``close_session`` only).
         max_concurrency: Requests of this manager in flight at once, at most.
         retry: What is retried and for how long.
         timeouts: Per-attempt connect and read timeouts.
@@ -203,7 +211,7 @@ class SessionManager:
         self.max_concurrency: Final = max_concurrency
         self.retry: Final = retry if retry is not None else RetryPolicy()
         self.timeouts: Final = timeouts if timeouts is not None else Timeouts()
-        self._auth: Auth | None = _static_auth(auth)
+        self._credentials = Credentials(auth)
         self._ssl = ssl
         self._session = session
         self._owns_session = session is None
@@ -217,6 +225,33 @@ class SessionManager:
         self._workspaces_prefix = f"{endpoints.modelarts}/v1/{self.project_id}/workspaces/"
         self._fabric_gate = HostGate(max_rate)
         self._modelarts_gate = HostGate(max_rate)
+
+    @classmethod
+    def from_env(
+        cls, *, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> SessionManager:
+        """Build a manager from the official SDK's variables; keyword arguments win.
+
+        Reads ``HUAWEICLOUD_SDK_REGION``, ``HUAWEICLOUD_SDK_PROJECT_ID`` and, when set,
+        ``HUAWEICLOUD_SDK_AK``/``_SK``/``_SECURITY_TOKEN`` (see ``AkSkAuth.from_env``).
+
+        Args:
+            environ: Where to read (default ``os.environ``).
+            **overrides: Any ``SessionManager`` argument, used instead of the environment.
+
+        Raises:
+            ConfigurationError: Only one of the AK and SK is set, or no region or endpoints.
+        """
+        env = os.environ if environ is None else environ
+        options: dict[str, Any] = {}
+        if region := env.get(ENV_REGION):
+            options["region"] = region
+        if project_id := env.get(ENV_PROJECT_ID):
+            options["project_id"] = project_id
+        if "auth" not in overrides and (env.get(ENV_AK) or env.get(ENV_SK)):
+            options["auth"] = AkSkAuth.from_env(env)
+        options.update(overrides)
+        return cls(**options)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -242,6 +277,7 @@ class SessionManager:
     async def aclose(self) -> None:
         """Close the connection pool (unless the session was the caller's). Idempotent."""
         self._closed = True
+        await self._credentials.aclose()
         session, self._session = self._session, None
         if session is not None and self._owns_session and not session.closed:
             await session.close()
@@ -455,7 +491,7 @@ class SessionManager:
     def _check_workspace_config(self) -> None:
         if self.project_id is None:
             raise ConfigurationError("delete_workspace needs a project_id on the SessionManager")
-        if self._auth is None:
+        if not self._credentials.present:
             raise ConfigurationError(
                 "delete_workspace needs credentials: ModelArts requires X-Auth-Token or an "
                 "AK/SK signature"
@@ -478,11 +514,16 @@ class SessionManager:
                 await gate.wait_until_open()
             if gate.pacer is not None:
                 await gate.pacer.wait_turn()
+            if self._credentials.provider is not None:
+                await self._credentials.current()  # a first fetch must not hold a slot
             async with self._semaphore:
                 result = await self._attempt(session, call, loop)
             if isinstance(result, _Answer):
                 return result
             # Outside the semaphore: a waiting call must not hold a slot.
+            if result.refresh is not None and call.attempts < policy.max_tries:
+                await self._credentials.refresh(result.refresh)
+                continue
             if not result.retryable or call.attempts >= policy.max_tries:
                 raise result.error from result.cause
             if result.retry_after is not None:
@@ -517,20 +558,18 @@ class SessionManager:
             # max_time counts from the first send, not from queueing for the semaphore.
             call.deadline = started + self.retry.max_time
         call.attempts += 1
-        auth = self._auth
+        credentials = self._credentials
+        if credentials.provider is None:
+            auth, generation = credentials.fixed, 0
+        else:
+            auth, generation = await credentials.current()
         headers = None if auth is None else auth.headers_for("DELETE", call.url)
-        timeout = self._client_timeout
-        remaining = call.deadline - started
-        if remaining < self.timeouts.connect + self.timeouts.read:
-            timeout = aiohttp.ClientTimeout(
-                total=remaining, sock_connect=self.timeouts.connect, sock_read=self.timeouts.read
-            )
         try:
             async with session.request(
                 "DELETE",
                 call.url,
                 headers=headers,
-                timeout=timeout,
+                timeout=self._attempt_timeout(call.deadline - started),
                 allow_redirects=False,
                 middlewares=_MIDDLEWARES,
             ) as response:
@@ -547,6 +586,34 @@ class SessionManager:
             )
             return _Failure(connection_error, exc, self.retry.retry_connection_errors, None)
         _log_attempt(call, status, started, loop)
+        return self._judge(
+            call,
+            status=status,
+            raw=raw,
+            request_id=request_id,
+            retry_after_header=retry_after_header,
+            generation=generation,
+        )
+
+    def _attempt_timeout(self, remaining: float) -> aiohttp.ClientTimeout:
+        """The per-attempt timeouts, cut short so no attempt outlives the call's deadline."""
+        if remaining >= self.timeouts.connect + self.timeouts.read:
+            return self._client_timeout
+        return aiohttp.ClientTimeout(
+            total=remaining, sock_connect=self.timeouts.connect, sock_read=self.timeouts.read
+        )
+
+    def _judge(
+        self,
+        call: _Call,
+        *,
+        status: int,
+        raw: bytes,
+        request_id: str | None,
+        retry_after_header: str | None,
+        generation: int,
+    ) -> _Answer | _Failure:
+        """Turn one answer into success, or a failure that says whether to try again."""
         if 200 <= status < 300:
             return _Answer(False, call.attempts, request_id)
         if status == 404 and (call.may_have_taken_effect or call.missing_ok):
@@ -554,6 +621,11 @@ class SessionManager:
             return _Answer(not call.may_have_taken_effect, call.attempts, request_id)
         retry_after = parse_retry_after(retry_after_header)
         error = _status_error(call, status, raw, request_id, retry_after)
+        refreshable = self._credentials.provider is not None and not call.refreshed
+        if refreshable and _credentials_refused(error):
+            # Expired or revoked: ask the provider once and try again at once.
+            call.refreshed = True
+            return _Failure(error, None, retryable=True, retry_after=None, refresh=generation)
         if status >= 500 or status == 408:
             call.may_have_taken_effect = True
         if status in _THROTTLING_STATUSES:
@@ -640,7 +712,9 @@ def _workspace_target(item: object) -> str:
     return validate_id("workspace_id", item, MODELARTS_ID_MAX)
 
 
-def _static_auth(auth: AuthSource) -> Auth | None:
-    if auth is None or isinstance(auth, Auth):
-        return auth
-    raise ConfigurationError(f"auth must be TokenAuth or None, got {type(auth).__name__}")
+def _credentials_refused(error: APIStatusError) -> bool:
+    """A 401, or the 403 whose body says the token is invalid (the seed page's example)."""
+    if error.status == 401:
+        return True
+    message = (error.error_msg or "").lower()
+    return error.status == 403 and "token" in message and "invalid" in message

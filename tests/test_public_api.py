@@ -8,7 +8,8 @@ import asyncdeleter
 import asyncdeleter.testing
 
 EXPECTED = {
-    "APIConnectionError", "APIError", "APIStatusError", "APITimeoutError", "AsyncDeleterError",
+    "APIConnectionError", "APIError", "APIStatusError", "APITimeoutError", "AkSkAuth",
+    "AsyncDeleterError",
     "AuthenticationError", "BadRequestError", "BulkReport", "BulkRun", "ConfigurationError",
     "DeletedWorkspace", "Endpoints", "InternalServerError", "InvalidIdentifierError",
     "NotFoundError", "Outcome", "OutcomeKind", "PermissionDeniedError", "RateLimitError",

@@ -12,9 +12,11 @@ import json
 import random
 import re
 import threading
+import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from ssl import SSLContext
 from types import TracebackType
 from typing import Final, Self
 
@@ -25,6 +27,7 @@ from aiohttp import web
 from asyncdeleter._config import Endpoints
 from asyncdeleter.testing._bodies import JSON, error_answer, forbidden_body, not_found_body
 from asyncdeleter.testing._faults import Fault, FaultKind
+from asyncdeleter.testing._signature import SignatureVerifier
 
 __all__ = ["Emulator", "RecordedRequest"]
 
@@ -79,7 +82,13 @@ class Emulator:
     Args:
         host: The address to listen on (keep it on loopback).
         port: The port; 0 picks a free one.
-        token: If set, every request must carry ``X-Auth-Token: <token>`` (else 401).
+        token: If set, every request must carry ``X-Auth-Token: <token>`` (else 401
+            ``APIG.1002``), or a valid signature when ``access_keys`` is set too.
+        access_keys: Access key id to secret key: requests signed with ``SDK-HMAC-SHA256``
+            by one of these are accepted, others get 401 ``APIG.0303``.
+        security_tokens: Access key id to the ``X-Security-Token`` it must send.
+        clock: The emulator's Unix time, for the 15-minute ``X-Sdk-Date`` check.
+        ssl: Serve HTTPS with this server-side context (``url`` then says ``https``).
         latency: Seconds added before every answer.
         latency_jitter: Up to this many seconds more, drawn at random per request.
         faults: Fault rules; the first matching rule applies to a request.
@@ -99,6 +108,10 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         token: str | None = None,
+        access_keys: Mapping[str, str] | None = None,
+        security_tokens: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+        ssl: SSLContext | None = None,
         latency: float = 0.0,
         latency_jitter: float = 0.0,
         faults: Iterable[Fault] = (),
@@ -112,6 +125,12 @@ class Emulator:
         self.host = host
         self.port = port
         self.token = token
+        self.verifier = (
+            SignatureVerifier(access_keys, security_tokens or {}, clock)
+            if access_keys is not None
+            else None
+        )
+        self.ssl = ssl
         self.latency = latency
         self.latency_jitter = latency_jitter
         self.record_requests = record_requests
@@ -145,7 +164,7 @@ class Emulator:
         server = web.Server(self._handle, handler_cancellation=True, access_log=None)
         runner = web.ServerRunner(server, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, backlog=1024)
+        site = web.TCPSite(runner, self.host, self.port, backlog=1024, ssl_context=self.ssl)
         await site.start()
         self._runner = runner
         self.port = runner.addresses[0][1]
@@ -196,7 +215,8 @@ class Emulator:
         if self._runner is None:
             raise RuntimeError("the emulator is not running")
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.ssl is not None else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     def endpoints(self) -> Endpoints:
         """``Endpoints`` for a ``SessionManager``: both services at ``url``."""
@@ -300,7 +320,8 @@ class Emulator:
                 json.dumps({"error_code": "APIG.0102", "error_msg": "Method not allowed"}).encode(),
             )
         # The gateway answers these at once; only what passes it pays the backend latency.
-        refusal = self._refuse(request, route)
+        body = await request.read()
+        refusal = self._refuse(request, route, body)
         if refusal is not None:
             done(refusal.status)
             return refusal
@@ -321,10 +342,13 @@ class Emulator:
         done(answer.status, None, answer.status == 200)
         return answer
 
-    def _refuse(self, request: web.BaseRequest, route: tuple[str, str, str]) -> web.Response | None:
+    def _refuse(
+        self, request: web.BaseRequest, route: tuple[str, str, str], body: bytes
+    ) -> web.Response | None:
         """Gateway checks, in the gateway's order: credentials, throttling, permissions."""
-        if self.token is not None and request.headers.get("X-Auth-Token") != self.token:
-            return _error(401)
+        refusal = self._check_credentials(request, body)
+        if refusal is not None:
+            return refusal
         if self.throttle_rps is not None and not self._take_throttle_token(self.throttle_rps):
             content_type, body = error_answer(429)
             headers = {"X-Request-Id": uuid.uuid4().hex}
@@ -334,6 +358,26 @@ class Emulator:
         if self._forbidden and (route[1] in self._forbidden or route[2] in self._forbidden):
             return _json(403, forbidden_body())
         return None
+
+    def _check_credentials(self, request: web.BaseRequest, body: bytes) -> web.Response | None:
+        if self.verifier is not None and "Authorization" in request.headers:
+            problem = self.verifier.problem(request.method, request.raw_path, request.headers, body)
+            if problem is None:
+                return None
+            return _json(
+                401,
+                json.dumps(
+                    {
+                        "error_code": "APIG.0303",
+                        "error_msg": f"Incorrect app authentication information: {problem}",
+                    }
+                ).encode(),
+            )
+        if self.token is None and self.verifier is None:
+            return None
+        if self.token is not None and request.headers.get("X-Auth-Token") == self.token:
+            return None
+        return _error(401)
 
     def _take_throttle_token(self, rate: float) -> bool:
         now = asyncio.get_running_loop().time()

@@ -52,7 +52,8 @@ class SignatureVerifier:
         self, method: str, raw_path_and_query: str, headers: Mapping[str, str], body: bytes
     ) -> str | None:
         """Why this request's signature is refused, or ``None`` if it is good."""
-        match = _AUTHORIZATION.fullmatch(headers.get("Authorization", ""))
+        headers = {name.lower(): value for name, value in headers.items()}
+        match = _AUTHORIZATION.fullmatch(headers.get("authorization", ""))
         if match is None:
             return "malformed Authorization header"
         secret = self.access_keys.get(match["ak"])
@@ -84,14 +85,14 @@ class SignatureVerifier:
         if missing:
             return f"signed header {missing[0]} is missing"
         try:
-            when = dt.datetime.strptime(headers["X-Sdk-Date"], "%Y%m%dT%H%M%SZ")
+            when = dt.datetime.strptime(headers["x-sdk-date"], "%Y%m%dT%H%M%SZ")
         except ValueError:
             return "malformed X-Sdk-Date"
         if abs(when.replace(tzinfo=dt.UTC).timestamp() - self.clock()) > MAX_SKEW_SECONDS:
             return "X-Sdk-Date is more than 15 minutes off"
         token = self.security_tokens.get(ak)
         if token is not None and (
-            "x-security-token" not in signed or headers.get("X-Security-Token") != token
+            "x-security-token" not in signed or headers.get("x-security-token") != token
         ):
             return "the security token is missing or wrong"
         return None
@@ -125,6 +126,6 @@ def _signature(
             hashlib.sha256(body).hexdigest(),
         ]
     )
-    date = headers["X-Sdk-Date"]
+    date = headers["x-sdk-date"]
     to_sign = f"SDK-HMAC-SHA256\n{date}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
     return hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()

@@ -215,9 +215,21 @@ def test_from_env_reads_the_official_names() -> None:
         AkSkAuth.from_env({"HUAWEICLOUD_SDK_AK": AK})
 
 
+HOSTS = st.sampled_from(
+    [
+        "fabric.cn-north-4.myhuaweicloud.com",
+        "fabric.cn-north-4.myhuaweicloud.com:8443",
+        "modelarts.ap-southeast-1.myhuaweicloud.cn",
+        "127.0.0.1:18080",
+    ]
+)
+
+
 @settings(max_examples=200)
-@given(st.lists(SEGMENT, min_size=1, max_size=5), QUERY)
-def test_the_official_sdk_signer_agrees(segments: list[str], pairs: list[tuple[str, str]]) -> None:
+@given(st.lists(SEGMENT, min_size=1, max_size=5), QUERY, HOSTS)
+def test_the_official_sdk_signer_agrees(
+    segments: list[str], pairs: list[tuple[str, str]], host: str
+) -> None:
     signer_module = pytest.importorskip("huaweicloudsdkcore.signer.signer")
     request_module = pytest.importorskip("huaweicloudsdkcore.sdk_request")
 
@@ -226,11 +238,11 @@ def test_the_official_sdk_signer_agrees(segments: list[str], pairs: list[tuple[s
         sk = SK
 
     raw_path = "/" + "/".join(urllib.parse.quote(s, safe="") for s in segments)
-    headers = {"X-Sdk-Date": "20261122T010203Z", "Host": "fabric.cn-north-4.myhuaweicloud.com:8443"}
+    headers = {"X-Sdk-Date": "20261122T010203Z", "Host": host}
     theirs = request_module.SdkRequest(
         method="DELETE",
         schema="https",
-        host="fabric.cn-north-4.myhuaweicloud.com:8443",
+        host=host,
         resource_path=raw_path,
         query_params=list(pairs),
         header_params=dict(headers),
@@ -241,3 +253,36 @@ def test_the_official_sdk_signer_agrees(segments: list[str], pairs: list[tuple[s
         ak=AK, sk=SK.encode(), method="DELETE", raw_path=raw_path, query=pairs, headers=headers
     )
     assert ours == theirs.header_params["Authorization"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://fabric.cn-north-4.myhuaweicloud.com/v1/workspaces/ws-1/sessions/s-1",
+        "https://fabric.cn-north-4.myhuaweicloud.com:8443/v1/workspaces/ws-1/sessions/s-1",
+        "https://modelarts.cn-north-4.myhuaweicloud.com/v1/p-1/workspaces/w-1",
+        "https://modelarts.cn-north-4.myhuaweicloud.com:8443/v1/p-1/workspaces/w-1",
+    ],
+)
+def test_the_official_sdk_accepts_our_delete_requests(url: str) -> None:
+    """AkSkAuth's real headers for both services' DELETEs, re-signed by the official SDK."""
+    signer_module = pytest.importorskip("huaweicloudsdkcore.signer.signer")
+    request_module = pytest.importorskip("huaweicloudsdkcore.sdk_request")
+
+    class Credentials:
+        ak = AK
+        sk = SK
+
+    parsed = yarl.URL(url)
+    ours = AkSkAuth(AK, SK).headers_for("DELETE", parsed)
+    theirs = request_module.SdkRequest(
+        method="DELETE",
+        schema="https",
+        host=ours["Host"],
+        resource_path=parsed.raw_path,
+        query_params=[],
+        header_params={"Host": ours["Host"], "X-Sdk-Date": ours["X-Sdk-Date"]},
+        body="",
+    )
+    signer_module.Signer(Credentials()).sign(theirs)
+    assert ours["Authorization"] == theirs.header_params["Authorization"]

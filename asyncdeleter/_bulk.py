@@ -97,7 +97,7 @@ class BulkReport(Generic[T]):
         latency_p50: Median item latency in seconds (``None`` if nothing was sent).
         latency_p95: 95th percentile item latency.
         latency_p99: 99th percentile item latency.
-        cancelled: The run was cancelled, or its consumer stopped early.
+        cancelled: The run was cancelled or stopped, or its consumer stopped early.
         failures: The ``failed`` and ``invalid`` outcomes (awaited form only).
         outcomes: Every outcome in completion order (awaited form only: O(N)).
     """
@@ -179,6 +179,7 @@ class BulkRun(Generic[T]):
         self._exhausted = False
         self._pulled = 0
         self._stopping = False
+        self._stopped_by_caller = False
         self._source_error: BaseException | None = None
         self._in_flight: dict[T, asyncio.Future[None]] = {}
         self._unsettled: dict[int, tuple[object, bool]] = {}  # index -> (item, was sent)
@@ -199,6 +200,15 @@ class BulkRun(Generic[T]):
             async for _ in stream:
                 pass
         return self.report
+
+    def stop(self) -> None:
+        """Start no new work; calls in flight finish and the run then ends (say, on Ctrl-C).
+
+        Unlike ``fail_fast``, the rest of the input is not read: the report covers the
+        items read so far, and ``report.cancelled`` is true.
+        """
+        self._stopping = True
+        self._stopped_by_caller = True
 
     @property
     def report(self) -> BulkReport[T]:
@@ -253,7 +263,7 @@ class BulkRun(Generic[T]):
             if self._source_error is not None:
                 raise self._source_error
             # fail_fast stopped the workers: account for every item not started.
-            while (pulled := await self._pull()) is not None:
+            while not self._stopped_by_caller and (pulled := await self._pull()) is not None:
                 index, item = pulled
                 del self._unsettled[index]
                 skipped = Outcome[T](
@@ -290,7 +300,7 @@ class BulkRun(Generic[T]):
                 )
             )
         self._unsettled.clear()
-        self._cancelled = not completed
+        self._cancelled = not completed or self._stopped_by_caller
         self._ended_at = _now()
         if self._async_items is not None and hasattr(self._async_items, "aclose"):
             # Let an async generator input run its own cleanup now, not at GC time.

@@ -50,7 +50,6 @@ _log: Final = logging.getLogger("asyncdeleter")
 USER_AGENT: Final = f"asyncdeleter/{__version__}"
 ENV_REGION: Final = "HUAWEICLOUD_SDK_REGION"
 ENV_PROJECT_ID: Final = "HUAWEICLOUD_SDK_PROJECT_ID"
-_THROTTLING_STATUSES: Final = frozenset({429, 503})
 
 
 class _DroppedConnectionError(aiohttp.ClientConnectionError):
@@ -628,7 +627,9 @@ class SessionManager:
             return _Failure(error, None, retryable=True, retry_after=None, refresh=generation)
         if status >= 500 or status == 408:
             call.may_have_taken_effect = True
-        if status in _THROTTLING_STATUSES:
+        # Throttling: every 429, and a 503 that says when to come back. A bare 503 is a
+        # failing backend, not pushback, and must not shrink a bulk run's concurrency.
+        if status == 429 or (status == 503 and retry_after is not None):
             if call.on_throttle is not None:
                 call.on_throttle()
             if retry_after is not None:

@@ -61,3 +61,17 @@ def test_error_tree_matches_the_design() -> None:
 
 def test_version_is_a_string() -> None:
     assert asyncdeleter.__version__.count(".") == 2
+
+
+def test_importing_the_library_loads_neither_the_cli_nor_the_emulator() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, asyncdeleter\n"
+        "loaded = [m for m in ('asyncdeleter._cli', 'asyncdeleter.testing', 'click', 'rich')"
+        " if m in sys.modules]\n"
+        "print(','.join(loaded))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

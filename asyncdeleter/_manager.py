@@ -96,7 +96,7 @@ class _Call:
     operation: str
     target: str
     missing_ok: bool
-    # Told of each throttling answer (429/503): a bulk run's adaptive limit listens here.
+    # Told of each throttling answer (429, 503 with Retry-After): the adaptive limit listens.
     on_throttle: Callable[[], None] | None = None
     attempts: int = 0
     deadline: float = 0.0

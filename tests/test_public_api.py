@@ -73,5 +73,7 @@ def test_importing_the_library_loads_neither_the_cli_nor_the_emulator() -> None:
         " if m in sys.modules]\n"
         "print(','.join(loaded))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == ""

@@ -254,6 +254,10 @@ class Emulator:
         """Answer 403 (the nested body) to any request whose path names one of ``ids``."""
         self._forbidden.update(ids)
 
+    def allow(self, *ids: str) -> None:
+        """Undo ``forbid`` for ``ids``."""
+        self._forbidden.difference_update(ids)
+
     def add_fault(self, fault: Fault) -> None:
         """Add a fault rule after the existing ones."""
         self._faults.append(fault)

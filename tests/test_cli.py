@@ -1,0 +1,358 @@
+"""The real `asyncdeleter` command, run in a subprocess against the emulator on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pty
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from asyncdeleter.testing import Emulator, Fault
+
+TOKEN = "cli-token"
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("HUAWEICLOUD_", "ASYNCDELETER_"))
+    }
+    env.update(extra)
+    return env
+
+
+PIPE = asyncio.subprocess.PIPE
+
+
+async def cli(
+    *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None, limit: float = 60
+) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "asyncdeleter", *args,
+        stdin=PIPE, stdout=PIPE, stderr=PIPE, env=env if env is not None else clean_env(),
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(stdin), limit)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+async def emu() -> Emulator:  # type: ignore[misc]
+    async with Emulator(token=TOKEN) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def token_file(tmp_path: Path) -> Path:
+    path = tmp_path / "token"
+    path.write_text(TOKEN + "\n")
+    return path
+
+
+def endpoint_args(emu: Emulator, token_file: Path) -> list[str]:
+    return [
+        "--fabric-endpoint",
+        emu.url,
+        "--modelarts-endpoint",
+        emu.url,
+        "--token-file",
+        str(token_file),
+    ]
+
+
+def read_report(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+async def test_lines_are_parsed_and_bad_lines_reported_with_their_numbers(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_sessions("ws-1", ["a", "b", "c", "d"])
+    emu.add_sessions("ws-2", ["e"])
+    source = tmp_path / "targets.txt"
+    source.write_text(
+        "# sessions to close\n"
+        "ws-1 a\n"
+        "\n"
+        "ws-1,b\n"
+        "ws-1\tc\n"
+        "d\n"  # a lone id: takes --workspace-id
+        "ws-2 e extra\n"  # line 7: three fields
+        "ws-1 bad/id\n"  # line 8: an invalid id
+    )
+    report = tmp_path / "report.jsonl"
+    code, _, err = await cli(
+        "close-sessions", str(source), "--workspace-id", "ws-1", "--report", str(report),
+        *endpoint_args(emu, token_file),
+    )  # fmt: skip
+    assert code == 2, err  # invalid lines, nothing failed
+    assert "line 7: expected 1 or 2 fields, found 3" in err
+    assert "line 8:" in err
+    assert "bad/id" in err
+    assert emu.sessions("ws-1") == frozenset()
+    assert emu.sessions("ws-2") == {"e"}
+    records = read_report(report)
+    assert sorted(r["line"] for r in records) == [2, 4, 5, 6, 7, 8]  # one per input item
+    by_line = {r["line"]: r for r in records}
+    assert by_line[2]["result"] == "succeeded"
+    assert by_line[2]["target"] == {"workspace_id": "ws-1", "session_id": "a"}
+    assert by_line[7]["result"] == "invalid"
+    assert by_line[8]["result"] == "invalid"
+    assert by_line[2]["attempts"] == 1
+
+
+async def test_exit_status_is_0_when_all_done_and_1_when_any_failed(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_workspaces("p-1", ["w1", "w2"])
+    code, _, err = await cli(
+        "delete-workspaces",
+        "-",
+        "--project-id",
+        "p-1",
+        *endpoint_args(emu, token_file),
+        stdin=b"w1\nw-gone\n",
+    )
+    assert code == 0, err  # already gone counts as done
+    emu.forbid("w2")
+    report = tmp_path / "r.jsonl"
+    code, _, err = await cli(
+        "delete-workspaces", "-", "--project-id", "p-1", "--report", str(report),
+        *endpoint_args(emu, token_file), stdin=b"w2\n",
+    )  # fmt: skip
+    assert code == 1, err
+    [record] = read_report(report)
+    assert record["result"] == "failed"
+    assert record["status"] == 403
+    assert record["error_code"] == "403"
+    assert record["target"] == {"project_id": "p-1", "workspace_id": "w2"}
+
+
+async def test_dry_run_sends_nothing(emu: Emulator, token_file: Path, tmp_path: Path) -> None:
+    emu.add_sessions("ws-1", ["a"])
+    report = tmp_path / "r.jsonl"
+    code, _, err = await cli(
+        "close-sessions", "--dry-run", "--report", str(report), *endpoint_args(emu, token_file),
+        stdin=b"ws-1 a\nws-1 b\n",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "2 valid" in err
+    assert emu.request_count == 0
+    assert [r["result"] for r in read_report(report)] == ["dry_run", "dry_run"]
+    code, _, _ = await cli(
+        "close-sessions", "--dry-run", *endpoint_args(emu, token_file), stdin=b"ws-1 a/b\n"
+    )
+    assert code == 2
+    assert emu.request_count == 0
+
+
+async def test_strict_validates_everything_before_sending(emu: Emulator, token_file: Path) -> None:
+    emu.add_sessions("ws-1", ["a"])
+    code, _, err = await cli(
+        "close-sessions", "--strict", *endpoint_args(emu, token_file), stdin=b"ws-1 a\nws-1 %%\n"
+    )
+    assert code == 2
+    assert "line 2" in err
+    assert emu.request_count == 0  # not even the valid first line went out
+
+
+async def test_retry_from_runs_only_what_was_not_done(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_sessions("ws-1", ["a", "b", "c"])
+    emu.forbid("b")
+    first = tmp_path / "first.jsonl"
+    source = tmp_path / "in.txt"
+    source.write_text("ws-1 a\nws-1 b\nws-1 c\n")
+    code, _, _ = await cli(
+        "close-sessions", str(source), "--report", str(first), *endpoint_args(emu, token_file)
+    )
+    assert code == 1
+    emu.allow("b")
+    emu.reset_stats()
+    second = tmp_path / "second.jsonl"
+    code, _, err = await cli(
+        "close-sessions",
+        "--retry-from",
+        str(first),
+        "--report",
+        str(second),
+        *endpoint_args(emu, token_file),
+    )
+    assert code == 0, err
+    assert [r["target"] for r in read_report(second)] == [
+        {"workspace_id": "ws-1", "session_id": "b"}
+    ]
+    assert emu.request_count == 1
+    # With the input beside it: every input item the report does not mark done.
+    emu.add_sessions("ws-1", ["d"])
+    source.write_text("ws-1 a\nws-1 b\nws-1 c\nws-1 d\n")
+    emu.reset_stats()
+    code, _, err = await cli(
+        "close-sessions", "--retry-from", str(first), str(source), *endpoint_args(emu, token_file)
+    )
+    assert code == 0, err
+    assert sorted(r.path.rsplit("/", 1)[-1] for r in emu.requests) == ["b", "d"]
+
+
+async def test_protected_ids_are_refused(emu: Emulator, token_file: Path) -> None:
+    emu.add_sessions("ws-keep", ["a"])
+    emu.add_sessions("ws-1", ["a"])
+    env = clean_env(ASYNCDELETER_PROTECTED_IDS="ws-keep, p-prod")
+    code, _, err = await cli(
+        "close-sessions", *endpoint_args(emu, token_file), stdin=b"ws-keep a\nws-1 a\n", env=env
+    )
+    assert code == 2
+    assert "line 1: protected" in err
+    assert emu.sessions("ws-keep") == {"a"}
+    assert emu.sessions("ws-1") == frozenset()
+    code, _, err = await cli(
+        "delete-workspaces",
+        "--project-id",
+        "p-prod",
+        *endpoint_args(emu, token_file),
+        stdin=b"w1\n",
+        env=env,
+    )
+    assert code == 2
+    assert "protected" in err
+
+
+async def test_flags_win_over_the_environment(emu: Emulator, token_file: Path) -> None:
+    emu.add_workspaces("p-flag", ["w1"])
+    env = clean_env(HUAWEICLOUD_SDK_PROJECT_ID="p-env", HUAWEICLOUD_SDK_REGION="cn-north-4")
+    code, _, err = await cli(
+        "delete-workspaces",
+        "--project-id",
+        "p-flag",
+        *endpoint_args(emu, token_file),
+        stdin=b"w1\n",
+        env=env,
+    )
+    assert code == 0, err
+    assert emu.requests[0].path == "/v1/p-flag/workspaces/w1"
+    assert emu.requests[0].headers["X-Auth-Token"] == TOKEN
+
+
+async def test_ctrl_c_settles_in_flight_work_and_flushes_the_report(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.latency = 0.05
+    emu.add_sessions("ws-1", [f"s{i}" for i in range(3000)])
+    source = tmp_path / "in.txt"
+    source.write_text("".join(f"ws-1 s{i}\n" for i in range(3000)))
+    report = tmp_path / "r.jsonl"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "asyncdeleter", "close-sessions", str(source),
+        "--report", str(report), "--concurrency", "8", *endpoint_args(emu, token_file),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_env(),
+    )  # fmt: skip
+    for _ in range(200):  # wait until it is well under way
+        await asyncio.sleep(0.05)
+        if emu.request_count > 50:
+            break
+    process.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 130, err.decode()
+    records = read_report(report)
+    done = {r["target"]["session_id"] for r in records if r["result"] == "succeeded"}  # type: ignore[index]
+    closed = {f"s{i}" for i in range(3000)} - emu.sessions("ws-1")
+    assert done == closed  # the report agrees with the server: nothing in flight was lost
+    assert 50 <= len(done) < 3000
+    assert emu.in_flight == 0
+
+
+async def test_demo_runs_end_to_end_and_empties_the_emulator() -> None:
+    code, out, err = await cli("demo", "--sessions", "2000", "--workspaces", "20", limit=120)
+    assert code == 0, err
+    assert "emulator is empty: all 2,000 sessions and 20 workspaces are gone" in out + err
+    assert "throughput" in out + err
+
+
+async def test_emulator_command_serves_until_interrupted() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "asyncdeleter", "emulator", "--port", "0", "--token", "t",
+        "--seed-workspaces", "2", "--seed-sessions", "3",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_env(),
+    )  # fmt: skip
+    assert process.stdout is not None
+    line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+    url = line.rsplit(" ", 1)[-1].strip()
+    assert url.startswith("http://127.0.0.1:")
+    async with aiohttp.ClientSession() as session:
+        async with session.delete(
+            f"{url}/v1/workspaces/ws-0001/sessions/sess-0001-00002", headers={"X-Auth-Token": "t"}
+        ) as r:
+            assert r.status == 200
+        async with session.delete(
+            f"{url}/v1/demo-project/workspaces/ws-0000", headers={"X-Auth-Token": "t"}
+        ) as r:
+            assert r.status == 200
+    process.send_signal(signal.SIGINT)
+    await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0
+
+
+def _run_on_a_terminal(args: list[str], answer: bytes) -> tuple[int, str]:
+    """Run the command with stdin/stdout/stderr on a pseudo-terminal; type ``answer``."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child
+        os.execve(sys.executable, [sys.executable, "-m", "asyncdeleter", *args], clean_env())  # noqa: S606
+    output = b""
+    answered = False
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+        if not answered and b"to go on" in output:
+            os.write(fd, answer + b"\r")
+            answered = True
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+async def test_a_terminal_user_must_type_the_project_id(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_workspaces("p-1", ["w1"])
+    source = tmp_path / "in.txt"
+    source.write_text("w1\n")
+    args = [
+        "delete-workspaces",
+        str(source),
+        "--project-id",
+        "p-1",
+        *endpoint_args(emu, token_file),
+    ]
+    code, screen = await asyncio.to_thread(_run_on_a_terminal, args, b"p-wrong")
+    assert code == 2, screen
+    assert "About to delete workspaces: 1 item(s)" in screen
+    assert "not confirmed" in screen
+    assert emu.request_count == 0
+    code, screen = await asyncio.to_thread(_run_on_a_terminal, args, b"p-1")
+    assert code == 0, screen
+    assert emu.workspaces("p-1") == frozenset()
+
+
+async def test_retries_and_faults_show_in_the_report(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_sessions("ws-1", ["a"])
+    emu.add_fault(Fault(status=500, times=1))
+    report = tmp_path / "r.jsonl"
+    code, _, err = await cli(
+        "close-sessions", "--report", str(report), "--max-tries", "3",
+        *endpoint_args(emu, token_file), stdin=b"ws-1 a\n",
+    )  # fmt: skip
+    assert code == 0, err
+    [record] = read_report(report)
+    assert record["attempts"] == 2

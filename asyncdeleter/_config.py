@@ -27,9 +27,12 @@ __all__ = [
     "DEFAULT_MAX_TRIES",
     "DEFAULT_MAX_WAIT",
     "DEFAULT_READ_TIMEOUT",
+    "DEFAULT_RETRY_BUDGET",
     "DEFAULT_RETRY_STATUSES",
     "MAX_BODY_BYTES",
     "NEVER_RETRIED_STATUSES",
+    "RETRY_COST",
+    "TIMEOUT_RETRY_COST",
     "Endpoints",
     "RetryPolicy",
     "Timeouts",
@@ -46,6 +49,11 @@ DEFAULT_MAX_RETRY_AFTER: Final = 60.0
 DEFAULT_RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 #: A client error that retrying cannot fix (401 has its own rule: see the auth provider).
 NEVER_RETRIED_STATUSES: Final = frozenset({400, 401, 403, 404})
+#: The manager-wide retry budget (in the spirit of botocore's retry quota): each retry
+#: spends RETRY_COST (a timeout TIMEOUT_RETRY_COST), each success refills 1.
+DEFAULT_RETRY_BUDGET: Final = 500
+RETRY_COST: Final = 5
+TIMEOUT_RETRY_COST: Final = 10
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 DEFAULT_READ_TIMEOUT: Final = 30.0
 #: A response body is read up to this many bytes; a misbehaving gateway cannot exhaust memory.
@@ -201,6 +209,11 @@ class RetryPolicy:
             retry wait. A hook that raises is logged and otherwise ignored.
         wait: ``False`` turns every wait (backoff and ``Retry-After``) into zero: the
             public switch for tests.
+        retry_budget: The manager-wide retry budget. Every retry spends 5 units (10 after
+            a timeout), every success gives back 1 (or what its retries spent), so that in
+            a full outage N calls send about N requests, not ``max_tries`` x N. When it is
+            spent, failing calls stop retrying (their error says so) until successes
+            refill it. ``None`` turns it off.
     """
 
     max_tries: int = attrs.field(default=DEFAULT_MAX_TRIES, validator=_at_least_one)
@@ -216,6 +229,12 @@ class RetryPolicy:
         default=(), converter=tuple
     )
     wait: bool = True
+    retry_budget: int | None = attrs.field(default=DEFAULT_RETRY_BUDGET)
+
+    @retry_budget.validator
+    def _check_budget(self, attribute: attrs.Attribute[int | None], value: int | None) -> None:
+        if value is not None and (not isinstance(value, int) or value < 0):
+            raise ConfigurationError(f"retry_budget must be None or an int >= 0, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)

@@ -94,7 +94,11 @@ class APIError(AsyncDeleterError):
         solution_msg: The service's suggested fix, when it gave one.
         request_id: The ``X-Request-Id`` of the last answer, for Huawei support.
         attempts: How many requests the call sent in all.
+        retry_budget_exhausted: The call stopped retrying because the manager's retry
+            budget was spent (an outage is likely); running it again later is safe.
     """
+
+    retry_budget_exhausted: bool = False
 
     def __init__(
         self,
@@ -118,6 +122,8 @@ class APIError(AsyncDeleterError):
 
     def __str__(self) -> str:
         parts = [self.message]
+        if self.retry_budget_exhausted:
+            parts.append("retry budget exhausted, not retried: safe to re-run later")
         if self.request_id:
             parts.append(f"request_id={self.request_id}")
         if self.attempts != 1:

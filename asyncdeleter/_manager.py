@@ -32,6 +32,7 @@ from asyncdeleter._errors import (
     RAW_BODY_KEPT,
     APIError,
     APIStatusError,
+    APITimeoutError,
     ConfigurationError,
     InvalidIdentifierError,
     status_error_class,
@@ -39,7 +40,7 @@ from asyncdeleter._errors import (
 )
 from asyncdeleter._ids import FABRIC_ID_MAX, MODELARTS_ID_MAX, validate_id
 from asyncdeleter._models import DeletedWorkspace, deleted_workspace, parse_error_body
-from asyncdeleter._retry import RetryDetails, backoff_waits, parse_retry_after
+from asyncdeleter._retry import RetryBudget, RetryDetails, backoff_waits, parse_retry_after
 from asyncdeleter._throttle import HostGate
 from asyncdeleter._version import __version__
 
@@ -104,6 +105,9 @@ class _Call:
     # (dropped connection, timeout, 408, 5xx): a later 404 then means success.
     may_have_taken_effect: bool = False
     refreshed: bool = False  # the auth provider was asked once already for this call
+    resent_after_drop: bool = False  # the one immediate resend after a dropped connection
+    budget_spent: int = 0  # what this call's retries took from the retry budget
+    waits: Iterator[float] | None = None  # the backoff generator, made on the first retry
 
 
 @attrs.frozen(slots=True)
@@ -211,6 +215,9 @@ class SessionManager:
         self.retry: Final = retry if retry is not None else RetryPolicy()
         self.timeouts: Final = timeouts if timeouts is not None else Timeouts()
         self._credentials = Credentials(auth)
+        self._retry_budget = (
+            RetryBudget(self.retry.retry_budget) if self.retry.retry_budget is not None else None
+        )
         self._ssl = ssl
         self._session = session
         self._owns_session = session is None
@@ -507,7 +514,6 @@ class SessionManager:
         gate = call.gate
         policy = self.retry
         loop = asyncio.get_running_loop()
-        waits: Iterator[float] | None = None
         while True:
             if policy.wait and gate.paused_until > loop.time():
                 await gate.wait_until_open()
@@ -518,35 +524,49 @@ class SessionManager:
             async with self._semaphore:
                 result = await self._attempt(session, call, loop)
             if isinstance(result, _Answer):
+                if self._retry_budget is not None:
+                    self._retry_budget.refill(call.budget_spent)
                 return result
             # Outside the semaphore: a waiting call must not hold a slot.
             if result.refresh is not None and call.attempts < policy.max_tries:
                 await self._credentials.refresh(result.refresh)
                 continue
-            if not result.retryable or call.attempts >= policy.max_tries:
+            await asyncio.sleep(self._plan_retry(call, result, loop))
+
+    def _plan_retry(self, call: _Call, result: _Failure, loop: asyncio.AbstractEventLoop) -> float:
+        """How long to wait before the next attempt; raises the error when there is none."""
+        policy = self.retry
+        if not result.retryable or call.attempts >= policy.max_tries:
+            raise result.error from result.cause
+        if result.retry_after is not None:
+            wait = min(result.retry_after, policy.max_retry_after)
+        else:
+            if call.waits is None:
+                call.waits = backoff_waits(policy)
+            wait = next(call.waits)
+        if not policy.wait:
+            wait = 0.0
+        if loop.time() + wait >= call.deadline:
+            # The wait would end past max_time: give up now, with the real error.
+            raise result.error from result.cause
+        budget = self._retry_budget
+        if budget is not None:
+            cost = budget.spend(timeout=isinstance(result.error, APITimeoutError))
+            if not cost:
+                result.error.retry_budget_exhausted = True
                 raise result.error from result.cause
-            if result.retry_after is not None:
-                wait = min(result.retry_after, policy.max_retry_after)
-            else:
-                if waits is None:
-                    waits = backoff_waits(policy)
-                wait = next(waits)
-            if not policy.wait:
-                wait = 0.0
-            if loop.time() + wait >= call.deadline:
-                # The wait would end past max_time: give up now, with the real error.
-                raise result.error from result.cause
-            self._before_retry(
-                RetryDetails(
-                    operation=call.operation,
-                    target=call.target,
-                    attempt=call.attempts,
-                    wait=wait,
-                    cause=result.error,
-                    status=result.error.status,
-                )
+            call.budget_spent += cost
+        self._before_retry(
+            RetryDetails(
+                operation=call.operation,
+                target=call.target,
+                attempt=call.attempts,
+                wait=wait,
+                cause=result.error,
+                status=result.error.status,
             )
-            await asyncio.sleep(wait)
+        )
+        return wait
 
     async def _attempt(
         self, session: aiohttp.ClientSession, call: _Call, loop: asyncio.AbstractEventLoop
@@ -583,7 +603,13 @@ class SessionManager:
             connection_error = translate_client_error(
                 exc, what=f"{call.operation} {call.target}", attempts=call.attempts
             )
-            return _Failure(connection_error, exc, self.retry.retry_connection_errors, None)
+            resend_now = None
+            if isinstance(exc, _DroppedConnectionError) and not call.resent_after_drop:
+                # Most often a keep-alive race (the server closed an idle connection as we
+                # reused it): resend at once, as aiohttp itself would, but counted.
+                call.resent_after_drop = True
+                resend_now = 0.0
+            return _Failure(connection_error, exc, self.retry.retry_connection_errors, resend_now)
         _log_attempt(call, status, started, loop)
         return self._judge(
             call,

@@ -17,9 +17,9 @@ from typing import Final
 import attrs
 import backoff
 
-from asyncdeleter._config import RetryPolicy
+from asyncdeleter._config import RETRY_COST, TIMEOUT_RETRY_COST, RetryPolicy
 
-__all__ = ["RetryDetails", "backoff_waits", "parse_retry_after"]
+__all__ = ["RetryBudget", "RetryDetails", "backoff_waits", "parse_retry_after"]
 
 # The HTTP-date form of Retry-After is absolute; anything past a day is nonsense to us.
 _MAX_SANE_RETRY_AFTER: Final = 86_400.0
@@ -44,6 +44,33 @@ class RetryDetails:
     wait: float
     cause: BaseException
     status: int | None
+
+
+class RetryBudget:
+    """A manager-wide token bucket of retries (botocore's "retry quota").
+
+    Retries spend from it, successes refill it. In an outage every call's first attempt
+    still goes out, but retries stop once the budget is spent, so the outage is not
+    multiplied by ``max_tries``.
+    """
+
+    __slots__ = ("capacity", "level")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.level = capacity
+
+    def spend(self, *, timeout: bool) -> int:
+        """Take the cost of one retry; return it, or 0 if the budget cannot pay."""
+        cost = TIMEOUT_RETRY_COST if timeout else RETRY_COST
+        if self.level < cost:
+            return 0
+        self.level -= cost
+        return cost
+
+    def refill(self, spent: int) -> None:
+        """A call succeeded: give back what its retries spent, or 1 if it needed none."""
+        self.level = min(self.capacity, self.level + (spent or 1))
 
 
 def backoff_waits(policy: RetryPolicy) -> Iterator[float]:

@@ -27,7 +27,9 @@ async def one_run(*, adaptive: bool, items: int, concurrency: int) -> tuple[int,
         throttle_retry_after="0.2",
     ) as emu:
         emu.add_sessions("ws", [f"s{i}" for i in range(items)])
-        policy = asyncdeleter.RetryPolicy(max_tries=60, initial_wait=0.05, max_wait=1.0)
+        policy = asyncdeleter.RetryPolicy(
+            max_tries=60, initial_wait=0.05, max_wait=1.0, retry_budget=None
+        )
         async with asyncdeleter.SessionManager(
             endpoints=emu.endpoints(), max_concurrency=concurrency, retry=policy
         ) as manager:

@@ -336,7 +336,8 @@ async def _throttled_run(adaptive: bool) -> tuple[int, asyncdeleter.BulkReport[t
         throttle_retry_after="0.2",
     ) as emu:
         emu.add_sessions("ws", [f"s{i}" for i in range(n)])
-        policy = RetryPolicy(max_tries=60, initial_wait=0.05, max_wait=1.0)
+        # No retry budget: this compares the concurrency limits alone.
+        policy = RetryPolicy(max_tries=60, initial_wait=0.05, max_wait=1.0, retry_budget=None)
         async with SessionManager(endpoints=emu.endpoints(), max_concurrency=64, retry=policy) as m:
             report = await m.close_sessions([("ws", f"s{i}") for i in range(n)], adaptive=adaptive)
         assert emu.session_count == 0

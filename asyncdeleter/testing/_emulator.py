@@ -100,6 +100,8 @@ class Emulator:
             (its bucket size); by default one second's worth, ``throttle_rps``.
         stateless: Answer every valid delete with success and store nothing, so a
             benchmark of millions of deletions measures the client, not the emulator's sets.
+        keepalive_timeout: Seconds an idle keep-alive connection stays open (aiohttp's
+            default is 75); a small value provokes keep-alive races.
     """
 
     def __init__(
@@ -121,6 +123,7 @@ class Emulator:
         throttle_retry_after: str | None = "1",
         throttle_burst: float | None = None,
         stateless: bool = False,
+        keepalive_timeout: float = 75.0,
     ) -> None:
         self.host = host
         self.port = port
@@ -138,6 +141,7 @@ class Emulator:
         self.throttle_retry_after = throttle_retry_after
         self.throttle_burst = throttle_burst
         self.stateless = stateless
+        self.keepalive_timeout = keepalive_timeout
         self._random = random.Random(seed)
         self._faults: list[Fault] = list(faults)
         self._fault_hits: dict[int, int] = defaultdict(int)
@@ -161,7 +165,12 @@ class Emulator:
     async def start(self) -> None:
         """Start serving; ``url`` is valid afterwards."""
         # handler_cancellation: a stalled answer stops when the client gives up on it.
-        server = web.Server(self._handle, handler_cancellation=True, access_log=None)
+        server = web.Server(
+            self._handle,
+            handler_cancellation=True,
+            access_log=None,
+            keepalive_timeout=self.keepalive_timeout,
+        )
         runner = web.ServerRunner(server, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, backlog=1024, ssl_context=self.ssl)
@@ -470,22 +479,10 @@ class Emulator:
             content_type, body = error_answer(fault.status)
             if fault.body is not None:
                 content_type, body = fault.content_type, fault.body
-            headers = {"X-Request-Id": uuid.uuid4().hex}
-            if fault.retry_after is not None:
-                headers["Retry-After"] = fault.retry_after
-            response = web.Response(
-                status=fault.status, body=body, headers=headers, content_type=content_type
-            )
-            return fault.status, response
+            return fault.status, _answer_with(fault, body, content_type)
         if fault.kind is FaultKind.GARBAGE:
             body = fault.body if fault.body is not None else self._random.randbytes(64)
-            response = web.Response(
-                status=fault.status,
-                body=body,
-                headers={"X-Request-Id": uuid.uuid4().hex},
-                content_type=JSON,
-            )
-            return fault.status, response
+            return fault.status, _answer_with(fault, body, JSON)
         # TRUNCATE: promise more than is sent, then hang up.
         content_type, body = error_answer(fault.status)
         stream = web.StreamResponse(status=fault.status, headers={"X-Request-Id": uuid.uuid4().hex})
@@ -496,6 +493,17 @@ class Emulator:
         if transport is not None:
             transport.abort()
         return fault.status, stream
+
+
+def _answer_with(fault: Fault, body: bytes, content_type: str) -> web.Response:
+    """A fault's answer: its status and body, ``Retry-After`` and any extra headers."""
+    headers = {"X-Request-Id": uuid.uuid4().hex, "Content-Type": content_type}
+    if fault.retry_after is not None:
+        headers["Retry-After"] = fault.retry_after
+    for name, value in fault.headers.items():
+        headers = {k: v for k, v in headers.items() if k.lower() != name.lower()}
+        headers[name] = value
+    return web.Response(status=fault.status, body=body, headers=headers)
 
 
 def _route(path: str) -> tuple[str, str, str] | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import attrs
 
@@ -51,6 +51,7 @@ class Fault:
         body: A body to send instead of the service's usual one.
         content_type: The content type of ``body``.
         stall_seconds: How long ``STALL`` keeps the client waiting.
+        headers: Extra response headers for ``STATUS`` and ``GARBAGE`` answers.
     """
 
     kind: FaultKind = FaultKind.STATUS
@@ -65,3 +66,4 @@ class Fault:
     body: bytes | None = None
     content_type: str = "application/json"
     stall_seconds: float = 3600.0
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=dict)

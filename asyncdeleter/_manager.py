@@ -18,7 +18,7 @@ import aiohttp
 import attrs
 import yarl
 
-from asyncdeleter._auth import ENV_AK, ENV_SK, AkSkAuth, AuthSource, Credentials
+from asyncdeleter._auth import ENV_AK, ENV_SK, AkSkAuth, Auth, AuthSource, Credentials, TokenAuth
 from asyncdeleter._bulk import BulkRun, ProgressCallback
 from asyncdeleter._config import (
     DEFAULT_MAX_CONCURRENCY,
@@ -41,7 +41,7 @@ from asyncdeleter._errors import (
 from asyncdeleter._ids import FABRIC_ID_MAX, MODELARTS_ID_MAX, validate_id
 from asyncdeleter._models import DeletedWorkspace, deleted_workspace, parse_error_body
 from asyncdeleter._retry import RetryBudget, RetryDetails, backoff_waits, parse_retry_after
-from asyncdeleter._throttle import HostGate
+from asyncdeleter._throttle import ConcurrencyLimit, HostGate
 from asyncdeleter._version import __version__
 
 __all__ = ["SessionManager"]
@@ -51,6 +51,9 @@ _log: Final = logging.getLogger("asyncdeleter")
 USER_AGENT: Final = f"asyncdeleter/{__version__}"
 ENV_REGION: Final = "HUAWEICLOUD_SDK_REGION"
 ENV_PROJECT_ID: Final = "HUAWEICLOUD_SDK_PROJECT_ID"
+
+
+_NOT_MERGED: Final = object()  # no headers merged yet (None is a valid auth: no credentials)
 
 
 class _DroppedConnectionError(aiohttp.ClientConnectionError):
@@ -222,13 +225,24 @@ class SessionManager:
         self._session = session
         self._owns_session = session is None
         self._closed = False
-        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._limit = ConcurrencyLimit(max_concurrency)
+        # An attempt with this much time left gets the plain per-attempt timeouts.
+        self._full_attempt = self.timeouts.connect + self.timeouts.read
         self._client_timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self.timeouts.connect, sock_read=self.timeouts.read
         )
         # Built once: a call only appends its ids.
-        self._sessions_prefix = f"{endpoints.fabric}/v1/workspaces/"
-        self._workspaces_prefix = f"{endpoints.modelarts}/v1/{self.project_id}/workspaces/"
+        # Each URL is the endpoint with a new path: with_path() skips re-parsing the whole
+        # URL per call. The endpoint's own path (a proxy prefix, say) is kept in front.
+        self._fabric_url = yarl.URL(endpoints.fabric)
+        self._modelarts_url = yarl.URL(endpoints.modelarts)
+        self._sessions_prefix = f"{self._fabric_url.raw_path.rstrip('/')}/v1/workspaces/"
+        self._workspaces_prefix = (
+            f"{self._modelarts_url.raw_path.rstrip('/')}/v1/{self.project_id}/workspaces/"
+        )
+        # Headers of a fixed TokenAuth, with the User-Agent, merged once (see _headers).
+        self._merged_for: object = _NOT_MERGED
+        self._merged_headers: dict[str, str] = {}
         self._fabric_gate = HostGate(max_rate)
         self._modelarts_gate = HostGate(max_rate)
 
@@ -310,7 +324,6 @@ class SessionManager:
             session = self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=self._client_timeout,
-                headers={"User-Agent": USER_AGENT},
                 # Deletions need no cookies; skipping the jar saves work on every answer.
                 cookie_jar=aiohttp.DummyCookieJar(),
             )
@@ -339,7 +352,9 @@ class SessionManager:
             APIConnectionError: No usable answer within the retry policy.
             ConfigurationError: The manager is closed.
         """
-        await self._close_session(workspace_id, session_id, missing_ok)
+        validate_id("workspace_id", workspace_id, FABRIC_ID_MAX)
+        validate_id("session_id", session_id, FABRIC_ID_MAX)
+        await self._delete(self._close_call(workspace_id, session_id, missing_ok, None))
 
     async def delete_workspace(
         self, workspace_id: str, *, missing_ok: bool = False
@@ -363,7 +378,9 @@ class SessionManager:
             APIStatusError: Another refusal, after retries where they apply.
             APIConnectionError: No usable answer within the retry policy.
         """
-        answer = await self._delete_workspace(workspace_id, missing_ok)
+        validate_id("workspace_id", workspace_id, MODELARTS_ID_MAX)
+        self._check_workspace_config()
+        answer = await self._delete(self._workspace_call(workspace_id, missing_ok, None))
         result = deleted_workspace(workspace_id, answer.request_id)
         return attrs.evolve(result, already_gone=True) if answer.already_gone else result
 
@@ -400,7 +417,8 @@ class SessionManager:
             target: tuple[str, str], on_throttle: Callable[[], None] | None
         ) -> tuple[bool, int, str | None]:
             workspace_id, session_id = target
-            answer = await self._send_close(workspace_id, session_id, missing_ok, on_throttle)
+            call = self._close_call(workspace_id, session_id, missing_ok, on_throttle)
+            answer = await self._delete(call)
             return answer.already_gone, answer.attempts, answer.request_id
 
         return BulkRun(
@@ -436,7 +454,7 @@ class SessionManager:
         async def delete_one(
             workspace_id: str, on_throttle: Callable[[], None] | None
         ) -> tuple[bool, int, str | None]:
-            answer = await self._send_delete_workspace(workspace_id, missing_ok, on_throttle)
+            answer = await self._delete(self._workspace_call(workspace_id, missing_ok, on_throttle))
             return answer.already_gone, answer.attempts, answer.request_id
 
         return BulkRun(
@@ -451,47 +469,37 @@ class SessionManager:
 
     # -- one target, validated ---------------------------------------------------------
 
-    async def _close_session(self, workspace_id: str, session_id: str, missing_ok: bool) -> _Answer:
-        validate_id("workspace_id", workspace_id, FABRIC_ID_MAX)
-        validate_id("session_id", session_id, FABRIC_ID_MAX)
-        return await self._send_close(workspace_id, session_id, missing_ok, None)
-
-    async def _send_close(
+    def _close_call(
         self,
         workspace_id: str,
         session_id: str,
         missing_ok: bool,
         on_throttle: Callable[[], None] | None,
-    ) -> _Answer:
-        url = f"{self._sessions_prefix}{workspace_id}/sessions/{session_id}"
-        return await self._delete(
-            _Call(
-                url=yarl.URL(url, encoded=True),
-                gate=self._fabric_gate,
-                operation="close_session",
-                target=f"{workspace_id}/{session_id}",
-                missing_ok=missing_ok,
-                on_throttle=on_throttle,
-            )
+    ) -> _Call:
+        """The call state of one CloseSqlSession; the ids are already validated."""
+        path = f"{self._sessions_prefix}{workspace_id}/sessions/{session_id}"
+        return _Call(
+            url=self._fabric_url.with_path(path, encoded=True),
+            gate=self._fabric_gate,
+            operation="close_session",
+            target=f"{workspace_id}/{session_id}",
+            missing_ok=missing_ok,
+            on_throttle=on_throttle,
         )
 
-    async def _delete_workspace(self, workspace_id: str, missing_ok: bool) -> _Answer:
-        validate_id("workspace_id", workspace_id, MODELARTS_ID_MAX)
-        self._check_workspace_config()
-        return await self._send_delete_workspace(workspace_id, missing_ok, None)
-
-    async def _send_delete_workspace(
+    def _workspace_call(
         self, workspace_id: str, missing_ok: bool, on_throttle: Callable[[], None] | None
-    ) -> _Answer:
-        return await self._delete(
-            _Call(
-                url=yarl.URL(f"{self._workspaces_prefix}{workspace_id}", encoded=True),
-                gate=self._modelarts_gate,
-                operation="delete_workspace",
-                target=workspace_id,
-                missing_ok=missing_ok,
-                on_throttle=on_throttle,
-            )
+    ) -> _Call:
+        """The call state of one DeleteWorkspace; the id is already validated."""
+        return _Call(
+            url=self._modelarts_url.with_path(
+                f"{self._workspaces_prefix}{workspace_id}", encoded=True
+            ),
+            gate=self._modelarts_gate,
+            operation="delete_workspace",
+            target=workspace_id,
+            missing_ok=missing_ok,
+            on_throttle=on_throttle,
         )
 
     def _check_workspace_config(self) -> None:
@@ -514,15 +522,21 @@ class SessionManager:
         gate = call.gate
         policy = self.retry
         loop = asyncio.get_running_loop()
+        limit = self._limit
         while True:
-            if policy.wait and gate.paused_until > loop.time():
+            # paused_until is 0.0 unless a Retry-After arrived: skip the clock read then.
+            if gate.paused_until and policy.wait and gate.paused_until > loop.time():
                 await gate.wait_until_open()
             if gate.pacer is not None:
                 await gate.pacer.wait_turn()
             if self._credentials.provider is not None:
                 await self._credentials.current()  # a first fetch must not hold a slot
-            async with self._semaphore:
+            if not limit.try_acquire():
+                await limit.acquire()
+            try:
                 result = await self._attempt(session, call, loop)
+            finally:
+                limit.release()
             if isinstance(result, _Answer):
                 if self._retry_budget is not None:
                     self._retry_budget.refill(call.budget_spent)
@@ -582,19 +596,35 @@ class SessionManager:
             auth, generation = credentials.fixed, 0
         else:
             auth, generation = await credentials.current()
-        headers = None if auth is None else auth.headers_for("DELETE", call.url)
+        headers = self._headers(auth, call.url)
         try:
             async with session.request(
                 "DELETE",
                 call.url,
                 headers=headers,
-                timeout=self._attempt_timeout(call.deadline - started),
+                timeout=self._client_timeout
+                if call.deadline - started >= self._full_attempt
+                else self._attempt_timeout(call.deadline - started),
                 allow_redirects=False,
                 middlewares=_MIDDLEWARES,
             ) as response:
                 status = response.status
                 request_id = response.headers.get("X-Request-Id")
-                raw = await _read_body(response, status)
+                if 200 <= status < 300:
+                    # The hot path: the status line says it worked, the body is not needed
+                    # but is read (when small) so the connection goes back to the pool.
+                    length = response.content_length
+                    if length is not None and length <= MAX_BODY_BYTES:
+                        try:
+                            await response.read()
+                        except (TimeoutError, aiohttp.ClientError):
+                            response.close()  # a broken body cannot undo the 2xx
+                    else:
+                        response.close()  # unbounded or huge: drop, do not read
+                    if _log.isEnabledFor(logging.DEBUG):
+                        _log_attempt(call, status, started, loop)
+                    return _Answer(False, call.attempts, request_id)
+                raw = await _read_capped(response)
                 retry_after_header = response.headers.get("Retry-After")
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             _log_attempt(call, None, started, loop)
@@ -620,10 +650,28 @@ class SessionManager:
             generation=generation,
         )
 
+    def _headers(self, auth: Auth | None, url: yarl.URL) -> dict[str, str]:
+        """The request headers of one attempt: the User-Agent and the credentials'.
+
+        Passed per request rather than as session defaults, so aiohttp has nothing to
+        merge; a TokenAuth's never change, so they are merged once and reused.
+        """
+        if auth is self._merged_for:
+            return self._merged_headers
+        headers: dict[str, str]
+        if auth is None:
+            headers = {"User-Agent": USER_AGENT}
+        elif isinstance(auth, TokenAuth):
+            headers = {"User-Agent": USER_AGENT, **auth.headers_for("DELETE", url)}
+        else:
+            headers = auth.headers_for("DELETE", url)  # fresh per attempt (AK/SK signing)
+            headers["User-Agent"] = USER_AGENT
+            return headers
+        self._merged_for, self._merged_headers = auth, headers
+        return headers
+
     def _attempt_timeout(self, remaining: float) -> aiohttp.ClientTimeout:
         """The per-attempt timeouts, cut short so no attempt outlives the call's deadline."""
-        if remaining >= self.timeouts.connect + self.timeouts.read:
-            return self._client_timeout
         return aiohttp.ClientTimeout(
             total=remaining, sock_connect=self.timeouts.connect, sock_read=self.timeouts.read
         )
@@ -638,9 +686,7 @@ class SessionManager:
         retry_after_header: str | None,
         generation: int,
     ) -> _Answer | _Failure:
-        """Turn one answer into success, or a failure that says whether to try again."""
-        if 200 <= status < 300:
-            return _Answer(False, call.attempts, request_id)
+        """Judge a non-2xx answer: a 404 may still mean success; else, retry or not."""
         if status == 404 and (call.may_have_taken_effect or call.missing_ok):
             # After an attempt that may have deleted it, a 404 proves that attempt worked.
             return _Answer(not call.may_have_taken_effect, call.attempts, request_id)
@@ -678,16 +724,6 @@ class SessionManager:
                 hook(details)
             except Exception:  # noqa: BLE001 - a user's hook must not break the retry
                 _log.exception("on_retry hook %r failed; the retry goes on", hook)
-
-
-async def _read_body(response: aiohttp.ClientResponse, status: int) -> bytes:
-    try:
-        return await _read_capped(response)
-    except (TimeoutError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError):
-        if 200 <= status < 300:
-            # The status line already said it worked; a broken body cannot undo that.
-            return b""
-        raise
 
 
 def _log_attempt(

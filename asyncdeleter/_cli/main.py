@@ -274,6 +274,7 @@ def _confirmed(
 @click.option("--seed-workspaces", type=int, default=0, help="Create this many workspaces...")
 @click.option("--seed-sessions", type=int, default=0, help="...each with this many sessions.")
 @click.option("--project-id", default="demo-project", show_default=True)
+@click.option("--stateless", is_flag=True, help="Answer every valid delete 200; store nothing.")
 def emulator(**options: Any) -> None:
     """Serve the DataArts Fabric and ModelArts emulator until Ctrl-C.
 

@@ -40,6 +40,7 @@ async def serve(
     seed_workspaces: int,
     seed_sessions: int,
     project_id: str,
+    stateless: bool = False,
 ) -> int:
     """Serve until SIGINT or SIGTERM; return the exit status."""
     ak, sk = os.environ.get("HUAWEICLOUD_SDK_AK"), os.environ.get("HUAWEICLOUD_SDK_SK")
@@ -51,6 +52,7 @@ async def serve(
         latency=latency / 1000,
         faults=[parse_fault(f) for f in faults],
         record_requests=False,
+        stateless=stateless,
     )
     seed(emu, seed_workspaces, seed_sessions, project_id)
     stop = asyncio.Event()

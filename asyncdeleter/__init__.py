@@ -5,8 +5,9 @@ connection pool, one concurrency limit, typed errors and retries with backoff.
 The emulator for tests lives in ``asyncdeleter.testing``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from asyncdeleter._auth import AkSkAuth, TokenAuth
-from asyncdeleter._bulk import BulkReport, BulkRun, Outcome, OutcomeKind
 from asyncdeleter._config import Endpoints, RetryPolicy, Timeouts
 from asyncdeleter._errors import (
     APIConnectionError,
@@ -29,6 +30,26 @@ from asyncdeleter._manager import SessionManager
 from asyncdeleter._models import DeletedWorkspace
 from asyncdeleter._retry import RetryDetails
 from asyncdeleter._version import __version__
+
+if TYPE_CHECKING:
+    from asyncdeleter._bulk import BulkReport, BulkRun, Outcome, OutcomeKind
+
+_LAZY = frozenset({"BulkReport", "BulkRun", "Outcome", "OutcomeKind"})
+
+
+def __getattr__(name: str) -> Any:
+    # The bulk-run names load on first use: most programs that only delete one thing at a
+    # time never pay for them at import (see the import-time target in benchmarks/).
+    if name in _LAZY:
+        from asyncdeleter import _bulk  # noqa: PLC0415
+
+        return getattr(_bulk, name)
+    raise AttributeError(f"module 'asyncdeleter' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "APIConnectionError",

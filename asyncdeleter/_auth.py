@@ -12,7 +12,6 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final, Protocol, Self, TypeAlias, runtime_checkable
 
-import attrs
 import yarl
 
 from asyncdeleter._config import check_header_value
@@ -46,26 +45,57 @@ class Auth(Protocol):
         ...
 
 
-def _check_token(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+def _checked(name: str, value: object) -> str:
     if not isinstance(value, str) or not value:
-        raise ConfigurationError(f"{attribute.name} must be a non-empty str")
-    check_header_value(attribute.name, value)
+        raise ConfigurationError(f"{name} must be a non-empty str")
+    return check_header_value(name, value)
 
 
-@attrs.frozen(repr=False)
-class TokenAuth:
+class _Credential:
+    """Immutable, compared by value, never shown: the base of the credential classes.
+
+    Plain slotted classes rather than attrs ones: they are few, and attrs' generated
+    methods would cost import time for no gain here.
+    """
+
+    __slots__ = ()
+
+    def _key(self) -> tuple[object, ...]:
+        raise NotImplementedError
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._key()))
+
+
+class TokenAuth(_Credential):
     """An IAM token, sent as ``X-Auth-Token``.
 
     Args:
         token: The token from IAM's ``X-Subject-Token`` header (valid 24 hours).
+
+    Raises:
+        ConfigurationError: The token is empty or holds a CR, LF or NUL.
     """
 
-    token: str = attrs.field(validator=_check_token)
-    _headers: dict[str, str] = attrs.field(init=False, eq=False)
+    __slots__ = ("_headers", "token")
+    token: str
+    _headers: dict[str, str]
 
-    def __attrs_post_init__(self) -> None:
+    def __init__(self, token: str) -> None:
+        object.__setattr__(self, "token", _checked("token", token))
         # Built once: every attempt sends the same header, so no per-request dict.
-        object.__setattr__(self, "_headers", {"X-Auth-Token": self.token})
+        object.__setattr__(self, "_headers", {"X-Auth-Token": token})
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.token,)
 
     def headers_for(self, method: str, url: yarl.URL) -> dict[str, str]:
         """Return ``{"X-Auth-Token": token}``; the same for every attempt."""
@@ -77,15 +107,7 @@ class TokenAuth:
     __str__ = __repr__
 
 
-def _check_optional_token(
-    instance: object, attribute: attrs.Attribute[str | None], value: str | None
-) -> None:
-    if value is not None:
-        _check_token(instance, attribute, value)  # type: ignore[arg-type]
-
-
-@attrs.frozen(repr=False)
-class AkSkAuth:
+class AkSkAuth(_Credential):
     """An access key pair: every attempt is signed with ``SDK-HMAC-SHA256``.
 
     Each attempt gets a fresh ``X-Sdk-Date`` (the gateway rejects clocks more than 15
@@ -97,15 +119,27 @@ class AkSkAuth:
         ak: The access key id.
         sk: The secret access key.
         security_token: The token of temporary credentials, if these are.
+
+    Raises:
+        ConfigurationError: A value is empty or holds a CR, LF or NUL.
     """
 
-    ak: str = attrs.field(validator=_check_token)
-    sk: str = attrs.field(validator=_check_token)
-    security_token: str | None = attrs.field(default=None, validator=_check_optional_token)
-    _sk_bytes: bytes = attrs.field(init=False, eq=False)
+    __slots__ = ("_sk_bytes", "ak", "security_token", "sk")
+    ak: str
+    sk: str
+    security_token: str | None
+    _sk_bytes: bytes
 
-    def __attrs_post_init__(self) -> None:
-        object.__setattr__(self, "_sk_bytes", self.sk.encode())
+    def __init__(self, ak: str, sk: str, security_token: str | None = None) -> None:
+        object.__setattr__(self, "ak", _checked("ak", ak))
+        object.__setattr__(self, "sk", _checked("sk", sk))
+        if security_token is not None:
+            _checked("security_token", security_token)
+        object.__setattr__(self, "security_token", security_token)
+        object.__setattr__(self, "_sk_bytes", sk.encode())
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.ak, self.sk, self.security_token)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:

@@ -5,9 +5,10 @@ Change one option with ``attrs.evolve(policy, max_tries=3)``; nothing here has a
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Final
 
 import attrs
@@ -59,7 +60,13 @@ DEFAULT_READ_TIMEOUT: Final = 30.0
 #: A response body is read up to this many bytes; a misbehaving gateway cannot exhaust memory.
 MAX_BODY_BYTES: Final = 1024 * 1024
 
-_REGION: Final = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]+")
+
+@functools.cache
+def _region_pattern() -> re.Pattern[str]:
+    # Compiled on first use, not at import: most managers get their endpoints from it once.
+    return re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]+")
+
+
 # ModelArts in ap-southeast-1 is served under .myhuaweicloud.cn (API.md, section 2).
 _MODELARTS_DOMAIN_BY_REGION: Final = {"ap-southeast-1": "myhuaweicloud.cn"}
 _DEFAULT_DOMAIN: Final = "myhuaweicloud.com"
@@ -125,7 +132,7 @@ class Endpoints:
         Raises:
             ConfigurationError: ``region`` does not look like a region id.
         """
-        if not isinstance(region, str) or not _REGION.fullmatch(region):
+        if not isinstance(region, str) or not _region_pattern().fullmatch(region):
             raise ConfigurationError(f"region must look like 'cn-north-4', got {region!r}")
         domain = _MODELARTS_DOMAIN_BY_REGION.get(region, _DEFAULT_DOMAIN)
         return cls(
@@ -188,6 +195,18 @@ def _retry_statuses(
         )
 
 
+# Converters are plain functions rather than the frozenset/tuple builtins: attrs inspects a
+# converter's signature, which for a builtin means parsing text, slowly, at import.
+def _statuses(value: Iterable[int]) -> frozenset[int]:
+    return frozenset(value)
+
+
+def _hooks(
+    value: Iterable[Callable[[RetryDetails], object]],
+) -> tuple[Callable[[RetryDetails], object], ...]:
+    return tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class RetryPolicy:
     """What is retried, how long to wait, and when to stop.
@@ -222,11 +241,11 @@ class RetryPolicy:
     max_time: float = attrs.field(default=DEFAULT_MAX_TIME, validator=_positive)
     max_retry_after: float = attrs.field(default=DEFAULT_MAX_RETRY_AFTER, validator=_non_negative)
     retry_statuses: frozenset[int] = attrs.field(
-        default=DEFAULT_RETRY_STATUSES, converter=frozenset, validator=_retry_statuses
+        default=DEFAULT_RETRY_STATUSES, converter=_statuses, validator=_retry_statuses
     )
     retry_connection_errors: bool = True
     on_retry: tuple[Callable[[RetryDetails], object], ...] = attrs.field(
-        default=(), converter=tuple
+        default=(), converter=_hooks
     )
     wait: bool = True
     retry_budget: int | None = attrs.field(default=DEFAULT_RETRY_BUDGET)

@@ -12,14 +12,13 @@ import os
 import ssl as ssl_module
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 
 import aiohttp
 import attrs
 import yarl
 
 from asyncdeleter._auth import ENV_AK, ENV_SK, AkSkAuth, Auth, AuthSource, Credentials, TokenAuth
-from asyncdeleter._bulk import BulkRun, ProgressCallback
 from asyncdeleter._config import (
     DEFAULT_MAX_CONCURRENCY,
     MAX_BODY_BYTES,
@@ -43,6 +42,9 @@ from asyncdeleter._models import DeletedWorkspace, deleted_workspace, parse_erro
 from asyncdeleter._retry import RetryBudget, RetryDetails, backoff_waits, parse_retry_after
 from asyncdeleter._throttle import ConcurrencyLimit, HostGate
 from asyncdeleter._version import __version__
+
+if TYPE_CHECKING:
+    from asyncdeleter._bulk import BulkRun, ProgressCallback
 
 __all__ = ["SessionManager"]
 
@@ -82,47 +84,87 @@ async def _own_every_attempt(
 _MIDDLEWARES: Final = (_own_every_attempt,)
 
 
-@attrs.frozen(slots=True)
+# The three per-call records below are plain slotted classes, not attrs ones: they are
+# built on every request, and attrs' class creation would also add to import time.
+
+
 class _Answer:
     """How a call ended when it did not raise (internal: the bulk runner reads it)."""
 
-    already_gone: bool
-    attempts: int
-    request_id: str | None
+    __slots__ = ("already_gone", "attempts", "request_id")
+
+    def __init__(self, already_gone: bool, attempts: int, request_id: str | None) -> None:
+        self.already_gone = already_gone
+        self.attempts = attempts
+        self.request_id = request_id
 
 
-@attrs.define(slots=True)
 class _Call:
     """The state of one call across its attempts."""
 
-    url: yarl.URL
-    gate: HostGate
-    operation: str
-    target: str
-    missing_ok: bool
-    # Told of each throttling answer (429, 503 with Retry-After): the adaptive limit listens.
-    on_throttle: Callable[[], None] | None = None
-    attempts: int = 0
-    deadline: float = 0.0
-    # Set once an attempt may have deleted the resource without us seeing the answer
-    # (dropped connection, timeout, 408, 5xx): a later 404 then means success.
-    may_have_taken_effect: bool = False
-    refreshed: bool = False  # the auth provider was asked once already for this call
-    resent_after_drop: bool = False  # the one immediate resend after a dropped connection
-    budget_spent: int = 0  # what this call's retries took from the retry budget
-    waits: Iterator[float] | None = None  # the backoff generator, made on the first retry
+    __slots__ = (
+        "attempts",
+        "budget_spent",
+        "deadline",
+        "gate",
+        "may_have_taken_effect",
+        "missing_ok",
+        "on_throttle",
+        "operation",
+        "refreshed",
+        "resent_after_drop",
+        "target",
+        "url",
+        "waits",
+    )
+
+    def __init__(
+        self,
+        *,
+        url: yarl.URL,
+        gate: HostGate,
+        operation: str,
+        target: str,
+        missing_ok: bool,
+        on_throttle: Callable[[], None] | None,
+    ) -> None:
+        self.url = url
+        self.gate = gate
+        self.operation = operation
+        self.target = target
+        self.missing_ok = missing_ok
+        # Told of each throttling answer (429, 503 with Retry-After): the adaptive limit.
+        self.on_throttle = on_throttle
+        self.attempts = 0
+        self.deadline = 0.0
+        # Set once an attempt may have deleted the resource without us seeing the answer
+        # (dropped connection, timeout, 408, 5xx): a later 404 then means success.
+        self.may_have_taken_effect = False
+        self.refreshed = False  # the auth provider was asked once already for this call
+        self.resent_after_drop = False  # the one immediate resend after a dropped connection
+        self.budget_spent = 0  # what this call's retries took from the retry budget
+        self.waits: Iterator[float] | None = None  # backoff generator, made on the 1st retry
 
 
-@attrs.frozen(slots=True)
 class _Failure:
     """An attempt that did not succeed: the typed error and whether to try again."""
 
-    error: APIError
-    cause: BaseException | None
-    retryable: bool
-    retry_after: float | None
-    # The credentials generation the service refused: refresh past it, then retry.
-    refresh: int | None = None
+    __slots__ = ("cause", "error", "refresh", "retry_after", "retryable")
+
+    def __init__(
+        self,
+        error: APIError,
+        cause: BaseException | None,
+        retryable: bool,
+        retry_after: float | None,
+        refresh: int | None = None,
+    ) -> None:
+        self.error = error
+        self.cause = cause
+        self.retryable = retryable
+        self.retry_after = retry_after
+        # The credentials generation the service refused: refresh past it, then retry.
+        self.refresh = refresh
 
 
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
@@ -412,6 +454,7 @@ class SessionManager:
             ConfigurationError: The manager is closed.
         """
         self._ensure_open()
+        from asyncdeleter._bulk import BulkRun  # noqa: PLC0415 - imported on first use
 
         async def close_one(
             target: tuple[str, str], on_throttle: Callable[[], None] | None
@@ -450,6 +493,7 @@ class SessionManager:
         """
         self._ensure_open()
         self._check_workspace_config()
+        from asyncdeleter._bulk import BulkRun  # noqa: PLC0415 - imported on first use
 
         async def delete_one(
             workspace_id: str, on_throttle: Callable[[], None] | None

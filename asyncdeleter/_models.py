@@ -39,9 +39,11 @@ class DeletedWorkspace:
     already_gone: bool = False
 
 
-@attrs.frozen(kw_only=True)
 class ErrorBody:
     """The fields of an error answer, whichever of the two shapes it came in.
+
+    Internal and built per error answer: a plain slotted class (no attrs class creation
+    at import time).
 
     Attributes:
         error_code: ``common.01000001``, ``APIG.1002``, ``403``, ...; ``None`` if absent.
@@ -49,9 +51,33 @@ class ErrorBody:
         solution_msg: The suggested fix; ``None`` if absent (it usually is).
     """
 
-    error_code: str | None = None
-    error_msg: str | None = None
-    solution_msg: str | None = None
+    __slots__ = ("error_code", "error_msg", "solution_msg")
+
+    def __init__(
+        self,
+        *,
+        error_code: str | None = None,
+        error_msg: str | None = None,
+        solution_msg: str | None = None,
+    ) -> None:
+        self.error_code = error_code
+        self.error_msg = error_msg
+        self.solution_msg = solution_msg
+
+    def _fields(self) -> tuple[str | None, str | None, str | None]:
+        return (self.error_code, self.error_msg, self.solution_msg)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ErrorBody):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking: not meant as a key
+
+    def __repr__(self) -> str:
+        return "ErrorBody(error_code={!r}, error_msg={!r}, solution_msg={!r})".format(
+            *self._fields()
+        )
 
 
 EMPTY_ERROR_BODY: Final = ErrorBody()

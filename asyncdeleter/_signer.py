@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
+import string
 import time
 from collections.abc import Iterable, Mapping
 from typing import Final
@@ -29,8 +29,8 @@ __all__ = [
 ALGORITHM: Final = "SDK-HMAC-SHA256"
 EMPTY_BODY_SHA256: Final = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 # A path made only of unreserved characters and slashes encodes to itself: the hot path
-# (validated ids) skips the decode/re-encode.
-_PLAIN_PATH: Final = re.compile(r"[A-Za-z0-9\-._~/]*")
+# (validated ids) skips the decode/re-encode. (A deletion table: no regex to compile.)
+_DELETE_PLAIN: Final = str.maketrans("", "", string.ascii_letters + string.digits + "-._~/")
 
 
 def _encode(text: str) -> str:
@@ -40,7 +40,7 @@ def _encode(text: str) -> str:
 
 def canonical_uri(raw_path: str) -> str:
     """Percent-decode the path, re-encode each segment, and end it with ``/``."""
-    if _PLAIN_PATH.fullmatch(raw_path):
+    if not raw_path.translate(_DELETE_PLAIN):
         encoded = raw_path
     else:
         encoded = "/".join(_encode(segment) for segment in unquote(raw_path).split("/"))

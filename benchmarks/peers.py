@@ -17,9 +17,9 @@ import attrs
 import asyncdeleter
 
 PROJECT = "proj-bench"
-TOKEN = "bench-token"
+TOKEN = "bench-token"  # noqa: S105 - a throwaway credential for loopback servers
 AK = "BENCHAK0123456789"
-SK = "bench-secret-key-0123456789"
+SK = "bench-secret-key-0123456789"  # noqa: S105 - ditto
 
 
 @attrs.frozen
@@ -65,9 +65,7 @@ async def _pool(n: int, concurrency: int, one: Callable[[int], Awaitable[None]])
 def _measure(run: Callable[[], list[float] | None], n: int) -> Sample:
     wall, cpu = time.perf_counter(), time.process_time()
     latencies = run()
-    return Sample(
-        time.perf_counter() - wall, time.process_time() - cpu, n, tuple(latencies or ())
-    )
+    return Sample(time.perf_counter() - wall, time.process_time() - cpu, n, tuple(latencies or ()))
 
 
 def asyncdeleter_single(base: str, n: int, concurrency: int, *, aksk: bool = False) -> Sample:
@@ -117,7 +115,9 @@ def raw_aiohttp(base: str, n: int, concurrency: int) -> Sample:
         async with aiohttp.ClientSession(connector=connector) as session:
 
             async def one(i: int) -> None:
-                async with session.delete(f"{base}/v1/{PROJECT}/workspaces/w{i}", headers=headers) as r:
+                async with session.delete(
+                    f"{base}/v1/{PROJECT}/workspaces/w{i}", headers=headers
+                ) as r:
                     await r.read()
                     if r.status != 200:
                         raise RuntimeError(f"status {r.status}")

@@ -17,9 +17,9 @@ import attrs
 import asyncdeleter
 
 PROJECT = "proj-bench"
-TOKEN = "bench-token"  # noqa: S105 - a throwaway credential for loopback servers
+TOKEN = "bench-token"
 AK = "BENCHAK0123456789"
-SK = "bench-secret-key-0123456789"  # noqa: S105 - ditto
+SK = "bench-secret-key-0123456789"
 
 
 @attrs.frozen

@@ -48,7 +48,7 @@ def ensure_environment() -> None:
         pip = [str(python), "-m", "pip", "install", "--quiet"]
         subprocess.run([*pip, "--upgrade", "pip"], check=True)
         subprocess.run([*pip, "-e", f"{ROOT}[cli]", *BENCH_PACKAGES], check=True)
-    os.execv(str(python), [str(python), __file__, *sys.argv[1:]])  # noqa: S606 - ourselves, in the venv
+    os.execv(str(python), [str(python), __file__, *sys.argv[1:]])
 
 
 def nginx_binary() -> str:

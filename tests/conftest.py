@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -15,6 +16,17 @@ PROJECT = "proj-1"
 
 #: Retries without waiting: the public switch, so retry tests run in milliseconds.
 NO_WAIT = asyncdeleter.RetryPolicy(wait=False)
+
+
+def our_tasks() -> set[asyncio.Task[Any]]:
+    """Live tasks other than the current one and the emulator's own connection handlers."""
+    return {
+        t
+        for t in asyncio.all_tasks()
+        if t is not asyncio.current_task()
+        and not t.done()
+        and not t.get_coro().__qualname__.startswith("RequestHandler.")  # type: ignore[union-attr]
+    }
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 import asyncdeleter
 from asyncdeleter import Outcome, OutcomeKind, RetryPolicy, SessionManager
 from asyncdeleter.testing import Emulator, Fault, FaultKind
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, our_tasks
 
 Make = Callable[..., SessionManager]
 
@@ -31,17 +31,6 @@ class CountingSource:
         for i in range(self.count):
             self.pulled += 1
             yield (self.workspace, f"s{i}")
-
-
-def our_tasks() -> set[asyncio.Task[Any]]:
-    """Live tasks other than this test's and the emulator's own connection handlers."""
-    return {
-        t
-        for t in asyncio.all_tasks()
-        if t is not asyncio.current_task()
-        and not t.done()
-        and not t.get_coro().__qualname__.startswith("RequestHandler.")  # type: ignore[union-attr]
-    }
 
 
 @pytest.mark.slow

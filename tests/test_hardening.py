@@ -18,18 +18,9 @@ from hypothesis import strategies as st
 import asyncdeleter
 from asyncdeleter import OutcomeKind, RetryDetails, RetryPolicy, SessionManager, Timeouts
 from asyncdeleter.testing import Emulator, Fault, FaultKind
+from tests.conftest import our_tasks
 
 Make = Callable[..., SessionManager]
-
-
-def our_tasks() -> set[asyncio.Task[Any]]:
-    return {
-        t
-        for t in asyncio.all_tasks()
-        if t is not asyncio.current_task()
-        and not t.done()
-        and not t.get_coro().__qualname__.startswith("RequestHandler.")  # type: ignore[union-attr]
-    }
 
 
 def checked_out(manager: SessionManager) -> int:

@@ -52,16 +52,20 @@ def validate(operation: str, target: Target) -> str | None:
     return None
 
 
+def _protected(job: Job, line: Line) -> str | None:
+    """Why ``line`` may never be sent because of ``ASYNCDELETER_PROTECTED_IDS``, or ``None``."""
+    if line.target is None:
+        return None
+    ids = line.target if isinstance(line.target, tuple) else (line.target,)
+    named = sorted(set(ids) & job.protected)
+    return f"protected by ASYNCDELETER_PROTECTED_IDS: {', '.join(named)}" if named else None
+
+
 def _usable(job: Job, line_numbers: dict[int, int]) -> Iterator[Target]:
     """The targets to run, in input order; unusable lines are reported here, never sent."""
     index = 0
     for line in job.lines:
-        problem = line.problem
-        if problem is None and line.target is not None:
-            ids = line.target if isinstance(line.target, tuple) else (line.target,)
-            named = sorted(set(ids) & job.protected)
-            if named:
-                problem = f"protected by ASYNCDELETER_PROTECTED_IDS: {', '.join(named)}"
+        problem = line.problem or _protected(job, line)
         if problem is not None or line.target is None:
             job.malformed += 1
             job.report.unusable(attrs.evolve(line, problem=problem))
@@ -129,10 +133,7 @@ def _dry_run(job: Job) -> int:
     for line in job.lines:
         problem = line.problem
         if problem is None and line.target is not None:
-            problem = validate(job.operation, line.target)
-            ids = line.target if isinstance(line.target, tuple) else (line.target,)
-            if problem is None and set(ids) & job.protected:
-                problem = "protected by ASYNCDELETER_PROTECTED_IDS"
+            problem = validate(job.operation, line.target) or _protected(job, line)
         if problem is not None:
             job.malformed += 1
             job.report.unusable(attrs.evolve(line, problem=problem))

@@ -9,6 +9,7 @@ exactly one ``Outcome``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import enum
 import logging
@@ -29,7 +30,7 @@ import attrs
 
 from asyncdeleter._errors import AsyncDeleterError, InvalidIdentifierError
 from asyncdeleter._histogram import LatencyHistogram
-from asyncdeleter._throttle import AdaptiveLimit
+from asyncdeleter._throttle import AdaptiveLimit, ConcurrencyLimit
 
 __all__ = ["BulkReport", "BulkRun", "Outcome", "OutcomeKind", "ProgressCallback"]
 
@@ -183,8 +184,10 @@ class BulkRun(Generic[T]):
         self._source_error: BaseException | None = None
         self._in_flight: dict[T, asyncio.Future[None]] = {}
         self._unsettled: dict[int, tuple[object, bool]] = {}  # index -> (item, was sent)
-        self._ready: asyncio.Queue[Outcome[T] | None] = asyncio.Queue()
-        self._room = asyncio.Semaphore(concurrency)
+        # Delivered outcomes (None: a worker ended), and the consumer's wake-up call.
+        self._ready: collections.deque[Outcome[T] | None] = collections.deque()
+        self._ready_waiter: asyncio.Future[None] | None = None
+        self._room = ConcurrencyLimit(concurrency)
 
     # -- the two ways to consume a run -------------------------------------------------
 
@@ -252,8 +255,17 @@ class BulkRun(Generic[T]):
         live = len(workers)
         completed = False
         try:
+            ready = self._ready
             while live:
-                outcome = await self._ready.get()
+                if not ready:
+                    # Sleep until a worker delivers; then take everything delivered meanwhile.
+                    self._ready_waiter = loop.create_future()
+                    try:
+                        await self._ready_waiter
+                    finally:
+                        self._ready_waiter = None
+                    continue
+                outcome = ready.popleft()
                 if outcome is None:
                     live -= 1
                     continue
@@ -284,8 +296,8 @@ class BulkRun(Generic[T]):
         # Wait for the cancelled workers so none outlives the run (and no warning fires).
         await asyncio.gather(*workers, return_exceptions=True)
         # Outcomes that were ready but never consumed still happened.
-        while not self._ready.empty():
-            outcome = self._ready.get_nowait()
+        while self._ready:
+            outcome = self._ready.popleft()
             if outcome is not None:
                 self._account(outcome)
         # Work cut off mid-way: sent items may or may not have taken effect.
@@ -337,7 +349,8 @@ class BulkRun(Generic[T]):
         try:
             while not self._stopping:
                 # Room for one more outcome: a slow consumer holds the run back here.
-                await self._room.acquire()
+                if not self._room.try_acquire():
+                    await self._room.acquire()
                 if self._stopping:
                     self._room.release()
                     return
@@ -355,9 +368,16 @@ class BulkRun(Generic[T]):
                 del self._unsettled[outcome.index]
                 if self._fail_fast and outcome.kind in _STOPPING_KINDS:
                     self._stopping = True
-                self._ready.put_nowait(outcome)
+                self._deliver(outcome)
         finally:
-            self._ready.put_nowait(None)
+            self._deliver(None)  # this worker is done
+
+    def _deliver(self, outcome: Outcome[T] | None) -> None:
+        """Hand an outcome (or a worker's end, ``None``) to the consumer, waking it if asleep."""
+        self._ready.append(outcome)
+        waiter = self._ready_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def _process(self, index: int, item: object) -> Outcome[T]:
         try:
@@ -376,7 +396,7 @@ class BulkRun(Generic[T]):
             if limit is None:
                 self._unsettled[index] = (item, True)
                 return await self._send(index, target, None)
-            ticket = await limit.acquire()
+            ticket = limit.try_acquire() or await limit.acquire()
             throttled = False
 
             def on_throttle() -> None:

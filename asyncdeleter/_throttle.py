@@ -55,6 +55,14 @@ class AdaptiveLimit:
         self._decrease_mark = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
+    def try_acquire(self) -> int:
+        """Take room under the limit if there is some and nobody waits: a ticket, else 0."""
+        if self.in_use < int(self.limit) and not self._waiters:
+            self.in_use += 1
+            self._started += 1
+            return self._started
+        return 0
+
     async def acquire(self) -> int:
         """Wait for room under the limit; return a ticket for ``throttled``/``release``."""
         while self.in_use >= int(self.limit):

@@ -266,6 +266,9 @@ class SessionManager:
         self._ssl = ssl
         self._session = session
         self._owns_session = session is None
+        # What stops aiohttp's hidden resend (see _own_every_attempt); None once our own
+        # session has it switched off directly.
+        self._middlewares: tuple[Any, ...] | None = _MIDDLEWARES
         self._closed = False
         self._limit = ConcurrencyLimit(max_concurrency)
         # An attempt with this much time left gets the plain per-attempt timeouts.
@@ -369,6 +372,11 @@ class SessionManager:
                 # Deletions need no cookies; skipping the jar saves work on every answer.
                 cookie_jar=aiohttp.DummyCookieJar(),
             )
+            if isinstance(getattr(session, "_retry_connection", None), bool):
+                # Our own session: switch aiohttp's silent resend off at the source (a
+                # private flag, checked for) and spare every request the middleware.
+                session._retry_connection = False
+                self._middlewares = None
         elif session.closed:
             raise ConfigurationError("the aiohttp session given to this SessionManager is closed")
         return session
@@ -650,7 +658,7 @@ class SessionManager:
                 if call.deadline - started >= self._full_attempt
                 else self._attempt_timeout(call.deadline - started),
                 allow_redirects=False,
-                middlewares=_MIDDLEWARES,
+                middlewares=self._middlewares,
             ) as response:
                 status = response.status
                 request_id = response.headers.get("X-Request-Id")
@@ -678,7 +686,7 @@ class SessionManager:
                 exc, what=f"{call.operation} {call.target}", attempts=call.attempts
             )
             resend_now = None
-            if isinstance(exc, _DroppedConnectionError) and not call.resent_after_drop:
+            if _dropped(exc) and not call.resent_after_drop:
                 # Most often a keep-alive race (the server closed an idle connection as we
                 # reused it): resend at once, as aiohttp itself would, but counted.
                 call.resent_after_drop = True
@@ -768,6 +776,15 @@ class SessionManager:
                 hook(details)
             except Exception:  # noqa: BLE001 - a user's hook must not break the retry
                 _log.exception("on_retry hook %r failed; the retry goes on", hook)
+
+
+def _dropped(exc: BaseException) -> bool:
+    """A connection that broke after the request may have gone out (not a failed connect)."""
+    if isinstance(exc, _DroppedConnectionError | aiohttp.ServerDisconnectedError):
+        return True
+    return isinstance(exc, aiohttp.ClientOSError) and not isinstance(
+        exc, aiohttp.ClientConnectorError
+    )
 
 
 def _log_attempt(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -102,12 +103,19 @@ async def test_500_after_the_delete_committed_then_404_is_success(
 
 
 @pytest.mark.parametrize("connection", ["fresh", "reused"])
+@pytest.mark.parametrize("session_owner", ["manager", "caller"])
 async def test_drop_after_commit_then_404_is_success(
-    emulator: Emulator, make_manager: Make, connection: str
+    emulator: Emulator, make_manager: Make, connection: str, session_owner: str
 ) -> None:
+    """Our own session has aiohttp's resend switched off; a caller's gets the middleware."""
     emulator.add_sessions("ws-1", ["warm-up", "s"])
     retries: list[RetryDetails] = []
-    async with make_manager(retry=RetryPolicy(wait=False, on_retry=[retries.append])) as manager:
+    async with contextlib.AsyncExitStack() as stack:
+        session = None
+        if session_owner == "caller":
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+        policy = RetryPolicy(wait=False, on_retry=[retries.append])
+        manager = await stack.enter_async_context(make_manager(retry=policy, session=session))
         if connection == "reused":
             await manager.close_session("ws-1", "warm-up")  # leaves a pooled keep-alive connection
         emulator.add_fault(Fault(kind=FaultKind.DROP, commit=True, path=PATH, times=1))

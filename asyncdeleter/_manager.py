@@ -203,7 +203,7 @@ class SessionManager:
         timeouts: Per-attempt connect and read timeouts.
         session: An ``aiohttp.ClientSession`` to use instead of creating one; it is not
             closed by the manager. Its client middlewares are not applied to our requests
-            (the manager installs its own, see ``_own_every_attempt``).
+            (the manager passes its own, see ``_own_every_attempt``).
         allow_insecure_http: Allow plain ``http://`` endpoints on non-loopback hosts.
         ssl: An ``ssl.SSLContext`` (for a private CA, say); certificates are always verified.
         max_rate: Send at most this many requests per second to each host (a client-side

@@ -12,7 +12,7 @@ import os
 import ssl as ssl_module
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 import aiohttp
 import attrs
@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     from asyncdeleter._bulk import BulkRun, ProgressCallback
 
 __all__ = ["SessionManager"]
+
+T = TypeVar("T")
 
 _log: Final = logging.getLogger("asyncdeleter")
 
@@ -462,24 +464,13 @@ class SessionManager:
             ConfigurationError: The manager is closed.
         """
         self._ensure_open()
-        from asyncdeleter._bulk import BulkRun  # noqa: PLC0415 - imported on first use
-
-        async def close_one(
-            target: tuple[str, str], on_throttle: Callable[[], None] | None
-        ) -> tuple[bool, int, str | None]:
-            workspace_id, session_id = target
-            call = self._close_call(workspace_id, session_id, missing_ok, on_throttle)
-            answer = await self._delete(call)
-            return answer.already_gone, answer.attempts, answer.request_id
-
-        return BulkRun(
+        return self._bulk_run(
             targets,
-            validate=_session_target,
-            operation=close_one,
-            concurrency=self.max_concurrency,
-            adaptive=adaptive,
+            _session_target,
+            lambda pair, on_throttle: self._close_call(pair[0], pair[1], missing_ok, on_throttle),
             fail_fast=fail_fast,
             on_progress=on_progress,
+            adaptive=adaptive,
         )
 
     def delete_workspaces(
@@ -501,18 +492,40 @@ class SessionManager:
         """
         self._ensure_open()
         self._check_workspace_config()
+        return self._bulk_run(
+            workspace_ids,
+            _workspace_target,
+            lambda workspace_id, on_throttle: self._workspace_call(
+                workspace_id, missing_ok, on_throttle
+            ),
+            fail_fast=fail_fast,
+            on_progress=on_progress,
+            adaptive=adaptive,
+        )
+
+    def _bulk_run(
+        self,
+        source: Iterable[T] | AsyncIterable[T],
+        validate: Callable[[object], T],
+        make_call: Callable[[T, Callable[[], None] | None], _Call],
+        *,
+        fail_fast: bool,
+        on_progress: ProgressCallback[T] | None,
+        adaptive: bool,
+    ) -> BulkRun[T]:
+        """A bulk run of one operation: ``make_call`` turns a validated target into a call."""
         from asyncdeleter._bulk import BulkRun  # noqa: PLC0415 - imported on first use
 
-        async def delete_one(
-            workspace_id: str, on_throttle: Callable[[], None] | None
+        async def one(
+            target: T, on_throttle: Callable[[], None] | None
         ) -> tuple[bool, int, str | None]:
-            answer = await self._delete(self._workspace_call(workspace_id, missing_ok, on_throttle))
+            answer = await self._delete(make_call(target, on_throttle))
             return answer.already_gone, answer.attempts, answer.request_id
 
         return BulkRun(
-            workspace_ids,
-            validate=_workspace_target,
-            operation=delete_one,
+            source,
+            validate=validate,
+            operation=one,
             concurrency=self.max_concurrency,
             adaptive=adaptive,
             fail_fast=fail_fast,

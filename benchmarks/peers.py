@@ -68,17 +68,20 @@ def _measure(run: Callable[[], list[float] | None], n: int) -> Sample:
     return Sample(time.perf_counter() - wall, time.process_time() - cpu, n, tuple(latencies or ()))
 
 
+def _manager(base: str, concurrency: int, aksk: bool) -> asyncdeleter.SessionManager:
+    return asyncdeleter.SessionManager(
+        endpoints=asyncdeleter.Endpoints(fabric=base, modelarts=base),
+        project_id=PROJECT,
+        auth=asyncdeleter.AkSkAuth(AK, SK) if aksk else asyncdeleter.TokenAuth(TOKEN),
+        max_concurrency=concurrency,
+    )
+
+
 def asyncdeleter_single(base: str, n: int, concurrency: int, *, aksk: bool = False) -> Sample:
     """``SessionManager.delete_workspace``, one call per id, C workers."""
 
     async def main() -> list[float]:
-        auth = asyncdeleter.AkSkAuth(AK, SK) if aksk else asyncdeleter.TokenAuth(TOKEN)
-        async with asyncdeleter.SessionManager(
-            endpoints=asyncdeleter.Endpoints(fabric=base, modelarts=base),
-            project_id=PROJECT,
-            auth=auth,
-            max_concurrency=concurrency,
-        ) as manager:
+        async with _manager(base, concurrency, aksk) as manager:
 
             async def one(i: int) -> None:
                 await manager.delete_workspace(f"w{i}")
@@ -92,13 +95,7 @@ def asyncdeleter_bulk(base: str, n: int, concurrency: int, *, aksk: bool = False
     """``SessionManager.delete_workspaces`` over a generator, streamed."""
 
     async def main() -> None:
-        auth = asyncdeleter.AkSkAuth(AK, SK) if aksk else asyncdeleter.TokenAuth(TOKEN)
-        async with asyncdeleter.SessionManager(
-            endpoints=asyncdeleter.Endpoints(fabric=base, modelarts=base),
-            project_id=PROJECT,
-            auth=auth,
-            max_concurrency=concurrency,
-        ) as manager:
+        async with _manager(base, concurrency, aksk) as manager:
             async for outcome in manager.delete_workspaces(f"w{i}" for i in range(n)):
                 if outcome.kind is not asyncdeleter.OutcomeKind.SUCCEEDED:
                     raise RuntimeError(f"benchmark item failed: {outcome}")

@@ -356,3 +356,22 @@ async def test_retries_and_faults_show_in_the_report(
     assert code == 0, err
     [record] = read_report(report)
     assert record["attempts"] == 2
+
+
+async def test_a_missing_input_or_a_broken_report_is_a_usage_error(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    code, _, err = await cli(
+        "close-sessions", str(tmp_path / "nope.txt"), *endpoint_args(emu, token_file)
+    )
+    assert code == 2
+    assert "does not exist" in err
+    broken = tmp_path / "report.jsonl"
+    broken.write_text('{"line": 1, "result": "failed"}\nnot json at all\n')
+    code, _, err = await cli(
+        "close-sessions", "--retry-from", str(broken), *endpoint_args(emu, token_file)
+    )
+    assert code == 2
+    assert "line 2 is not JSON" in err
+    assert "Traceback" not in err
+    assert emu.request_count == 0

@@ -158,13 +158,21 @@ def read_report(stream: Iterable[str]) -> tuple[set[Target], list[Target]]:
     Returns:
         ``(done, again)``: ``again`` holds the ``failed`` and ``skipped`` targets in the
         report's order, without duplicates and without any target also marked done.
+
+    Raises:
+        ValueError: A line is not a JSON object (the message gives its number).
     """
     done: set[Target] = set()
     again: dict[Target, None] = {}
-    for text in stream:
+    for number, text in enumerate(stream, 1):
         if not text.strip():
             continue
-        record = json.loads(text)
+        try:
+            record = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"line {number} is not JSON ({exc})") from exc
+        if not isinstance(record, dict):
+            raise ValueError(f"line {number} is not a JSON object")  # noqa: TRY004 - bad input, not a bad call
         key = _target_key(record.get("target"))
         if key is None:
             continue

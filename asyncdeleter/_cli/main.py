@@ -46,7 +46,8 @@ def main() -> None:
 
 def _bulk_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.argument("file", required=False, type=click.Path(allow_dash=True, dir_okay=False)),
+        click.argument("file", required=False,
+                       type=click.Path(exists=True, allow_dash=True, dir_okay=False)),
         click.option("--region", envvar="HUAWEICLOUD_SDK_REGION", help="Region, e.g. cn-north-4."),
         click.option("--fabric-endpoint", help="DataArts Fabric base URL (overrides --region)."),
         click.option("--modelarts-endpoint", help="ModelArts base URL (overrides --region)."),
@@ -131,7 +132,11 @@ def _bulk(
         display.message(f"error: project {project_id} is protected by ASYNCDELETER_PROTECTED_IDS")
         return EXIT_USAGE
 
-    lines, total = _input_lines(operation, parse, file, retry_from)
+    try:
+        lines, total = _input_lines(operation, parse, file, retry_from)
+    except (OSError, ValueError) as exc:
+        display.message(f"error: cannot read --retry-from report: {exc}")
+        return EXIT_USAGE
     if strict:
         lines = list(lines)
         problems = [

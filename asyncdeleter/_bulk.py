@@ -419,8 +419,10 @@ class BulkRun(Generic[T]):
         started = _now()
         try:
             already_gone, attempts, request_id = await self._operation(target, on_throttle)
-        except AsyncDeleterError as exc:
-            attempts = getattr(exc, "attempts", 0)
+        except Exception as exc:  # noqa: BLE001 - one item's failure must not end the run
+            # Our own typed errors, and anything a user's credentials provider raised: the
+            # item fails, the worker lives on, the run accounts for it.
+            attempts = getattr(exc, "attempts", 0) if isinstance(exc, AsyncDeleterError) else 0
             kind = (
                 OutcomeKind.INVALID
                 if isinstance(exc, InvalidIdentifierError)

@@ -354,3 +354,17 @@ async def test_max_rate_keeps_a_run_under_a_known_quota() -> None:
         assert report.succeeded == 60
         assert emu.status_counts[429] == 0
         assert elapsed >= 0.6  # 60 sends at 80/s cannot take less than ~0.74 s
+
+
+async def test_a_failing_credentials_provider_fails_items_not_the_run(emulator: Emulator) -> None:
+    async def broken_provider() -> asyncdeleter.TokenAuth:
+        raise RuntimeError("IAM is down")
+
+    emulator.add_sessions("ws-1", ["a", "b", "c"])
+    async with SessionManager(endpoints=emulator.endpoints(), auth=broken_provider) as manager:
+        report = await manager.close_sessions([("ws-1", "a"), ("ws-1", "b"), ("ws-1", "c")])
+    assert report.failed == 3
+    assert not report.cancelled
+    assert all(isinstance(o.error, RuntimeError) for o in report.failures)
+    assert all(o.safe_to_retry for o in report.failures)
+    assert emulator.request_count == 0

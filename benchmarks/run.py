@@ -240,7 +240,7 @@ def import_times(rounds: int) -> dict[str, float]:
 
 
 def memory(quick: bool) -> list[dict[str, float]]:
-    sizes = [10_000, 100_000, 300_000] if quick else [10_000, 100_000, 1_000_000]
+    sizes = [1_000, 10_000, 100_000, 300_000] if quick else [1_000, 10_000, 100_000, 1_000_000]
     rows = []
     for n in sizes:
         out = subprocess.run([sys.executable, str(HERE / "bulk_memory.py"), "--child", str(n)],

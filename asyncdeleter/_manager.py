@@ -588,9 +588,13 @@ class SessionManager:
         policy = self.retry
         loop = asyncio.get_running_loop()
         limit = self._limit
+        last: _Failure | None = None
         while True:
             # paused_until is 0.0 unless a Retry-After arrived: skip the clock read then.
             if gate.paused_until and policy.wait and gate.paused_until > loop.time():
+                if last is not None and gate.paused_until >= call.deadline:
+                    # The host's pause outlasts this call's max_time: give up now.
+                    raise last.error from last.cause
                 await gate.wait_until_open()
             if gate.pacer is not None:
                 await gate.pacer.wait_turn()
@@ -607,6 +611,7 @@ class SessionManager:
                     self._retry_budget.refill(call.budget_spent)
                 return result
             # Outside the semaphore: a waiting call must not hold a slot.
+            last = result
             if result.refresh is not None and call.attempts < policy.max_tries:
                 await self._credentials.refresh(result.refresh)
                 continue
@@ -738,7 +743,10 @@ class SessionManager:
     def _attempt_timeout(self, remaining: float) -> aiohttp.ClientTimeout:
         """The per-attempt timeouts, cut short so no attempt outlives the call's deadline."""
         return aiohttp.ClientTimeout(
-            total=remaining, sock_connect=self.timeouts.connect, sock_read=self.timeouts.read
+            # Never 0 or less: aiohttp would read that as "no total timeout at all".
+            total=max(remaining, 0.001),
+            sock_connect=self.timeouts.connect,
+            sock_read=self.timeouts.read,
         )
 
     def _judge(

@@ -248,3 +248,25 @@ async def test_cancellation_releases_the_semaphore(emulator: Emulator, make_mana
         async with asyncio.timeout(10):
             await manager.close_session("ws-1", "t")
     assert emulator.sessions("ws-1") == {"s"}
+
+
+async def test_a_retry_does_not_wait_out_a_host_pause_longer_than_its_max_time(
+    emulator: Emulator, make_manager: Make
+) -> None:
+    """Call B is retrying when call A's 429 pauses the host for 30 s: B gives up at once."""
+    emulator.add_sessions("ws-1", ["a", "b"])
+    emulator.add_fault(Fault(status=500, times=1, path="/v1/workspaces/ws-1/sessions/b"))
+    emulator.add_fault(Fault(status=429, retry_after="30", path="/v1/workspaces/ws-1/sessions/a"))
+    policy = RetryPolicy(max_time=2.0, initial_wait=0.3, max_wait=0.3)
+    async with make_manager(retry=policy) as manager:
+        started = time.monotonic()
+        b = asyncio.create_task(manager.close_session("ws-1", "b"))
+        await asyncio.sleep(0.05)  # b has had its 500 and is waiting to retry
+        with pytest.raises(asyncdeleter.RateLimitError):
+            await manager.close_session("ws-1", "a")  # 30 s > max_time: gives up, pauses host
+        with pytest.raises(asyncdeleter.InternalServerError) as info:
+            await b
+        elapsed = time.monotonic() - started
+    assert elapsed < 5  # nowhere near the 30 s pause
+    assert info.value.attempts == 1
+    assert emulator.sessions("ws-1") == {"a", "b"}

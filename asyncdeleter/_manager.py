@@ -151,20 +151,22 @@ class _Call:
 class _Failure:
     """An attempt that did not succeed: the typed error and whether to try again."""
 
-    __slots__ = ("cause", "error", "refresh", "retry_after", "retryable")
+    __slots__ = ("cause", "error", "refresh", "retryable", "wait")
 
     def __init__(
         self,
         error: APIError,
         cause: BaseException | None,
         retryable: bool,
-        retry_after: float | None,
+        wait: float | None,
         refresh: int | None = None,
     ) -> None:
         self.error = error
         self.cause = cause
         self.retryable = retryable
-        self.retry_after = retry_after
+        # A wait already decided: the server's Retry-After, or 0 for the immediate resend
+        # after a dropped connection. None: back off as the policy says.
+        self.wait = wait
         # The credentials generation the service refused: refresh past it, then retry.
         self.refresh = refresh
 
@@ -598,12 +600,16 @@ class SessionManager:
                 await gate.wait_until_open()
             if gate.pacer is not None:
                 await gate.pacer.wait_turn()
-            if self._credentials.provider is not None:
-                await self._credentials.current()  # a first fetch must not hold a slot
+            credentials = self._credentials
+            if credentials.provider is None:
+                auth, generation = credentials.fixed, 0
+            else:
+                # Before taking a slot: a provider's first fetch must not hold one.
+                auth, generation = await credentials.current()
             if not limit.try_acquire():
                 await limit.acquire()
             try:
-                result = await self._attempt(session, call, loop)
+                result = await self._attempt(session, call, loop, auth, generation)
             finally:
                 limit.release()
             if isinstance(result, _Answer):
@@ -622,8 +628,8 @@ class SessionManager:
         policy = self.retry
         if not result.retryable or call.attempts >= policy.max_tries:
             raise result.error from result.cause
-        if result.retry_after is not None:
-            wait = min(result.retry_after, policy.max_retry_after)
+        if result.wait is not None:
+            wait = min(result.wait, policy.max_retry_after)
         else:
             if call.waits is None:
                 call.waits = backoff_waits(policy)
@@ -653,7 +659,12 @@ class SessionManager:
         return wait
 
     async def _attempt(
-        self, session: aiohttp.ClientSession, call: _Call, loop: asyncio.AbstractEventLoop
+        self,
+        session: aiohttp.ClientSession,
+        call: _Call,
+        loop: asyncio.AbstractEventLoop,
+        auth: Auth | None,
+        generation: int,
     ) -> _Answer | _Failure:
         """Send one attempt (the caller holds a semaphore slot) and judge its answer."""
         started = loop.time()
@@ -661,11 +672,6 @@ class SessionManager:
             # max_time counts from the first send, not from queueing for the semaphore.
             call.deadline = started + self.retry.max_time
         call.attempts += 1
-        credentials = self._credentials
-        if credentials.provider is None:
-            auth, generation = credentials.fixed, 0
-        else:
-            auth, generation = await credentials.current()
         headers = self._headers(auth, call.url)
         try:
             async with session.request(
@@ -769,7 +775,7 @@ class SessionManager:
         if refreshable and _credentials_refused(error):
             # Expired or revoked: ask the provider once and try again at once.
             call.refreshed = True
-            return _Failure(error, None, retryable=True, retry_after=None, refresh=generation)
+            return _Failure(error, None, retryable=True, wait=None, refresh=generation)
         if status >= 500 or status == 408:
             call.may_have_taken_effect = True
         # Throttling: every 429, and a 503 that says when to come back. A bare 503 is a

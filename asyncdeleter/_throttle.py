@@ -127,17 +127,11 @@ class ConcurrencyLimit:
     frames per call, which is most of the distance to a raw aiohttp loop.
     """
 
-    __slots__ = ("_free", "_waiters", "limit")
+    __slots__ = ("_free", "_waiters")
 
     def __init__(self, limit: int) -> None:
-        self.limit = limit
         self._free = limit
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-
-    @property
-    def in_use(self) -> int:
-        """Slots held now."""
-        return self.limit - self._free
 
     def try_acquire(self) -> bool:
         """Take a slot if one is free and nobody is queued; never waits."""

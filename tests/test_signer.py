@@ -225,11 +225,10 @@ HOSTS = st.sampled_from(
 )
 
 
-@settings(max_examples=200)
-@given(st.lists(SEGMENT, min_size=1, max_size=5), QUERY, HOSTS)
-def test_the_official_sdk_signer_agrees(
-    segments: list[str], pairs: list[tuple[str, str]], host: str
-) -> None:
+def official_authorization(
+    host: str, raw_path: str, pairs: list[tuple[str, str]], sdk_date_value: str
+) -> str:
+    """The Authorization the official huaweicloudsdkcore signer gives a DELETE."""
     signer_module = pytest.importorskip("huaweicloudsdkcore.signer.signer")
     request_module = pytest.importorskip("huaweicloudsdkcore.sdk_request")
 
@@ -237,22 +236,30 @@ def test_the_official_sdk_signer_agrees(
         ak = AK
         sk = SK
 
-    raw_path = "/" + "/".join(urllib.parse.quote(s, safe="") for s in segments)
-    headers = {"X-Sdk-Date": "20261122T010203Z", "Host": host}
     theirs = request_module.SdkRequest(
         method="DELETE",
         schema="https",
         host=host,
         resource_path=raw_path,
         query_params=list(pairs),
-        header_params=dict(headers),
+        header_params={"X-Sdk-Date": sdk_date_value, "Host": host},
         body="",
     )
     signer_module.Signer(Credentials()).sign(theirs)
+    return str(theirs.header_params["Authorization"])
+
+
+@settings(max_examples=200)
+@given(st.lists(SEGMENT, min_size=1, max_size=5), QUERY, HOSTS)
+def test_the_official_sdk_signer_agrees(
+    segments: list[str], pairs: list[tuple[str, str]], host: str
+) -> None:
+    raw_path = "/" + "/".join(urllib.parse.quote(s, safe="") for s in segments)
+    headers = {"X-Sdk-Date": "20261122T010203Z", "Host": host}
     ours = authorization(
         ak=AK, sk=SK.encode(), method="DELETE", raw_path=raw_path, query=pairs, headers=headers
     )
-    assert ours == theirs.header_params["Authorization"]
+    assert ours == official_authorization(host, raw_path, pairs, headers["X-Sdk-Date"])
 
 
 @pytest.mark.parametrize(
@@ -266,23 +273,7 @@ def test_the_official_sdk_signer_agrees(
 )
 def test_the_official_sdk_accepts_our_delete_requests(url: str) -> None:
     """AkSkAuth's real headers for both services' DELETEs, re-signed by the official SDK."""
-    signer_module = pytest.importorskip("huaweicloudsdkcore.signer.signer")
-    request_module = pytest.importorskip("huaweicloudsdkcore.sdk_request")
-
-    class Credentials:
-        ak = AK
-        sk = SK
-
     parsed = yarl.URL(url)
     ours = AkSkAuth(AK, SK).headers_for("DELETE", parsed)
-    theirs = request_module.SdkRequest(
-        method="DELETE",
-        schema="https",
-        host=ours["Host"],
-        resource_path=parsed.raw_path,
-        query_params=[],
-        header_params={"Host": ours["Host"], "X-Sdk-Date": ours["X-Sdk-Date"]},
-        body="",
-    )
-    signer_module.Signer(Credentials()).sign(theirs)
-    assert ours["Authorization"] == theirs.header_params["Authorization"]
+    theirs = official_authorization(ours["Host"], parsed.raw_path, [], ours["X-Sdk-Date"])
+    assert ours["Authorization"] == theirs

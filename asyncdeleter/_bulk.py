@@ -197,6 +197,14 @@ class BulkRun(Generic[T]):
     def __aiter__(self) -> AsyncIterator[Outcome[T]]:
         return self._stream()
 
+    async def wait(self) -> BulkReport[T]:
+        """Run to the end and return the report: the same as ``await run``, as a coroutine.
+
+        A ``BulkRun`` is awaitable but is not itself a coroutine, so
+        ``task_group.create_task(run)`` is refused; ``create_task(run.wait())`` works.
+        """
+        return await self._collect()
+
     async def _collect(self) -> BulkReport[T]:
         self._keep_outcomes = True
         async with contextlib.aclosing(self._stream()) as stream:

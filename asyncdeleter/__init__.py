@@ -25,6 +25,7 @@ from asyncdeleter._errors import (
     RateLimitError,
     RequestTimeoutError,
     ServerError,
+    TransportError,
 )
 from asyncdeleter._manager import SessionManager
 from asyncdeleter._models import DeletedWorkspace
@@ -79,5 +80,6 @@ __all__ = [
     "SessionManager",
     "Timeouts",
     "TokenAuth",
+    "TransportError",
     "__version__",
 ]

@@ -1,7 +1,8 @@
 """Credentials and how they are put on a request.
 
-Every credential class keeps its secret out of ``repr``/``str`` and checks it for CR/LF
-once, at construction, so no request can carry an injected header.
+Every credential class keeps its secret out of ``repr``/``str`` and checks it once, at
+construction (visible ASCII only: no CR, LF or other control character), so no request
+can carry an injected header.
 """
 
 from __future__ import annotations
@@ -46,9 +47,15 @@ class Auth(Protocol):
 
 
 def _checked(name: str, value: object) -> str:
+    """A credential: a non-empty str of visible ASCII (refused at once, never echoed)."""
     if not isinstance(value, str) or not value:
         raise ConfigurationError(f"{name} must be a non-empty str")
-    return check_header_value(name, value)
+    check_header_value(name, value)
+    if not (value.isascii() and value.isprintable()) or " " in value:
+        # Tokens, access keys and secret keys are visible ASCII; anything else would be
+        # refused by the gateway (or by aiohttp, untyped, at send time).
+        raise ConfigurationError(f"{name} must be visible ASCII characters only")
+    return value
 
 
 class _Credential:
@@ -227,8 +234,18 @@ class Credentials:
             return
         if self._refreshing is None:
             self._refreshing = asyncio.ensure_future(self._fetch())
+        refreshing = self._refreshing
         # Shielded: one caller's cancellation must not cancel the refresh the others await.
-        await asyncio.shield(self._refreshing)
+        try:
+            await asyncio.shield(refreshing)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if refreshing.cancelled() and (current is None or not current.cancelling()):
+                # Nobody cancelled this caller: the manager closed and cancelled the fetch.
+                raise ConfigurationError(
+                    "the SessionManager was closed while fetching credentials"
+                ) from None
+            raise
 
     async def _fetch(self) -> None:
         assert self.provider is not None  # noqa: S101 - only called with a provider

@@ -22,14 +22,16 @@ from collections.abc import (
     Callable,
     Generator,
     Iterable,
+    Sequence,
     Sized,
 )
 from typing import Final, Generic, TypeVar
 
 import attrs
 
-from asyncdeleter._errors import AsyncDeleterError, InvalidIdentifierError
+from asyncdeleter._errors import InvalidIdentifierError
 from asyncdeleter._histogram import LatencyHistogram
+from asyncdeleter._request import Answer, Stopped, StopSignal, Tracker
 from asyncdeleter._throttle import AdaptiveLimit, ConcurrencyLimit
 
 __all__ = ["BulkReport", "BulkRun", "Outcome", "OutcomeKind", "ProgressCallback"]
@@ -46,7 +48,7 @@ class OutcomeKind(enum.StrEnum):
     ALREADY_GONE = "already_gone"  #: a first-attempt 404 with ``missing_ok``
     FAILED = "failed"  #: the call raised; ``Outcome.error`` says why
     INVALID = "invalid"  #: failed local validation; never sent
-    SKIPPED = "skipped"  #: never started (``fail_fast``, or the run was cancelled)
+    SKIPPED = "skipped"  #: never sent (``fail_fast``, ``stop()``, ``break``, cancellation)
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -99,6 +101,8 @@ class BulkReport(Generic[T]):
         latency_p95: 95th percentile item latency.
         latency_p99: 99th percentile item latency.
         cancelled: The run was cancelled or stopped, or its consumer stopped early.
+        unread_from: The index of the first input item never read (``None`` when the
+            whole input was read): re-run the input from there to finish the job.
         failures: The ``failed`` and ``invalid`` outcomes (awaited form only).
         outcomes: Every outcome in completion order (awaited form only: O(N)).
     """
@@ -116,6 +120,7 @@ class BulkReport(Generic[T]):
     latency_p95: float | None
     latency_p99: float | None
     cancelled: bool
+    unread_from: int | None = None
     failures: tuple[Outcome[T], ...] = ()
     outcomes: tuple[Outcome[T], ...] = ()
 
@@ -125,8 +130,9 @@ class BulkReport(Generic[T]):
         return self.failed == self.invalid == self.skipped == 0 and not self.cancelled
 
 
-#: The single-target operation a run drives: ``(target, on_throttle) -> already_gone``.
-Operation = Callable[[T, Callable[[], None] | None], Awaitable["tuple[bool, int, str | None]"]]
+#: The single-target operation a run drives; the tracker carries the run's stop signal
+#: and throttle hook in, and the item's request count out.
+Operation = Callable[[T, Tracker], Awaitable[Answer]]
 #: Checks and normalises one input item, raising ``InvalidIdentifierError``.
 Validator = Callable[[object], T]
 
@@ -139,9 +145,16 @@ class BulkRun(Generic[T]):
     stops the run and cancels its in-flight work. ``report`` gives the figures at any time,
     including after cancellation, so the caller can learn what completed.
 
-    With ``fail_fast``, the first ``failed`` or ``invalid`` item stops new work: calls
-    already in flight are let finish, and every item not started is reported ``skipped``
-    (the rest of the input is read, without sending anything, to account for it).
+    Stop means stop: after ``break``, ``stop()``, ``fail_fast``'s first failure or
+    cancellation, no new request is sent (no new item, no retry). ``stop()`` and
+    ``fail_fast`` let requests already on the wire finish; a call waiting to retry ends
+    ``failed`` (safe to re-run). ``break`` and cancellation cancel calls in flight (they
+    end ``failed``, safe to re-run). Items never sent end ``skipped``.
+
+    With ``fail_fast``, every item not started is reported ``skipped`` (the rest of the
+    input is read, without sending anything, to account for it). ``stop()`` reads no
+    further, except that a sized input (a ``Sequence``) still reports each item not
+    started as ``skipped``; ``report.unread_from`` says where an unread input resumes.
     """
 
     def __init__(
@@ -179,11 +192,13 @@ class BulkRun(Generic[T]):
         self._pull_lock = asyncio.Lock()
         self._exhausted = False
         self._pulled = 0
-        self._stopping = False
+        self._stop = StopSignal()
         self._stopped_by_caller = False
+        self._workers: list[asyncio.Task[None]] = []
         self._source_error: BaseException | None = None
         self._in_flight: dict[T, asyncio.Future[None]] = {}
-        self._unsettled: dict[int, tuple[object, bool]] = {}  # index -> (item, was sent)
+        # index -> (item, its tracker once it is on its way to be sent)
+        self._unsettled: dict[int, tuple[object, Tracker | None]] = {}
         # Delivered outcomes (None: a worker ended), and the consumer's wake-up call.
         self._ready: collections.deque[Outcome[T] | None] = collections.deque()
         self._ready_waiter: asyncio.Future[None] | None = None
@@ -195,7 +210,7 @@ class BulkRun(Generic[T]):
         return self._collect().__await__()
 
     def __aiter__(self) -> AsyncIterator[Outcome[T]]:
-        return self._stream()
+        return _Stream(self, self._stream())
 
     async def wait(self) -> BulkReport[T]:
         """Run to the end and return the report: the same as ``await run``, as a coroutine.
@@ -215,11 +230,23 @@ class BulkRun(Generic[T]):
     def stop(self) -> None:
         """Start no new work; calls in flight finish and the run then ends (say, on Ctrl-C).
 
-        Unlike ``fail_fast``, the rest of the input is not read: the report covers the
-        items read so far, and ``report.cancelled`` is true.
+        Calls waiting to retry end at once (``failed``, safe to re-run). Unlike
+        ``fail_fast``, the rest of the input is not read (a ``Sequence``'s remaining items
+        are still reported ``skipped``); ``report.unread_from`` says where it resumes, and
+        ``report.cancelled`` is true.
         """
-        self._stopping = True
         self._stopped_by_caller = True
+        self._stop.set()
+
+    def _halt(self) -> None:
+        """The consumer left the loop (``break``): send nothing more, cancel what is in flight.
+
+        Called synchronously when the iterator is dropped, before the generator's own
+        clean-up is scheduled, so no worker can send in between.
+        """
+        self._stop.set()
+        for worker in self._workers:
+            worker.cancel()
 
     @property
     def report(self) -> BulkReport[T]:
@@ -243,6 +270,7 @@ class BulkRun(Generic[T]):
             latency_p95=sent.percentile(0.95),
             latency_p99=sent.percentile(0.99),
             cancelled=self._cancelled,
+            unread_from=None if self._exhausted else self._pulled,
             failures=tuple(self._failures),
             outcomes=tuple(self._outcomes),
         )
@@ -259,7 +287,9 @@ class BulkRun(Generic[T]):
         else:
             self._sync_items = iter(self._source)
         loop = asyncio.get_running_loop()
-        workers = [loop.create_task(self._worker()) for _ in range(self._concurrency)]
+        workers = self._workers = [
+            loop.create_task(self._worker()) for _ in range(self._concurrency)
+        ]
         live = len(workers)
         completed = False
         try:
@@ -277,13 +307,15 @@ class BulkRun(Generic[T]):
                 if outcome is None:
                     live -= 1
                     continue
-                self._room.release()
                 self._account(outcome)
                 yield outcome
+                # The consumer asks for the next outcome: only now is there room for new
+                # work, so a ``break`` right after an outcome leaves nothing new on the wire.
+                self._room.release()
             if self._source_error is not None:
                 raise self._source_error
-            # fail_fast stopped the workers: account for every item not started.
-            while not self._stopped_by_caller and (pulled := await self._pull()) is not None:
+            # fail_fast (or stop() on a sized input): account for every item not started.
+            while self._accounts_for_rest() and (pulled := await self._pull()) is not None:
                 index, item = pulled
                 del self._unsettled[index]
                 skipped = Outcome[T](
@@ -298,34 +330,57 @@ class BulkRun(Generic[T]):
         finally:
             await self._shut_down(workers, completed=completed)
 
+    def _accounts_for_rest(self) -> bool:
+        """Whether the rest of the input is read (without sending) to report it ``skipped``."""
+        return not self._stopped_by_caller or isinstance(self._source, Sequence)
+
     async def _shut_down(self, workers: list[asyncio.Task[None]], *, completed: bool) -> None:
+        self._stop.set()  # first: no worker may send from here on
         for worker in workers:
             worker.cancel()
-        # Wait for the cancelled workers so none outlives the run (and no warning fires).
-        await asyncio.gather(*workers, return_exceptions=True)
+        # Wait for the cancelled workers so none outlives the run (and no warning fires),
+        # even through further cancellations: the accounting below must happen.
+        cancelled_again = False
+        while pending := [worker for worker in workers if not worker.done()]:
+            try:
+                await asyncio.wait(pending)
+            except asyncio.CancelledError:
+                cancelled_again = True
         # Outcomes that were ready but never consumed still happened.
         while self._ready:
             outcome = self._ready.popleft()
             if outcome is not None:
                 self._account(outcome)
-        # Work cut off mid-way: sent items may or may not have taken effect.
-        for index, (item, sent) in sorted(self._unsettled.items()):
+        # Work cut off mid-way: an item sent may or may not have taken effect.
+        for index, (item, tracker) in sorted(self._unsettled.items()):
+            sent = tracker is not None and tracker.attempts > 0
             self._account(
                 Outcome[T](
                     target=item,  # type: ignore[arg-type]
                     index=index,
                     kind=OutcomeKind.FAILED if sent else OutcomeKind.SKIPPED,
                     error=asyncio.CancelledError("the bulk run was cancelled") if sent else None,
+                    attempts=tracker.attempts if tracker is not None else 0,
                     safe_to_retry=True,
                 )
             )
         self._unsettled.clear()
         self._cancelled = not completed or self._stopped_by_caller
         self._ended_at = _now()
-        if self._async_items is not None and hasattr(self._async_items, "aclose"):
-            # Let an async generator input run its own cleanup now, not at GC time.
-            with contextlib.suppress(Exception):
-                await self._async_items.aclose()
+        await self._close_source()
+        if cancelled_again:
+            raise asyncio.CancelledError
+
+    async def _close_source(self) -> None:
+        """Let a generator input run its own clean-up now, not at garbage collection."""
+        items = self._async_items if self._async_items is not None else self._sync_items
+        try:
+            if isinstance(items, AsyncGenerator):
+                await items.aclose()
+            elif isinstance(items, Generator):
+                items.close()
+        except Exception:  # noqa: BLE001 - the input's clean-up must not hide the run's end
+            _log.exception("closing the bulk run's input failed")
 
     async def _pull(self) -> tuple[int, object] | None:
         """The next input item with its index, or ``None`` once the input is exhausted."""
@@ -350,23 +405,24 @@ class BulkRun(Generic[T]):
                     return None
         index = self._pulled
         self._pulled += 1
-        self._unsettled[index] = (item, False)
+        self._unsettled[index] = (item, None)
         return index, item
 
     async def _worker(self) -> None:
+        stop = self._stop
         try:
-            while not self._stopping:
+            while not stop.stopped:
                 # Room for one more outcome: a slow consumer holds the run back here.
                 if not self._room.try_acquire():
                     await self._room.acquire()
-                if self._stopping:
+                if stop.stopped:
                     self._room.release()
                     return
                 try:
                     pulled = await self._pull()
                 except Exception as exc:  # noqa: BLE001 - the input's own failure ends the run
                     self._source_error = exc
-                    self._stopping = True
+                    stop.set()
                     self._room.release()
                     return
                 if pulled is None:
@@ -375,7 +431,7 @@ class BulkRun(Generic[T]):
                 outcome = await self._process(*pulled)
                 del self._unsettled[outcome.index]
                 if self._fail_fast and outcome.kind in _STOPPING_KINDS:
-                    self._stopping = True
+                    stop.set()
                 self._deliver(outcome)
         finally:
             self._deliver(None)  # this worker is done
@@ -393,17 +449,17 @@ class BulkRun(Generic[T]):
         except InvalidIdentifierError as exc:
             return Outcome(target=item, index=index, kind=OutcomeKind.INVALID, error=exc)  # type: ignore[arg-type]
         # The same target is never in flight twice: a duplicate waits for the first.
+        # Shielded: a waiter's cancellation must not cancel the first one's future.
         while (busy := self._in_flight.get(target)) is not None:
-            await busy
-        if self._stopping:
+            await asyncio.shield(busy)
+        if self._stop.stopped:
             return Outcome(target=target, index=index, kind=OutcomeKind.SKIPPED, safe_to_retry=True)
         done = asyncio.get_running_loop().create_future()
         self._in_flight[target] = done
         try:
             limit = self._limit
             if limit is None:
-                self._unsettled[index] = (item, True)
-                return await self._send(index, target, None)
+                return await self._send(index, item, target, None)
             ticket = limit.try_acquire() or await limit.acquire()
             throttled = False
 
@@ -413,8 +469,7 @@ class BulkRun(Generic[T]):
                 limit.throttled(ticket)
 
             try:
-                self._unsettled[index] = (item, True)
-                return await self._send(index, target, on_throttle)
+                return await self._send(index, item, target, on_throttle)
             finally:
                 limit.release(success=not throttled)
         finally:
@@ -422,15 +477,33 @@ class BulkRun(Generic[T]):
             done.set_result(None)
 
     async def _send(
-        self, index: int, target: T, on_throttle: Callable[[], None] | None
+        self, index: int, item: object, target: T, on_throttle: Callable[[], None] | None
     ) -> Outcome[T]:
+        tracker = Tracker(self._stop, on_throttle)
+        self._unsettled[index] = (item, tracker)
         started = _now()
         try:
-            already_gone, attempts, request_id = await self._operation(target, on_throttle)
+            answer = await self._operation(target, tracker)
+        except Stopped as stopped:
+            # The run stopped before this item's next request: never sent, or cut off
+            # before a retry (then it may have taken effect: failed, safe to re-run).
+            if tracker.attempts == 0:
+                return Outcome(
+                    target=target, index=index, kind=OutcomeKind.SKIPPED, safe_to_retry=True
+                )
+            return Outcome(
+                target=target,
+                index=index,
+                kind=OutcomeKind.FAILED,
+                error=stopped.last_error or stopped,
+                attempts=tracker.attempts,
+                elapsed=_now() - started,
+                request_id=getattr(stopped.last_error, "request_id", None),
+                safe_to_retry=True,
+            )
         except Exception as exc:  # noqa: BLE001 - one item's failure must not end the run
             # Our own typed errors, and anything a user's credentials provider raised: the
             # item fails, the worker lives on, the run accounts for it.
-            attempts = getattr(exc, "attempts", 0) if isinstance(exc, AsyncDeleterError) else 0
             kind = (
                 OutcomeKind.INVALID
                 if isinstance(exc, InvalidIdentifierError)
@@ -441,7 +514,7 @@ class BulkRun(Generic[T]):
                 index=index,
                 kind=kind,
                 error=exc,
-                attempts=attempts,
+                attempts=tracker.attempts,
                 elapsed=_now() - started,
                 request_id=getattr(exc, "request_id", None),
                 safe_to_retry=kind is OutcomeKind.FAILED,
@@ -449,10 +522,10 @@ class BulkRun(Generic[T]):
         return Outcome(
             target=target,
             index=index,
-            kind=OutcomeKind.ALREADY_GONE if already_gone else OutcomeKind.SUCCEEDED,
-            attempts=attempts,
+            kind=OutcomeKind.ALREADY_GONE if answer.already_gone else OutcomeKind.SUCCEEDED,
+            attempts=answer.attempts,
             elapsed=_now() - started,
-            request_id=request_id,
+            request_id=answer.request_id,
         )
 
     def _account(self, outcome: Outcome[T]) -> None:
@@ -473,6 +546,36 @@ class BulkRun(Generic[T]):
 
 
 _STOPPING_KINDS: Final = frozenset({OutcomeKind.FAILED, OutcomeKind.INVALID})
+
+
+class _Stream(Generic[T]):
+    """The iterator ``async for`` gets: the run's generator, plus a ``break`` detector.
+
+    When the consumer leaves the loop early, CPython drops this object at once; the
+    generator's own clean-up only runs later, as a task. ``__del__`` tells the run in
+    between, so no worker sends anything after the ``break``.
+    """
+
+    __slots__ = ("_generator", "_run")
+
+    def __init__(self, run: BulkRun[T], generator: AsyncGenerator[Outcome[T], None]) -> None:
+        self._run = run
+        self._generator = generator
+
+    def __aiter__(self) -> _Stream[T]:
+        return self
+
+    def __anext__(self) -> Awaitable[Outcome[T]]:
+        return self._generator.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop the run and wait until it has shut down (as ``contextlib.aclosing`` does)."""
+        await self._generator.aclose()
+
+    def __del__(self) -> None:
+        run = self._run
+        if run._workers and run._ended_at is None:  # started and not shut down yet
+            run._halt()
 
 
 _now: Final = time.monotonic

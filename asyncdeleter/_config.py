@@ -75,26 +75,43 @@ _DEFAULT_DOMAIN: Final = "myhuaweicloud.com"
 def check_header_value(name: str, value: str) -> str:
     """Return ``value`` if it is safe in an HTTP header, else raise ``ConfigurationError``.
 
-    A CR or LF would let a value inject headers; the error never repeats the value, which
-    may be a secret.
+    A CR or LF would let a value inject headers, and no control character (ESC, DEL, VT,
+    NUL...) belongs in a header or a URL; the error never repeats the value, which may be
+    a secret.
     """
-    if "\r" in value or "\n" in value or "\x00" in value:
-        raise ConfigurationError(f"{name} contains a CR, LF or NUL character")
+    if not value.isprintable() and any(c < " " or c == "\x7f" for c in value):
+        raise ConfigurationError(f"{name} contains a control character (CR, LF, ESC, DEL...)")
     return value
 
 
+def _shown(value: object) -> str:
+    """An endpoint as an error message may quote it: any ``user:password@`` masked."""
+    text = repr(value)
+    at = text.rfind("@")
+    if at != -1:
+        scheme_end = text.find("//")
+        start = scheme_end + 2 if scheme_end != -1 and scheme_end < at else 1
+        text = f"{text[:start]}***@{text[at + 1 :]}"
+    return text
+
+
 def _base_url(name: str, value: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{name} must be a str URL, got {type(value).__name__}")
     check_header_value(name, value)
     try:
         url = yarl.URL(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigurationError(f"{name} is not a URL: {value!r}") from exc
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ConfigurationError(f"{name} must be an absolute http(s) URL, got {value!r}")
-    if url.user or url.password or url.query_string or url.fragment:
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{name} is not a URL: {_shown(value)}") from None
+    if url.user is not None or url.password is not None or "@" in (url.raw_authority or ""):
+        # Never echo the value: the part before '@' is a password more often than not.
         raise ConfigurationError(
-            f"{name} must not carry credentials, a query or a fragment: {value!r}"
+            f"{name} must not carry credentials (user:password@): {_shown(value)}"
         )
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigurationError(f"{name} must be an absolute http(s) URL, got {_shown(value)}")
+    if url.query_string or url.fragment:
+        raise ConfigurationError(f"{name} must not carry a query or a fragment: {_shown(value)}")
     return str(url).rstrip("/")
 
 

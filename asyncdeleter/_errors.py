@@ -20,8 +20,18 @@
                +-- APITimeoutError           connect or read timeout, or the call's max_time
 
 Every ``APIError`` carries ``status``, ``error_code``, ``error_msg``, ``solution_msg``,
-``request_id`` and ``attempts`` (the connection errors have ``status`` ``None``).
-No name here shadows a built-in (``TimeoutError``, ``ConnectionError``).
+``request_id`` and ``attempts`` (the connection errors have ``status`` ``None``), and
+survives ``pickle``. No name here shadows a built-in (``TimeoutError``, ``ConnectionError``).
+
+Two rules hold for every error raised here, by construction:
+
+- *Secrets stay secret.* aiohttp's exceptions carry a ``RequestInfo`` with the request
+  headers (the token, the signature, the security token). They are never chained: an
+  ``APIConnectionError``'s ``__cause__`` is a ``TransportError`` that keeps only the
+  original's type and message.
+- *Server text is data.* ``str()`` of an error escapes control characters (ANSI escapes,
+  CR, LF, bidi overrides), so a hostile ``error_msg`` or ``X-Request-Id`` cannot forge log
+  lines or drive a terminal; the attributes keep the raw values.
 """
 
 from __future__ import annotations
@@ -47,11 +57,31 @@ __all__ = [
     "RateLimitError",
     "RequestTimeoutError",
     "ServerError",
+    "TransportError",
+    "escape_control",
     "translate_client_error",
 ]
 
 #: How much of a raw error body an exception keeps for debugging.
 RAW_BODY_KEPT: Final = 2048
+
+
+def escape_control(text: str) -> str:
+    r"""Return ``text`` with every non-printable character escaped (``\x1b``, ``\n``...).
+
+    Server text quoted in a message or a log line goes through here, so it cannot start a
+    new log line, move a terminal's cursor or reorder what is shown (bidi overrides).
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _rebuild(cls: type[BaseException], message: str, state: dict[str, object]) -> BaseException:
+    error = cls.__new__(cls)
+    BaseException.__init__(error, message)
+    error.__dict__.update(state)
+    return error
 
 
 class AsyncDeleterError(Exception):
@@ -128,7 +158,15 @@ class APIError(AsyncDeleterError):
             parts.append(f"request_id={self.request_id}")
         if self.attempts != 1:
             parts.append(f"attempts={self.attempts}")
-        return " ".join(parts) if len(parts) == 1 else f"{parts[0]} ({', '.join(parts[1:])})"
+        text = parts[0] if len(parts) == 1 else f"{parts[0]} ({', '.join(parts[1:])})"
+        # The message quotes the server (error_msg, a body, a request id): escape it here,
+        # once, for every subclass and every way an error is shown.
+        return escape_control(text)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only constructors defeat Exception's default pickling (which calls
+        # cls(*args)); rebuild from the message and the attributes instead.
+        return (_rebuild, (type(self), self.message, dict(self.__dict__)))
 
 
 class APIStatusError(APIError):
@@ -200,7 +238,10 @@ class InternalServerError(ServerError):
 
 
 class APIConnectionError(APIError):
-    """No usable answer arrived: connection refused, reset or dropped, TLS failure."""
+    """No usable answer arrived: connection refused, reset or dropped, TLS failure.
+
+    Its ``__cause__`` is a ``TransportError`` naming what the transport raised.
+    """
 
 
 class APITimeoutError(APIConnectionError):
@@ -228,6 +269,33 @@ def status_error_class(status: int) -> type[APIStatusError]:
     return APIStatusError
 
 
+class TransportError(Exception):
+    """What the transport raised under an ``APIConnectionError``, redacted.
+
+    It keeps the original exception's type and message (``str()``, which for aiohttp's
+    exceptions names the host and the OS error) and drops the rest: the original and its
+    own chain hold the request headers, and with them the credentials.
+
+    Attributes:
+        type_name: The qualified name of the original exception's type.
+    """
+
+    def __init__(self, type_name: str, message: str = "") -> None:
+        super().__init__(type_name, message)
+        self.type_name = type_name
+        self.message = message
+
+    def __str__(self) -> str:
+        text = f"{self.type_name}: {self.message}" if self.message else self.type_name
+        return escape_control(text)
+
+
+def _redacted(exc: BaseException) -> TransportError:
+    kind = type(exc)
+    message = str(exc) if isinstance(exc, aiohttp.ClientError | OSError) else ""
+    return TransportError(f"{kind.__module__}.{kind.__qualname__}", message[:RAW_BODY_KEPT])
+
+
 def translate_client_error(exc: BaseException, *, what: str, attempts: int) -> APIConnectionError:
     """Map an aiohttp or socket failure to our tree (the only place that knows aiohttp's).
 
@@ -237,9 +305,14 @@ def translate_client_error(exc: BaseException, *, what: str, attempts: int) -> A
         attempts: How many requests the call has sent so far.
 
     Returns:
-        The error to raise, to be chained with ``raise ... from exc``.
+        The error to raise, its ``__cause__`` already set to a redacted ``TransportError``
+        (never ``exc`` itself, whose request info holds the request headers).
     """
+    error: APIConnectionError
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
-        return APITimeoutError(f"{what}: timed out ({type(exc).__name__})", attempts=attempts)
-    detail = str(exc) or type(exc).__name__
-    return APIConnectionError(f"{what}: connection failed: {detail}", attempts=attempts)
+        error = APITimeoutError(f"{what}: timed out ({type(exc).__name__})", attempts=attempts)
+    else:
+        detail = str(exc) or type(exc).__name__
+        error = APIConnectionError(f"{what}: connection failed: {detail}", attempts=attempts)
+    error.__cause__ = _redacted(exc)
+    return error

@@ -94,21 +94,40 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         now: The current Unix time, for the HTTP-date form (tests inject it).
 
     Returns:
-        A non-negative number of seconds, or ``None`` for a missing or unreadable value.
+        A non-negative number of seconds, or ``None`` for a missing or unreadable value
+        (a negative number, ``"1_000"``, non-ASCII digits, an impossible date). A date in
+        the past means "now": 0.
     """
     if value is None:
         return None
     value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if math.isnan(seconds):
+    if _is_delta_seconds(value):
+        return min(float(value), _MAX_SANE_RETRY_AFTER)
+    if value[:1].isdigit() or value[:1] in "+-.":
+        return None  # a number float() might take, but not one RFC 9110 allows
+    seconds = _seconds_until(value, time.time() if now is None else now)
+    if seconds is None or math.isnan(seconds):
         return None
     return min(max(seconds, 0.0), _MAX_SANE_RETRY_AFTER)
+
+
+def _seconds_until(http_date: str, now: float) -> float | None:
+    """Seconds from ``now`` to an HTTP date; ``None`` if it is no date we can use."""
+    try:
+        when = email.utils.parsedate_to_datetime(http_date)
+        if when.tzinfo is None:
+            return None
+        return when.timestamp() - now
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def _is_delta_seconds(value: str) -> bool:
+    """ASCII digits, with at most one decimal point between digits (``"3"``, ``"2.5"``)."""
+    whole, _, fraction = value.partition(".")
+    return (
+        whole.isascii()
+        and whole.isdigit()
+        and (not fraction or (fraction.isascii() and fraction.isdigit()))
+        and not value.endswith(".")
+    )

@@ -14,7 +14,8 @@ EXPECTED = {
     "DeletedWorkspace", "Endpoints", "InternalServerError", "InvalidIdentifierError",
     "NotFoundError", "Outcome", "OutcomeKind", "PermissionDeniedError", "RateLimitError",
     "RequestTimeoutError", "RetryDetails", "RetryPolicy", "ServerError", "SessionManager",
-    "Timeouts", "TokenAuth", "__version__",
+    "Timeouts", "TokenAuth",
+    "TransportError", "__version__",
 }  # fmt: skip
 
 

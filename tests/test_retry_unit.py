@@ -31,14 +31,41 @@ def test_waits_are_full_jitter_under_a_doubling_capped_ceiling() -> None:
         ("0", 0.0),
         ("2.5", 2.5),
         (" 7 ", 7.0),
-        ("-4", 0.0),
+        ("-4", None),  # not delta-seconds: ignored, not "retry now"
+        ("-0", None),
+        ("1_000", None),  # float() takes it; RFC 9110 does not
+        ("\u0663", None),  # an Arabic-Indic digit three
+        ("\uff15", None),  # a fullwidth five
+        ("1e3", None),
+        ("+3", None),
+        ("3.", None),
+        (".5", None),
+        ("inf", None),
         ("soon", None),
         (None, None),
         ("nan", None),
+        ("", None),
+        ("999999999999", 86_400.0),  # capped at a day
     ],
 )
 def test_retry_after_seconds(header: str | None, expected: float | None) -> None:
+    """Only RFC 9110 delta-seconds (ASCII digits) count; anything else is ignored."""
     assert parse_retry_after(header) == expected
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Fri, 31 Dec 99999 23:59:59 GMT",
+        "Mon, 01 Jan 0001 00:00:00 GMT",
+        "Tue, 99 Feb 2026 25:61:61 GMT",
+        "Wed, 21 Oct 2015 07:28:00 +9999",
+    ],
+)
+def test_an_absurd_http_date_is_ignored_not_an_overflow(header: str) -> None:
+    """A date no clock can reach is ignored (it used to escape as OverflowError)."""
+    result = parse_retry_after(header, now=1_700_000_000.0)
+    assert result is None or 0.0 <= result <= 86_400.0
 
 
 def test_retry_after_http_date_is_relative_to_now() -> None:

@@ -1,0 +1,654 @@
+"""The one request path: send, judge and retry one call, under every limit of its manager.
+
+Every operation goes through ``RequestPath.send``. The promises it keeps are decided here,
+each in one place:
+
+- *Only a sent request can have taken effect*: ``_attempt`` alone decides whether a failed
+  attempt may have reached the server (``_may_have_been_sent``); only then does a later
+  404 count as success. Once a status line has arrived, the status decides, even when the
+  body is cut short.
+- *``max_time`` is a hard deadline*: every attempt runs under the call's deadline (name
+  resolution, connect, a dripping server, a stalled body), and so does every wait before a
+  retry.
+- *Stop means stop*: the stop signal and the manager's state are checked after the last
+  wait and right before a request goes on the wire, never earlier.
+- *Secrets stay secret*: an aiohttp exception (whose ``RequestInfo`` holds the request
+  headers) is never chained or kept; errors carry a redacted ``TransportError`` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, Final, NoReturn
+
+import aiohttp
+import yarl
+
+from asyncdeleter._auth import Auth, Credentials, TokenAuth
+from asyncdeleter._config import MAX_BODY_BYTES, RetryPolicy, Timeouts
+from asyncdeleter._errors import (
+    RAW_BODY_KEPT,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    ConfigurationError,
+    status_error_class,
+    translate_client_error,
+)
+from asyncdeleter._models import parse_error_body
+from asyncdeleter._retry import RetryBudget, RetryDetails, backoff_waits, parse_retry_after
+from asyncdeleter._throttle import ConcurrencyLimit, HostGate
+from asyncdeleter._version import __version__
+
+__all__ = ["Answer", "Call", "RequestPath", "StopSignal", "Stopped", "Tracker", "other_loop_error"]
+
+_log: Final = logging.getLogger("asyncdeleter")
+
+USER_AGENT: Final = f"asyncdeleter/{__version__}"
+
+#: The whole-attempt deadline fires this long after the connect-phase one, so that when the
+#: deadline ends an attempt we know which phase it was in: a connect that ran out is
+#: reported by aiohttp as ``ConnectionTimeoutError`` (nothing sent), and only an attempt
+#: that got past connecting meets the outer deadline. Scheduling noise, no more.
+_DEADLINE_GRACE: Final = 0.05
+#: aiohttp rounds timeouts above this up to a whole second; a deadline must not move.
+_NO_CEILING: Final = 1e12
+
+_NOT_MERGED: Final = object()  # no headers merged yet (None is a valid auth: no credentials)
+
+
+class _DroppedConnectionError(aiohttp.ClientConnectionError):
+    """A connection that dropped after the request may have been sent."""
+
+
+async def _own_every_attempt(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    """Client middleware: make every resend ours to count.
+
+    Since 3.10 aiohttp silently resends an idempotent request once when a reused
+    connection drops. For a DELETE that hides an attempt which may already have deleted
+    the resource, so its 404 would look like "was never there". Re-raising the drop as an
+    error type aiohttp does not resend on hands the decision (and the count) to our retry
+    loop, which knows that a 404 after a dropped attempt means success.
+    """
+    try:
+        return await handler(request)
+    except aiohttp.ClientConnectorError:
+        raise  # never connected: nothing was sent, aiohttp does not resend these anyway
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+        raise _DroppedConnectionError(str(exc) or type(exc).__name__) from None
+
+
+MIDDLEWARES: Final = (_own_every_attempt,)
+
+
+class StopSignal:
+    """Set by a bulk run that must send nothing more (``stop()``, ``fail_fast``, ``break``).
+
+    The request path reads it after its last wait, right before a request would go out,
+    and a call sleeping before a retry wakes at once when it is set.
+    """
+
+    __slots__ = ("_sleepers", "stopped")
+
+    def __init__(self) -> None:
+        self.stopped = False
+        self._sleepers: set[asyncio.Future[None]] = set()
+
+    def set(self) -> None:
+        """Stop: nothing more is sent, and sleeping calls wake to end."""
+        self.stopped = True
+        for sleeper in self._sleepers:
+            if not sleeper.done():
+                sleeper.set_result(None)
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if the signal is set meanwhile."""
+        if self.stopped:
+            return
+        loop = asyncio.get_running_loop()
+        sleeper = loop.create_future()
+        self._sleepers.add(sleeper)
+        timer = loop.call_later(seconds, _wake, sleeper)
+        try:
+            await sleeper
+        finally:
+            timer.cancel()
+            self._sleepers.discard(sleeper)
+
+
+def _wake(sleeper: asyncio.Future[None]) -> None:
+    if not sleeper.done():
+        sleeper.set_result(None)
+
+
+class Tracker:
+    """What one item of a bulk run shares with the calls made for it.
+
+    Attributes:
+        stop: The run's stop signal.
+        on_throttle: Told of each throttling answer (the run's adaptive limit).
+        attempts: Requests sent for the item, over all its calls; 0 means nothing went out.
+    """
+
+    __slots__ = ("attempts", "on_throttle", "stop")
+
+    def __init__(self, stop: StopSignal, on_throttle: Callable[[], None] | None) -> None:
+        self.stop = stop
+        self.on_throttle = on_throttle
+        self.attempts = 0
+
+
+class Stopped(Exception):  # noqa: N818 - a signal between modules, not an error users see
+    """A call ended before sending because its run was stopped.
+
+    Attributes:
+        last_error: The error of the attempt it would have retried, if there was one.
+    """
+
+    def __init__(self, last_error: APIError | None) -> None:
+        super().__init__("stopped before sending")
+        self.last_error = last_error
+
+
+# The per-call records below are plain slotted classes, not attrs ones: they are built on
+# every request, and attrs' class creation would also add to import time.
+
+
+class Answer:
+    """How a call ended when it did not raise."""
+
+    __slots__ = ("already_gone", "attempts", "request_id")
+
+    def __init__(self, already_gone: bool, attempts: int, request_id: str | None) -> None:
+        self.already_gone = already_gone
+        self.attempts = attempts
+        self.request_id = request_id
+
+
+class Call:
+    """The state of one call across its attempts.
+
+    ``attempts`` counts requests that went out (or started to: a refused connect counts);
+    a bulk run reads it to tell an item never sent from one cut off mid-way.
+    """
+
+    __slots__ = (
+        "attempts",
+        "budget_spent",
+        "deadline",
+        "gate",
+        "may_have_taken_effect",
+        "method",
+        "missing_ok",
+        "operation",
+        "refreshed",
+        "resent_after_drop",
+        "target",
+        "tracker",
+        "url",
+        "waits",
+    )
+
+    def __init__(
+        self,
+        *,
+        method: str,
+        url: yarl.URL,
+        gate: HostGate,
+        operation: str,
+        target: str,
+        missing_ok: bool,
+        tracker: Tracker | None = None,
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.gate = gate
+        self.operation = operation
+        self.target = target
+        self.missing_ok = missing_ok
+        self.tracker = tracker  # a bulk item's: its stop signal, throttle hook and count
+        self.attempts = 0
+        self.deadline = 0.0
+        # Set once an attempt may have deleted the resource without us seeing the answer
+        # (sent, then dropped or timed out; 408; 5xx): a later 404 then means success.
+        self.may_have_taken_effect = False
+        self.refreshed = False  # the auth provider was asked once already for this call
+        self.resent_after_drop = False  # the one immediate resend after a dropped connection
+        self.budget_spent = 0  # what this call's retries took from the retry budget
+        self.waits: Iterator[float] | None = None  # backoff generator, made on the 1st retry
+
+
+class _Failure:
+    """An attempt that did not succeed: the typed error and whether to try again."""
+
+    __slots__ = ("error", "refresh", "retryable", "wait")
+
+    def __init__(
+        self,
+        error: APIError,
+        retryable: bool,
+        wait: float | None,
+        refresh: int | None = None,
+    ) -> None:
+        self.error = error
+        self.retryable = retryable
+        # A wait already decided: the server's Retry-After, or 0 for the immediate resend
+        # after a dropped connection. None: back off as the policy says.
+        self.wait = wait
+        # The credentials generation the service refused: refresh past it, then retry.
+        self.refresh = refresh
+
+
+def _raise(error: APIError) -> NoReturn:
+    # The error's __cause__ was set when it was made (a redacted TransportError, or None):
+    # raising it "from" that again keeps the chain exactly as built, and nothing else.
+    raise error from error.__cause__
+
+
+async def _read_capped(response: aiohttp.ClientResponse, chunks: list[bytes]) -> None:
+    """Read the body into ``chunks`` up to ``MAX_BODY_BYTES``, keeping what arrived if cut."""
+    size = 0
+    while size < MAX_BODY_BYTES:
+        chunk = await response.content.read(MAX_BODY_BYTES - size)
+        if not chunk:
+            return
+        chunks.append(chunk)
+        size += len(chunk)
+    response.close()  # do not drain (or pool) a connection with an unbounded body
+
+
+def _may_have_been_sent(exc: BaseException) -> bool:
+    """Whether a failed attempt may have put the request on the wire.
+
+    The one place that decides it. aiohttp raises these before writing anything: a
+    refused, unresolvable or TLS-failing connect (``ClientConnectorError`` and its
+    subclasses) and a connect phase that ran out of time (``ConnectionTimeoutError``;
+    the call's deadline is set so the connect phase always meets its own timeout first).
+    Anything else happened with a connection in hand.
+    """
+    return not isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+
+
+def _dropped(exc: BaseException) -> bool:
+    """A connection that broke after the request may have gone out (not a failed connect)."""
+    if isinstance(exc, _DroppedConnectionError | aiohttp.ServerDisconnectedError):
+        return True
+    return isinstance(exc, aiohttp.ClientOSError) and not isinstance(
+        exc, aiohttp.ClientConnectorError
+    )
+
+
+def other_loop_error() -> ConfigurationError:
+    """The error for a manager used from another event loop than the one it started on."""
+    return ConfigurationError(
+        "this SessionManager belongs to the event loop it was first used on; build one "
+        "manager per event loop (an aiohttp session cannot move between loops)"
+    )
+
+
+class RequestPath:
+    """Sends calls for one manager: its session, limits, credentials, policy and budget.
+
+    The manager owns the lifecycle and sets ``session``, ``middlewares``, ``loop`` and
+    ``closed``; everything else is fixed when it is built.
+    """
+
+    def __init__(
+        self,
+        *,
+        credentials: Credentials,
+        limit: ConcurrencyLimit,
+        retry: RetryPolicy,
+        timeouts: Timeouts,
+        retry_budget: RetryBudget | None,
+    ) -> None:
+        self.credentials = credentials
+        self.limit = limit
+        self.retry = retry
+        self.timeouts = timeouts
+        self.retry_budget = retry_budget
+        self.session: aiohttp.ClientSession | None = None
+        # What stops aiohttp's hidden resend on a caller's session (see _own_every_attempt);
+        # None on our own session, where it is switched off directly.
+        self.middlewares: tuple[Any, ...] | None = MIDDLEWARES
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.closed = False
+        # The connect phase of an attempt with at least this much time left gets the
+        # plain connect timeout; a shorter one gets what is left of the call's deadline.
+        self._connect = timeouts.connect
+        self.client_timeout = self._timeout(timeouts.connect)
+        # Headers of a fixed TokenAuth, with the User-Agent, merged once (see _headers).
+        self._merged_for: object = _NOT_MERGED
+        self._merged_headers: dict[str, str] = {}
+
+    def _timeout(self, connect: float) -> aiohttp.ClientTimeout:
+        # ``connect`` bounds the whole connect phase: name resolution, TCP and TLS.
+        return aiohttp.ClientTimeout(
+            total=None,
+            connect=connect,
+            sock_read=self.timeouts.read,
+            ceil_threshold=_NO_CEILING,
+        )
+
+    def check_usable(self) -> aiohttp.ClientSession:
+        """The session to send on, or the reason no request may go out now.
+
+        Raises:
+            ConfigurationError: The manager is closed, its (or the caller's) session is
+                closed, or it is used from another event loop than its first.
+        """
+        if self.closed:
+            raise ConfigurationError("this SessionManager is closed")
+        session = self.session
+        if session is None or session.closed:
+            raise ConfigurationError("the aiohttp session of this SessionManager is closed")
+        if asyncio.get_running_loop() is not self.loop:
+            raise other_loop_error()
+        return session
+
+    async def send(self, call: Call) -> Answer:
+        """Send ``call`` with retries; return how it ended or raise the typed error.
+
+        Raises:
+            APIError: The call failed, after retries where they apply.
+            ConfigurationError: The manager closed, or is used from another event loop.
+            Stopped: The call's run was stopped before a request went out.
+        """
+        self.check_usable()
+        loop = asyncio.get_running_loop()
+        last: _Failure | None = None
+        while True:
+            if last is None:
+                auth, generation = await self._wait_for_turn(call)
+            else:
+                # From the first send on, every wait counts against the call's deadline.
+                turn = None
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout_at(call.deadline):
+                        turn = await self._wait_for_turn(call)
+                if turn is None:
+                    _raise(last.error)
+                auth, generation = turn
+            try:
+                self._check_still_wanted(call, last)
+                result = await self._attempt(self.check_usable(), call, loop, auth, generation)
+            finally:
+                self.limit.release()
+            if isinstance(result, Answer):
+                if self.retry_budget is not None:
+                    self.retry_budget.refill(call.budget_spent)
+                return result
+            last = result
+            if result.refresh is not None and call.attempts < self.retry.max_tries:
+                await self.credentials.refresh(result.refresh)
+                continue
+            # Outside the semaphore: a waiting call must not hold a slot.
+            wait = self._plan_retry(call, result, loop)
+            if call.tracker is None:
+                await asyncio.sleep(wait)
+            else:
+                await call.tracker.stop.sleep(wait)
+                if call.tracker.stop.stopped:
+                    raise Stopped(result.error)
+
+    async def _wait_for_turn(self, call: Call) -> tuple[Auth | None, int]:
+        """Wait for the host, the credentials and a slot; return holding the slot."""
+        gate = call.gate
+        if gate.paused_until and self.retry.wait:
+            # paused_until is 0.0 unless a Retry-After arrived: skip the clock read then.
+            await gate.wait_until_open()
+        if gate.pacer is not None:
+            await gate.pacer.wait_turn()
+        credentials = self.credentials
+        if credentials.provider is None:
+            auth, generation = credentials.fixed, 0
+        else:
+            # Before taking a slot: a provider's first fetch must not hold one.
+            auth, generation = await credentials.current()
+        limit = self.limit
+        if not limit.try_acquire():
+            await limit.acquire()
+        return auth, generation
+
+    def _check_still_wanted(self, call: Call, last: _Failure | None) -> None:
+        """Right before sending: a stopped run or a closing manager sends nothing more."""
+        if call.tracker is not None and call.tracker.stop.stopped:
+            raise Stopped(last.error if last is not None else None)
+        if self.closed:
+            raise ConfigurationError(
+                "the SessionManager was closed while this call waited; nothing more was sent"
+            )
+
+    def _plan_retry(self, call: Call, result: _Failure, loop: asyncio.AbstractEventLoop) -> float:
+        """How long to wait before the next attempt; raises the error when there is none."""
+        policy = self.retry
+        if not result.retryable or call.attempts >= policy.max_tries:
+            _raise(result.error)
+        if result.wait is not None:
+            wait = min(result.wait, policy.max_retry_after)
+        else:
+            if call.waits is None:
+                call.waits = backoff_waits(policy)
+            wait = next(call.waits)
+        if not policy.wait:
+            wait = 0.0
+        if loop.time() + wait >= call.deadline:
+            # The wait would end past max_time: give up now, with the real error.
+            _raise(result.error)
+        budget = self.retry_budget
+        if budget is not None:
+            cost = budget.spend(timeout=isinstance(result.error, APITimeoutError))
+            if not cost:
+                result.error.retry_budget_exhausted = True
+                _raise(result.error)
+            call.budget_spent += cost
+        self._before_retry(
+            RetryDetails(
+                operation=call.operation,
+                target=call.target,
+                attempt=call.attempts,
+                wait=wait,
+                cause=result.error,
+                status=result.error.status,
+            )
+        )
+        return wait
+
+    async def _attempt(
+        self,
+        session: aiohttp.ClientSession,
+        call: Call,
+        loop: asyncio.AbstractEventLoop,
+        auth: Auth | None,
+        generation: int,
+    ) -> Answer | _Failure:
+        """Send one attempt (the caller holds a semaphore slot) and judge its answer."""
+        started = loop.time()
+        if call.attempts == 0:
+            # max_time counts from the first send, not from queueing for the semaphore.
+            call.deadline = started + self.retry.max_time
+        call.attempts += 1
+        if call.tracker is not None:
+            call.tracker.attempts += 1
+        left = call.deadline - started
+        status: int | None = None
+        request_id: str | None = None
+        retry_after_header: str | None = None
+        chunks: list[bytes] = []
+        try:
+            async with asyncio.timeout_at(call.deadline + _DEADLINE_GRACE):
+                async with session.request(
+                    call.method,
+                    call.url,
+                    headers=self._headers(auth, call),
+                    timeout=self.client_timeout
+                    if left >= self._connect
+                    else self._timeout(max(left, 0.001)),
+                    allow_redirects=False,
+                    raise_for_status=False,
+                    middlewares=self.middlewares,
+                ) as response:
+                    status = response.status
+                    request_id = response.headers.get("X-Request-Id")
+                    if 200 <= status < 300:
+                        # The hot path: the status line says it worked, the body is not
+                        # needed but is read (when small) so the connection is reused.
+                        length = response.content_length
+                        if length is not None and length <= MAX_BODY_BYTES:
+                            try:
+                                await response.read()
+                            except (TimeoutError, aiohttp.ClientError):
+                                response.close()  # a broken body cannot undo the 2xx
+                        else:
+                            response.close()  # unbounded or huge: drop, do not read
+                        if _log.isEnabledFor(logging.DEBUG):
+                            _log_attempt(call, status, started, loop)
+                        return Answer(False, call.attempts, request_id)
+                    retry_after_header = response.headers.get("Retry-After")
+                    await _read_capped(response, chunks)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            if status is None:
+                _log_attempt(call, None, started, loop)
+                return self._connection_failure(call, exc)
+            # The status line arrived and the body was cut short: the status decides.
+            if 200 <= status < 300:
+                return Answer(False, call.attempts, request_id)
+        _log_attempt(call, status, started, loop)
+        return self._judge(
+            call,
+            status=status,
+            raw=b"".join(chunks),
+            request_id=request_id,
+            retry_after_header=retry_after_header,
+            generation=generation,
+        )
+
+    def _connection_failure(self, call: Call, exc: BaseException) -> _Failure:
+        """An attempt that got no status line: timed out, refused, dropped."""
+        if _may_have_been_sent(exc):
+            call.may_have_taken_effect = True
+        error = translate_client_error(
+            exc, what=f"{call.operation} {call.target}", attempts=call.attempts
+        )
+        resend_now = None
+        if _dropped(exc) and not call.resent_after_drop:
+            # Most often a keep-alive race (the server closed an idle connection as we
+            # reused it): resend at once, as aiohttp itself would, but counted.
+            call.resent_after_drop = True
+            resend_now = 0.0
+        return _Failure(error, self.retry.retry_connection_errors, resend_now)
+
+    def _headers(self, auth: Auth | None, call: Call) -> dict[str, str]:
+        """The request headers of one attempt: the User-Agent and the credentials'.
+
+        Passed per request rather than as session defaults, so aiohttp has nothing to
+        merge; a TokenAuth's never change, so they are merged once and reused.
+        """
+        if auth is self._merged_for:
+            return self._merged_headers
+        headers: dict[str, str]
+        if auth is None:
+            headers = {"User-Agent": USER_AGENT}
+        elif isinstance(auth, TokenAuth):
+            headers = {"User-Agent": USER_AGENT, **auth.headers_for(call.method, call.url)}
+        else:
+            headers = auth.headers_for(call.method, call.url)  # fresh per attempt (AK/SK)
+            headers["User-Agent"] = USER_AGENT
+            return headers
+        self._merged_for, self._merged_headers = auth, headers
+        return headers
+
+    def _judge(
+        self,
+        call: Call,
+        *,
+        status: int,
+        raw: bytes,
+        request_id: str | None,
+        retry_after_header: str | None,
+        generation: int,
+    ) -> Answer | _Failure:
+        """Judge a non-2xx answer: a 404 may still mean success; else, retry or not."""
+        if status == 404 and (call.may_have_taken_effect or call.missing_ok):
+            # After an attempt that may have deleted it, a 404 proves that attempt worked.
+            return Answer(not call.may_have_taken_effect, call.attempts, request_id)
+        retry_after = parse_retry_after(retry_after_header)
+        error = _status_error(call, status, raw, request_id, retry_after)
+        refreshable = self.credentials.provider is not None and not call.refreshed
+        if refreshable and _credentials_refused(error):
+            # Expired or revoked: ask the provider once and try again at once.
+            call.refreshed = True
+            return _Failure(error, retryable=True, wait=None, refresh=generation)
+        if status >= 500 or status == 408:
+            call.may_have_taken_effect = True
+        # Throttling: every 429, and a 503 that says when to come back. A bare 503 is a
+        # failing backend, not pushback, and must not shrink a bulk run's concurrency.
+        if status == 429 or (status == 503 and retry_after is not None):
+            if call.tracker is not None and call.tracker.on_throttle is not None:
+                call.tracker.on_throttle()
+            if retry_after is not None:
+                # The gateway throttles the tenant: pause every send to this host.
+                call.gate.pause_for(min(retry_after, self.retry.max_retry_after))
+        return _Failure(error, status in self.retry.retry_statuses, retry_after)
+
+    def _before_retry(self, details: RetryDetails) -> None:
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug(
+                "%s %s: retrying after attempt %d in %.3fs (%s)",
+                details.operation,
+                details.target,
+                details.attempt,
+                details.wait,
+                details.cause,
+            )
+        for hook in self.retry.on_retry:
+            try:
+                hook(details)
+            except Exception:  # noqa: BLE001 - a user's hook must not break the retry
+                _log.exception("on_retry hook %r failed; the retry goes on", hook)
+
+
+def _log_attempt(
+    call: Call, status: int | None, started: float, loop: asyncio.AbstractEventLoop
+) -> None:
+    if _log.isEnabledFor(logging.DEBUG):
+        _log.debug(
+            "%s %s: status=%s attempt=%d elapsed=%.3fs",
+            call.operation,
+            call.target,
+            status if status is not None else "no answer",
+            call.attempts,
+            loop.time() - started,
+        )
+
+
+def _status_error(
+    call: Call, status: int, raw: bytes, request_id: str | None, retry_after: float | None
+) -> APIStatusError:
+    body = parse_error_body(raw)
+    detail = body.error_msg or raw[:200].decode("utf-8", "replace").strip() or "(no body)"
+    code = f" {body.error_code}" if body.error_code else ""
+    return status_error_class(status)(
+        f"{call.operation} {call.target}: HTTP {status}{code}: {detail}",
+        status=status,
+        error_code=body.error_code,
+        error_msg=body.error_msg,
+        solution_msg=body.solution_msg,
+        request_id=request_id,
+        attempts=call.attempts,
+        raw_body=raw[: RAW_BODY_KEPT * 4].decode("utf-8", "replace"),
+        retry_after=retry_after,
+    )
+
+
+def _credentials_refused(error: APIStatusError) -> bool:
+    """A 401, or the 403 whose body says the token is invalid (the seed page's example)."""
+    if error.status == 401:
+        return True
+    message = (error.error_msg or "").lower()
+    return error.status == 403 and "token" in message and "invalid" in message

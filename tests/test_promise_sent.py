@@ -1,0 +1,200 @@
+"""Only a sent request can have taken effect; once the status line arrived, the status decides.
+
+Against raw asyncio servers that fail at exactly one point of an attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+import trustme
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+import asyncdeleter
+from asyncdeleter import Endpoints, RetryPolicy, SessionManager, Timeouts, TokenAuth
+from tests.raw_server import RawRequest, RawServer, answer, drop, error_body
+
+NOT_FOUND = error_body("common.01000001", "session not found")
+
+
+def manager_for(url: str, **options: Any) -> SessionManager:
+    options.setdefault("retry", RetryPolicy(wait=False))
+    return SessionManager(
+        endpoints=Endpoints(fabric=url, modelarts=url),
+        project_id="p1",
+        auth=TokenAuth("t"),
+        **options,
+    )
+
+
+class FirstLookupHangs(AbstractResolver):
+    """Resolves every name to 127.0.0.1, except that the first lookup never answers."""
+
+    def __init__(self) -> None:
+        self.lookups = 0
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        self.lookups += 1
+        if self.lookups == 1:
+            await asyncio.sleep(3600)
+        return [
+            ResolveResult(
+                hostname=host, host="127.0.0.1", port=port, family=socket.AF_INET, proto=0, flags=0
+            )
+        ]
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_connect_phase_timeout_never_turns_a_later_404_into_success() -> None:
+    """Name resolution that ran out of time sent nothing: the 404 after it is NotFoundError."""
+
+    async def not_found(_: RawRequest, writer: asyncio.StreamWriter) -> None:
+        writer.write(answer(404, NOT_FOUND))
+
+    resolver = FirstLookupHangs()
+    async with RawServer(not_found) as server:
+        # A *.localhost name: our resolver answers it, so nothing asks a real DNS server.
+        url = f"http://emulated.localhost:{server.port}"
+        connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            manager = manager_for(url, session=session, timeouts=Timeouts(connect=0.3))
+            async with manager, asyncio.timeout(20):
+                with pytest.raises(asyncdeleter.NotFoundError) as info:
+                    await manager.close_session("ws-1", "s-1")
+    assert info.value.attempts == 2
+    assert len(server.requests) == 1
+
+
+async def test_a_tls_failure_never_turns_a_later_404_into_success(tmp_path: Any) -> None:
+    """A handshake that failed sent nothing; the retry's 404 is a real 'not found'."""
+    ca = trustme.CA()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+    client_tls = ssl.create_default_context()
+    ca.configure_trust(client_tls)
+    untrusted = ssl.create_default_context()  # trusts nothing of ours: the handshake fails
+
+    async def not_found(_: RawRequest, writer: asyncio.StreamWriter) -> None:
+        writer.write(answer(404, NOT_FOUND))
+
+    async with RawServer(not_found, tls=server_tls) as server:
+        async with manager_for(server.url, ssl=untrusted) as manager:
+            with pytest.raises(asyncdeleter.APIConnectionError) as failed:
+                await manager.close_session("ws-1", "s-1", missing_ok=True)
+        assert not isinstance(failed.value, asyncdeleter.APIStatusError)
+        async with manager_for(server.url, ssl=client_tls) as manager:
+            with pytest.raises(asyncdeleter.NotFoundError):
+                await manager.close_session("ws-1", "s-1")
+    assert len(server.requests) == 1
+
+
+@pytest.fixture
+async def cut_short() -> AsyncIterator[Any]:
+    """A server whose first answer has the given status and a body cut off mid-way."""
+    servers: list[RawServer] = []
+
+    async def start(status: int, *, stall: bool = False) -> RawServer:
+        async def script(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+            if request.number > 1:
+                writer.write(answer(404, NOT_FOUND))
+                return
+            head = answer(status, b"", {"Content-Type": "application/json"})
+            head = head.replace(b"Content-Length: 0", b"Content-Length: 500")
+            writer.write(head + b'{"error_code": "common.0')
+            await writer.drain()
+            if stall:
+                await asyncio.sleep(3600)
+            writer.close()
+
+        server = RawServer(script)
+        await server.__aenter__()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.__aexit__(None, None, None)
+
+
+@pytest.mark.parametrize("stall", [False, True], ids=["closed", "stalled"])
+@pytest.mark.parametrize(
+    ("status", "error", "sent"),
+    [
+        (404, asyncdeleter.NotFoundError, 1),
+        (400, asyncdeleter.BadRequestError, 1),
+        (403, asyncdeleter.PermissionDeniedError, 1),
+        (401, asyncdeleter.AuthenticationError, 1),
+    ],
+)
+async def test_a_status_whose_body_is_cut_short_is_judged_by_its_status(
+    cut_short: Any, status: int, error: type[Exception], sent: int, stall: bool
+) -> None:
+    """Truncated or stalled: a 404 stays 'not found', a 400/401/403 is never retried."""
+    server = await cut_short(status, stall=stall)
+    async with manager_for(server.url, timeouts=Timeouts(read=0.3)) as manager:
+        with pytest.raises(error) as info:
+            await manager.close_session("ws-1", "s-1")
+    assert info.value.attempts == sent
+    assert len(server.requests) == sent
+
+
+async def test_a_cut_short_500_may_have_taken_effect_so_the_retry_404_is_success(
+    cut_short: Any,
+) -> None:
+    """The status decides both ways: a 500 is retried, and the 404 after it means done."""
+    server = await cut_short(500)
+    async with manager_for(server.url) as manager:
+        await manager.close_session("ws-1", "s-1")  # no NotFoundError
+    assert len(server.requests) == 2
+
+
+async def test_a_connection_dropped_after_sending_makes_the_404_a_success() -> None:
+    """The counterpart: a request that reached the server, then lost its answer."""
+
+    async def script(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        if request.number == 1:
+            await drop(request, writer)
+        else:
+            writer.write(answer(404, NOT_FOUND))
+
+    async with RawServer(script) as server, manager_for(server.url) as manager:
+        report = await manager.close_sessions([("ws-1", "s-1")], missing_ok=False)
+    assert report.succeeded == 1
+    assert report.outcomes[0].attempts == 2
+
+
+async def test_a_refused_connect_then_404_is_not_found_in_a_bulk_run_too() -> None:
+    """Bulk runs follow the same rule: nothing was sent, so the 404 means 'was not there'."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there yet: the first connect is refused
+
+    async def not_found(_: RawRequest, writer: asyncio.StreamWriter) -> None:
+        writer.write(answer(404, NOT_FOUND))
+
+    server = RawServer(not_found)
+
+    async def listen_after_the_first_refusal() -> None:
+        await asyncio.sleep(0.2)
+        server._server = await asyncio.start_server(server._handle, "127.0.0.1", port)
+
+    retry = RetryPolicy(initial_wait=0.6, max_wait=0.6)
+    async with manager_for(f"http://127.0.0.1:{port}", retry=retry) as manager:
+        listening = asyncio.create_task(listen_after_the_first_refusal())
+        report = await manager.close_sessions([("ws-1", "s-1")], missing_ok=False)
+        await listening
+    await server.__aexit__(None, None, None)
+    assert len(server.requests) >= 1, "the retry reached the server"
+    assert report.failed == 1
+    assert isinstance(report.outcomes[0].error, asyncdeleter.NotFoundError)

@@ -365,11 +365,29 @@ class BulkRun(Generic[T]):
                 )
             )
         self._unsettled.clear()
+        self._skip_unread_sequence()
         self._cancelled = not completed or self._stopped_by_caller
         self._ended_at = _now()
         await self._close_source()
         if cancelled_again:
             raise asyncio.CancelledError
+
+    def _skip_unread_sequence(self) -> None:
+        """A sized input cut short (``break``, cancellation): its unread items are skipped."""
+        source = self._source
+        if self._exhausted or not isinstance(source, Sequence):
+            return
+        for index in range(self._pulled, len(source)):
+            self._account(
+                Outcome[T](
+                    target=source[index],
+                    index=index,
+                    kind=OutcomeKind.SKIPPED,
+                    safe_to_retry=True,
+                )
+            )
+        self._pulled = len(source)
+        self._exhausted = True
 
     async def _close_source(self) -> None:
         """Let a generator input run its own clean-up now, not at garbage collection."""

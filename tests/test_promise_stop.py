@@ -1,0 +1,253 @@
+"""Stop means stop: after ``break``, ``stop()``, ``fail_fast`` or cancellation, nothing new is sent.
+
+Sends are counted on the client side (an aiohttp ``TraceConfig`` on a caller session), at
+the moment each request starts, so a request still in transit cannot hide from the count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from asyncdeleter import OutcomeKind, RetryPolicy, SessionManager, TokenAuth
+from asyncdeleter.testing import Emulator, Fault
+from tests.conftest import PROJECT, TOKEN
+
+
+class Sends:
+    """Counts requests as they start, and which paths they were for."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self.config = aiohttp.TraceConfig()
+        self.config.on_request_start.append(self._started)
+        self._changed = asyncio.Event()
+
+    async def _started(self, _: Any, __: Any, params: aiohttp.TraceRequestStartParams) -> None:
+        self.paths.append(params.url.path)
+        self._changed.set()
+
+    async def reach(self, count: int) -> None:
+        """Wait until at least ``count`` requests have started."""
+        while len(self.paths) < count:
+            self._changed.clear()
+            await self._changed.wait()
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+@pytest.fixture
+async def counted(emulator: Emulator) -> AsyncIterator[Any]:
+    """``make(**options)`` -> (manager, sends): a manager whose every send is counted."""
+    sessions: list[aiohttp.ClientSession] = []
+
+    def make(**options: Any) -> tuple[SessionManager, Sends]:
+        sends = Sends()
+        session = aiohttp.ClientSession(trace_configs=[sends.config])
+        sessions.append(session)
+        options.setdefault("retry", RetryPolicy(wait=False))
+        manager = SessionManager(
+            endpoints=emulator.endpoints(),
+            project_id=PROJECT,
+            auth=TokenAuth(TOKEN),
+            session=session,
+            **options,
+        )
+        return manager, sends
+
+    yield make
+    for session in sessions:
+        await session.close()
+
+
+def pairs(n: int, prefix: str = "s") -> list[tuple[str, str]]:
+    return [("ws-1", f"{prefix}{i}") for i in range(n)]
+
+
+@pytest.mark.parametrize("adaptive", [True, False])
+async def test_break_sends_nothing_more(emulator: Emulator, counted: Any, adaptive: bool) -> None:
+    """The outcome in hand, then ``break``: not one more request leaves."""
+    emulator.add_sessions("ws-1", [f"s{i}" for i in range(200)])
+    emulator.latency = 0.02
+    manager, sends = counted(max_concurrency=8)
+    async with manager:
+        run = manager.close_sessions(pairs(200), adaptive=adaptive)
+        async for _ in run:
+            sent_at_break = len(sends)
+            break
+        await asyncio.sleep(0.3)  # time enough for any straggler to go out
+        assert len(sends) == sent_at_break
+    report = run.report
+    assert report.total == 200, "a list is sized: every item is accounted for"
+    assert report.succeeded + report.failed == sent_at_break, "sent means succeeded or failed"
+    assert report.skipped == 200 - sent_at_break
+    assert report.unread_from is None
+    gone = 200 - len(emulator.sessions("ws-1"))
+    assert gone <= sent_at_break, "an item deleted on the server was reported as never sent"
+
+
+async def test_stop_does_not_send_calls_queued_on_the_semaphore(
+    emulator: Emulator, counted: Any
+) -> None:
+    """A run's item waiting for a slot (held by another call) is never sent after stop()."""
+    emulator.add_sessions("ws-1", ["slow", "a", "b", "c"])
+    manager, sends = counted(max_concurrency=1)
+    async with manager:
+        emulator.latency = 0.3
+        holder = asyncio.create_task(manager.close_session("ws-1", "slow"))
+        await asyncio.sleep(0.05)  # the single slot is now held
+        run = manager.close_sessions([("ws-1", "a"), ("ws-1", "b"), ("ws-1", "c")])
+        collecting = asyncio.create_task(run.wait())
+        await asyncio.sleep(0.05)  # the run's worker is queued on the slot
+        run.stop()
+        await holder
+        report = await collecting
+    assert sends.paths == ["/v1/workspaces/ws-1/sessions/slow"]
+    assert report.skipped == 3
+    assert report.total == 3
+    assert emulator.sessions("ws-1") == {"a", "b", "c"}
+
+
+async def test_fail_fast_does_not_send_what_is_queued(emulator: Emulator, counted: Any) -> None:
+    """The first failure stops the run: items queued behind another call never go out."""
+    emulator.add_sessions("ws-1", ["slow", *(f"s{i}" for i in range(1, 6))])
+    manager, sends = counted(max_concurrency=2)
+    async with manager:
+        emulator.latency = 0.3
+        holder = asyncio.create_task(manager.close_session("ws-1", "slow"))
+        await asyncio.sleep(0.05)
+        emulator.latency = 0.0
+        emulator.add_fault(Fault(status=400, path="/v1/workspaces/ws-1/sessions/s0"))
+        # s0 fails at once; s1 is queued on the slot the slow call holds.
+        report = await manager.close_sessions(pairs(6), fail_fast=True)
+        await holder
+    sent = [p.rsplit("/", 1)[1] for p in sends.paths]
+    assert sorted(sent) == ["s0", "slow"]
+    assert report.failed == 1
+    assert report.skipped == 5
+    assert report.total == 6
+
+
+async def test_stop_ends_a_call_waiting_to_retry_at_once(emulator: Emulator, counted: Any) -> None:
+    """A call sleeping before its retry ends when the run stops: failed, safe to re-run."""
+    emulator.add_sessions("ws-1", ["a"])
+    emulator.add_fault(Fault(status=503, retry_after="30"))
+    manager, sends = counted(retry=RetryPolicy())
+    async with manager:
+        run = manager.close_sessions([("ws-1", "a")])
+        collecting = asyncio.create_task(run.wait())
+        await sends.reach(1)
+        await asyncio.sleep(0.05)
+        run.stop()
+        async with asyncio.timeout(5):  # not the 30 s the server asked for
+            report = await collecting
+    assert len(sends) == 1
+    outcome = report.outcomes[0]
+    assert outcome.kind is OutcomeKind.FAILED
+    assert outcome.safe_to_retry
+    assert outcome.attempts == 1
+    assert getattr(outcome.error, "status", None) == 503
+
+
+async def test_a_second_cancellation_during_shutdown_keeps_the_accounting(
+    emulator: Emulator, counted: Any
+) -> None:
+    """Cancelled, then cancelled again while shutting down: every item still accounted."""
+    emulator.add_sessions("ws-1", [f"s{i}" for i in range(8)])
+    emulator.latency = 5.0
+    manager, sends = counted(max_concurrency=8)
+    async with manager:
+        run = manager.close_sessions(pairs(8))
+        task = asyncio.create_task(run.wait())
+        await sends.reach(8)
+        task.cancel()
+        for _ in range(5):
+            await asyncio.sleep(0)
+            task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    report = run.report
+    assert report.total == 8
+    assert report.failed == 8
+    assert all(o.safe_to_retry for o in report.failures) or report.failures == ()
+
+
+async def test_items_cancelled_while_queued_were_never_sent_so_skipped(
+    emulator: Emulator, counted: Any
+) -> None:
+    """Cancelled while waiting for a slot: nothing was sent, so the item is skipped."""
+    emulator.add_sessions("ws-1", ["slow", "a"])
+    manager, sends = counted(max_concurrency=1)
+    async with manager:
+        emulator.latency = 0.5
+        holder = asyncio.create_task(manager.close_session("ws-1", "slow"))
+        await asyncio.sleep(0.05)
+        run = manager.close_sessions([("ws-1", "a")])
+        task = asyncio.create_task(run.wait())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await holder
+    report = run.report
+    assert report.skipped == 1
+    assert report.failed == 0
+    assert len(sends) == 1
+
+
+async def test_a_cancelled_duplicate_waiter_leaves_the_first_worker_unharmed(
+    emulator: Emulator, counted: Any
+) -> None:
+    """The later of two equal targets waits for the first; cancelling it hurts nobody."""
+    emulator.add_sessions("ws-1", ["a"])
+    emulator.latency = 0.5
+    manager, _ = counted(max_concurrency=4)
+    async with manager:
+        run = manager.close_sessions([("ws-1", "a"), ("ws-1", "a")])
+        task = asyncio.create_task(run.wait())
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    problems = [
+        w.exception() for w in run._workers if not w.cancelled() and w.exception() is not None
+    ]
+    assert problems == []
+    assert run.report.total == 2
+
+
+@pytest.mark.parametrize("how", ["break", "stop", "fail_fast"])
+async def test_a_generator_input_is_closed_when_the_run_ends_early(
+    emulator: Emulator, counted: Any, how: str
+) -> None:
+    """A plain generator's own clean-up runs when the run ends, not at garbage collection."""
+    closed = []
+    emulator.add_sessions("ws-1", [f"s{i}" for i in range(100)])
+    if how == "fail_fast":
+        emulator.add_fault(Fault(status=400))
+
+    def targets() -> Iterator[tuple[str, str]]:
+        try:
+            yield from pairs(100)
+        finally:
+            closed.append(True)
+
+    manager, _ = counted(max_concurrency=2)
+    async with manager:
+        run = manager.close_sessions(targets(), fail_fast=how == "fail_fast")
+        if how == "break":
+            async with contextlib.aclosing(aiter(run)) as outcomes:  # type: ignore[type-var]
+                async for _ in outcomes:
+                    break
+        elif how == "stop":
+            async for _ in run:
+                run.stop()
+        else:
+            await run
+    assert closed == [True]

@@ -1,0 +1,265 @@
+"""Secrets stay secret, and server text is data: what a raised error lets anyone reach.
+
+Every failure mode a server can produce is tried with each kind of credential; the whole
+object graph reachable from the error (causes, contexts, args, attributes) is rendered
+the ways error reporters render it, and searched for the secrets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+import ssl
+import traceback
+from typing import Any
+
+import aiohttp
+import pytest
+
+import asyncdeleter
+from asyncdeleter import AkSkAuth, Endpoints, RetryPolicy, SessionManager, Timeouts, TokenAuth
+from tests.raw_server import RawRequest, RawServer, answer, drop, error_body
+
+TOKEN = "tok-SECRET-0123456789"
+SK = "SK-SECRET-abcdefghijklmnop"
+SECURITY_TOKEN = "STS-SECRET-zyxwvutsrqponm"
+SECRETS = (TOKEN, SK, SECURITY_TOKEN)
+AUTHS = {
+    "token": TokenAuth(TOKEN),
+    "aksk": AkSkAuth("AK-PUBLIC", SK, SECURITY_TOKEN),
+}
+
+
+def reachable_text(root: BaseException) -> str:
+    """Everything an error reporter could render from ``root``: a deep walk of the graph."""
+    seen: set[int] = set()
+    parts: list[str] = []
+
+    def walk(value: object, depth: int) -> None:
+        if id(value) in seen or depth > 6:
+            return
+        seen.add(id(value))
+        try:
+            parts.append(repr(value))
+            parts.append(str(value))
+        except Exception as exc:  # a repr that fails is itself a finding
+            parts.append(f"<repr failed: {exc!r}>")
+        if isinstance(value, BaseException):
+            walk(value.__cause__, depth + 1)
+            walk(value.__context__, depth + 1)
+            for arg in value.args:
+                walk(arg, depth + 1)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(key, depth + 1)
+                walk(item, depth + 1)
+        elif isinstance(value, list | tuple | set | frozenset):
+            for item in value:
+                walk(item, depth + 1)
+        for item in getattr(value, "__dict__", {}).values():
+            walk(item, depth + 1)
+        for name in getattr(type(value), "__slots__", ()):
+            walk(getattr(value, name, None), depth + 1)
+
+    walk(root, 0)
+    parts.extend(traceback.format_exception(root))
+    return "\n".join(parts)
+
+
+async def garbage_status_line(_: RawRequest, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"HTTP/1.1 ABC Nonsense\r\n\r\n")
+
+
+async def truncated(_: RawRequest, writer: asyncio.StreamWriter) -> None:
+    writer.write(answer(500).replace(b"Content-Length: 0", b"Content-Length: 99") + b"{")
+    writer.close()
+
+
+async def stalled(_: RawRequest, writer: asyncio.StreamWriter) -> None:
+    await asyncio.sleep(3600)
+
+
+def status(code: int) -> Any:
+    async def script(_: RawRequest, writer: asyncio.StreamWriter) -> None:
+        writer.write(answer(code, error_body("APIG.1002", "nope")))
+
+    return script
+
+
+SCRIPTS = {
+    "drop": drop,
+    "garbage-status-line": garbage_status_line,
+    "truncated": truncated,
+    "stalled": stalled,
+    "401": status(401),
+    "403": status(403),
+    "500": status(500),
+    "429": status(429),
+}
+
+
+@pytest.mark.parametrize("auth", AUTHS.values(), ids=AUTHS.keys())
+@pytest.mark.parametrize("script", SCRIPTS.values(), ids=SCRIPTS.keys())
+@pytest.mark.parametrize("raise_for_status", [False, True], ids=["plain", "raise-for-status"])
+async def test_no_secret_is_reachable_from_a_raised_error(
+    auth: Any, script: Any, raise_for_status: bool
+) -> None:
+    async with RawServer(script) as server:
+        url = server.url
+        async with aiohttp.ClientSession(raise_for_status=raise_for_status) as session:
+            manager = SessionManager(
+                endpoints=Endpoints(fabric=url, modelarts=url),
+                project_id="p1",
+                auth=auth,
+                session=session,
+                retry=RetryPolicy(wait=False, max_tries=2, max_time=2),
+                timeouts=Timeouts(read=0.3),
+            )
+            async with manager:
+                with pytest.raises(asyncdeleter.APIError) as single:
+                    await manager.delete_workspace("w1")
+                report = await manager.delete_workspaces(["w2"])
+    errors = [single.value, *(o.error for o in report.outcomes if o.error is not None)]
+    assert len(errors) == 2
+    for error in errors:
+        text = reachable_text(error)
+        for secret in SECRETS:
+            assert secret not in text
+        assert pickle.loads(pickle.dumps(error)).args == error.args  # noqa: S301 - our own bytes
+
+
+async def test_a_connection_refused_carries_no_secret_either() -> None:
+    async with RawServer(drop) as server:
+        url = server.url
+    # The server is gone: connections are refused.
+    async with SessionManager(
+        endpoints=Endpoints(fabric=url, modelarts=url),
+        project_id="p1",
+        auth=AkSkAuth("AK-PUBLIC", SK, SECURITY_TOKEN),
+        retry=RetryPolicy(wait=False, max_tries=2),
+    ) as manager:
+        with pytest.raises(asyncdeleter.APIConnectionError) as info:
+            await manager.delete_workspace("w1")
+    text = reachable_text(info.value)
+    assert all(secret not in text for secret in SECRETS)
+    assert "Cannot connect" in str(info.value.__cause__)
+
+
+# -- server text is data -----------------------------------------------------------------
+
+HOSTILE = "\x1b[2J\x1b[31mFAKE\r\nINFO asyncdeleter: forged line\u202egnp.exe\x07"
+
+
+def hostile_answer(code: int) -> Any:
+    async def script(_: RawRequest, writer: asyncio.StreamWriter) -> None:
+        # A header value cannot hold CR/LF on the wire, but ESC, BEL and bidi can.
+        request_id = "req-\x1b[31mred\x07\u202e"
+        writer.write(answer(code, error_body("E.1", HOSTILE), {"X-Request-Id": request_id}))
+
+    return script
+
+
+@pytest.mark.parametrize("code", [400, 403, 404, 500])
+async def test_server_text_is_escaped_in_messages_and_logs_and_kept_raw_on_attributes(
+    code: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="asyncdeleter")
+    async with RawServer(hostile_answer(code)) as server:
+        url = server.url
+        async with SessionManager(
+            endpoints=Endpoints(fabric=url, modelarts=url),
+            project_id="p1",
+            auth=TokenAuth(TOKEN),
+            retry=RetryPolicy(wait=False, max_tries=2),
+        ) as manager:
+            with pytest.raises(asyncdeleter.APIStatusError) as info:
+                await manager.close_session("ws-1", "s-1")
+    error = info.value
+    assert error.error_msg == HOSTILE  # the raw value stays on the attribute
+    assert error.request_id is not None
+    assert "\x1b" in error.request_id
+    shown = str(error)
+    assert shown.isprintable(), shown
+    assert "forged line" in shown  # escaped, not dropped
+    for record in caplog.records:
+        assert record.getMessage().isprintable(), record.getMessage()
+
+
+async def test_an_html_error_page_with_control_characters_is_escaped() -> None:
+    async def html(_: RawRequest, writer: asyncio.StreamWriter) -> None:
+        page = b"<html><body>\x1b]0;owned\x07Bad Gateway\r\nSet-Cookie: x</body></html>"
+        writer.write(answer(502, page, {"Content-Type": "text/html"}))
+
+    async with RawServer(html) as server:
+        url = server.url
+        async with SessionManager(
+            endpoints=Endpoints(fabric=url, modelarts=url),
+            retry=RetryPolicy(wait=False, max_tries=1),
+        ) as manager:
+            with pytest.raises(asyncdeleter.ServerError) as info:
+                await manager.close_session("ws-1", "s-1")
+    assert str(info.value).isprintable()
+    assert "Bad Gateway" in str(info.value)
+    assert "\x1b" in info.value.raw_body
+
+
+# -- what is refused when built ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["\x1b[31m", "\x7f", "\x0b", "\x00", "\r\n", "\t", "é"])
+def test_credentials_with_control_or_odd_characters_are_refused_when_built(bad: str) -> None:
+    secret = f"SECRET{bad}tail"
+    builders = [
+        lambda: TokenAuth(secret),
+        lambda: AkSkAuth(secret, "sk"),
+        lambda: AkSkAuth("ak", secret),
+        lambda: AkSkAuth("ak", "sk", secret),
+    ]
+    for build in builders:
+        with pytest.raises(asyncdeleter.ConfigurationError) as info:
+            build()
+        assert "SECRET" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://user:hunter2pass@fabric.example.localhost",
+        "https://hunter2pass@fabric.example.localhost",
+        "http://u:hunter2pass@127.0.0.1:8080/prefix",
+        "https://:hunter2pass@host.localhost",
+    ],
+)
+def test_an_endpoint_with_credentials_is_refused_without_echoing_them(endpoint: str) -> None:
+    with pytest.raises(asyncdeleter.ConfigurationError) as info:
+        Endpoints(fabric=endpoint, modelarts="https://modelarts.example.localhost")
+    assert "hunter2pass" not in str(info.value)
+    assert "credentials" in str(info.value)
+
+
+def unverifying_contexts() -> dict[str, ssl.SSLContext]:
+    no_verify = ssl.create_default_context()
+    no_verify.check_hostname = False
+    no_verify.verify_mode = ssl.CERT_NONE
+    no_hostname = ssl.create_default_context()
+    no_hostname.check_hostname = False
+    optional = ssl.create_default_context()
+    optional.check_hostname = False
+    optional.verify_mode = ssl.CERT_OPTIONAL
+    return {"cert-none": no_verify, "no-hostname": no_hostname, "optional": optional}
+
+
+@pytest.mark.parametrize("name", unverifying_contexts())
+def test_an_ssl_context_that_does_not_verify_is_refused(name: str) -> None:
+    context = unverifying_contexts()[name]
+    with pytest.raises(asyncdeleter.ConfigurationError, match="verify"):
+        SessionManager(region="cn-north-4", ssl=context)
+
+
+@pytest.mark.parametrize("connector_ssl", [False, "context"])
+async def test_a_caller_session_that_does_not_verify_is_refused(connector_ssl: Any) -> None:
+    chosen = unverifying_contexts()["cert-none"] if connector_ssl == "context" else False
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=chosen)) as session:
+        with pytest.raises(asyncdeleter.ConfigurationError, match="verify"):
+            SessionManager(region="cn-north-4", session=session)

@@ -3,70 +3,35 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import pty
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+from cli_support import (
+    TOKEN,
+    clean_env,
+    cli,
+    endpoint_args,
+    items,
+    run_on_terminal,
+    write_token,
+)
 
 from asyncdeleter.testing import Emulator, Fault
 
-TOKEN = "cli-token"
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("HUAWEICLOUD_", "ASYNCDELETER_"))
-    }
-    env.update(extra)
-    return env
-
-
-PIPE = asyncio.subprocess.PIPE
-
-
-async def cli(
-    *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None, limit: float = 60
-) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "asyncdeleter", *args,
-        stdin=PIPE, stdout=PIPE, stderr=PIPE, env=env if env is not None else clean_env(),
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(stdin), limit)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
 
 @pytest.fixture
-async def emu() -> Emulator:  # type: ignore[misc]
+async def emu() -> AsyncIterator[Emulator]:
     async with Emulator(token=TOKEN) as emulator:
         yield emulator
 
 
 @pytest.fixture
 def token_file(tmp_path: Path) -> Path:
-    path = tmp_path / "token"
-    path.write_text(TOKEN + "\n")
-    return path
-
-
-def endpoint_args(emu: Emulator, token_file: Path) -> list[str]:
-    return [
-        "--fabric-endpoint",
-        emu.url,
-        "--modelarts-endpoint",
-        emu.url,
-        "--token-file",
-        str(token_file),
-    ]
-
-
-def read_report(path: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    return write_token(tmp_path)
 
 
 async def test_lines_are_parsed_and_bad_lines_reported_with_their_numbers(
@@ -88,7 +53,7 @@ async def test_lines_are_parsed_and_bad_lines_reported_with_their_numbers(
     report = tmp_path / "report.jsonl"
     code, _, err = await cli(
         "close-sessions", str(source), "--workspace-id", "ws-1", "--report", str(report),
-        *endpoint_args(emu, token_file),
+        "--yes", *endpoint_args(emu, token_file),
     )  # fmt: skip
     assert code == 2, err  # invalid lines, nothing failed
     assert "line 7: expected 1 or 2 fields, found 3" in err
@@ -96,7 +61,7 @@ async def test_lines_are_parsed_and_bad_lines_reported_with_their_numbers(
     assert "bad/id" in err
     assert emu.sessions("ws-1") == frozenset()
     assert emu.sessions("ws-2") == {"e"}
-    records = read_report(report)
+    records = items(report)
     assert sorted(r["line"] for r in records) == [2, 4, 5, 6, 7, 8]  # one per input item
     by_line = {r["line"]: r for r in records}
     assert by_line[2]["result"] == "succeeded"
@@ -111,22 +76,18 @@ async def test_exit_status_is_0_when_all_done_and_1_when_any_failed(
 ) -> None:
     emu.add_workspaces("p-1", ["w1", "w2"])
     code, _, err = await cli(
-        "delete-workspaces",
-        "-",
-        "--project-id",
-        "p-1",
-        *endpoint_args(emu, token_file),
-        stdin=b"w1\nw-gone\n",
-    )
+        "delete-workspaces", "-", "--project-id", "p-1", "--yes",
+        *endpoint_args(emu, token_file, modelarts=True), stdin=b"w1\nw-gone\n",
+    )  # fmt: skip
     assert code == 0, err  # already gone counts as done
     emu.forbid("w2")
     report = tmp_path / "r.jsonl"
     code, _, err = await cli(
-        "delete-workspaces", "-", "--project-id", "p-1", "--report", str(report),
-        *endpoint_args(emu, token_file), stdin=b"w2\n",
+        "delete-workspaces", "-", "--project-id", "p-1", "--report", str(report), "--yes",
+        *endpoint_args(emu, token_file, modelarts=True), stdin=b"w2\n",
     )  # fmt: skip
     assert code == 1, err
-    [record] = read_report(report)
+    [record] = items(report)
     assert record["result"] == "failed"
     assert record["status"] == 403
     assert record["error_code"] == "403"
@@ -141,9 +102,9 @@ async def test_dry_run_sends_nothing(emu: Emulator, token_file: Path, tmp_path: 
         stdin=b"ws-1 a\nws-1 b\n",
     )  # fmt: skip
     assert code == 0, err
-    assert "2 valid" in err
+    assert "dry run: 2 to send, 0 refused" in err
     assert emu.request_count == 0
-    assert [r["result"] for r in read_report(report)] == ["dry_run", "dry_run"]
+    assert [r["result"] for r in items(report)] == ["planned", "planned"]
     code, _, _ = await cli(
         "close-sessions", "--dry-run", *endpoint_args(emu, token_file), stdin=b"ws-1 a/b\n"
     )
@@ -154,8 +115,9 @@ async def test_dry_run_sends_nothing(emu: Emulator, token_file: Path, tmp_path: 
 async def test_strict_validates_everything_before_sending(emu: Emulator, token_file: Path) -> None:
     emu.add_sessions("ws-1", ["a"])
     code, _, err = await cli(
-        "close-sessions", "--strict", *endpoint_args(emu, token_file), stdin=b"ws-1 a\nws-1 %%\n"
-    )
+        "close-sessions", "--strict", "--yes", *endpoint_args(emu, token_file),
+        stdin=b"ws-1 a\nws-1 %%\n",
+    )  # fmt: skip
     assert code == 2
     assert "line 2" in err
     assert emu.request_count == 0  # not even the valid first line went out
@@ -170,32 +132,29 @@ async def test_retry_from_runs_only_what_was_not_done(
     source = tmp_path / "in.txt"
     source.write_text("ws-1 a\nws-1 b\nws-1 c\n")
     code, _, _ = await cli(
-        "close-sessions", str(source), "--report", str(first), *endpoint_args(emu, token_file)
-    )
+        "close-sessions", str(source), "--report", str(first), "--yes",
+        *endpoint_args(emu, token_file),
+    )  # fmt: skip
     assert code == 1
     emu.allow("b")
     emu.reset_stats()
     second = tmp_path / "second.jsonl"
     code, _, err = await cli(
-        "close-sessions",
-        "--retry-from",
-        str(first),
-        "--report",
-        str(second),
+        "close-sessions", "--retry-from", str(first), "--report", str(second), "--yes",
         *endpoint_args(emu, token_file),
-    )
+    )  # fmt: skip
     assert code == 0, err
-    assert [r["target"] for r in read_report(second)] == [
-        {"workspace_id": "ws-1", "session_id": "b"}
-    ]
+    sent = [r["target"] for r in items(second) if r["result"] != "done_before"]
+    assert sent == [{"workspace_id": "ws-1", "session_id": "b"}]
     assert emu.request_count == 1
     # With the input beside it: every input item the report does not mark done.
     emu.add_sessions("ws-1", ["d"])
     source.write_text("ws-1 a\nws-1 b\nws-1 c\nws-1 d\n")
     emu.reset_stats()
     code, _, err = await cli(
-        "close-sessions", "--retry-from", str(first), str(source), *endpoint_args(emu, token_file)
-    )
+        "close-sessions", "--retry-from", str(first), str(source), "--yes",
+        *endpoint_args(emu, token_file),
+    )  # fmt: skip
     assert code == 0, err
     assert sorted(r.path.rsplit("/", 1)[-1] for r in emu.requests) == ["b", "d"]
 
@@ -205,20 +164,17 @@ async def test_protected_ids_are_refused(emu: Emulator, token_file: Path) -> Non
     emu.add_sessions("ws-1", ["a"])
     env = clean_env(ASYNCDELETER_PROTECTED_IDS="ws-keep, p-prod")
     code, _, err = await cli(
-        "close-sessions", *endpoint_args(emu, token_file), stdin=b"ws-keep a\nws-1 a\n", env=env
-    )
+        "close-sessions", "--yes", *endpoint_args(emu, token_file), stdin=b"ws-keep a\nws-1 a\n",
+        env=env,
+    )  # fmt: skip
     assert code == 2
     assert "line 1: protected" in err
     assert emu.sessions("ws-keep") == {"a"}
     assert emu.sessions("ws-1") == frozenset()
     code, _, err = await cli(
-        "delete-workspaces",
-        "--project-id",
-        "p-prod",
-        *endpoint_args(emu, token_file),
-        stdin=b"w1\n",
-        env=env,
-    )
+        "delete-workspaces", "--project-id", "p-prod", "--yes",
+        *endpoint_args(emu, token_file, modelarts=True), stdin=b"w1\n", env=env,
+    )  # fmt: skip
     assert code == 2
     assert "protected" in err
 
@@ -227,44 +183,12 @@ async def test_flags_win_over_the_environment(emu: Emulator, token_file: Path) -
     emu.add_workspaces("p-flag", ["w1"])
     env = clean_env(HUAWEICLOUD_SDK_PROJECT_ID="p-env", HUAWEICLOUD_SDK_REGION="cn-north-4")
     code, _, err = await cli(
-        "delete-workspaces",
-        "--project-id",
-        "p-flag",
-        *endpoint_args(emu, token_file),
-        stdin=b"w1\n",
-        env=env,
-    )
+        "delete-workspaces", "--project-id", "p-flag", "--yes",
+        *endpoint_args(emu, token_file, modelarts=True), stdin=b"w1\n", env=env,
+    )  # fmt: skip
     assert code == 0, err
     assert emu.requests[0].path == "/v1/p-flag/workspaces/w1"
     assert emu.requests[0].headers["X-Auth-Token"] == TOKEN
-
-
-async def test_ctrl_c_settles_in_flight_work_and_flushes_the_report(
-    emu: Emulator, token_file: Path, tmp_path: Path
-) -> None:
-    emu.latency = 0.05
-    emu.add_sessions("ws-1", [f"s{i}" for i in range(3000)])
-    source = tmp_path / "in.txt"
-    source.write_text("".join(f"ws-1 s{i}\n" for i in range(3000)))
-    report = tmp_path / "r.jsonl"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "asyncdeleter", "close-sessions", str(source),
-        "--report", str(report), "--concurrency", "8", *endpoint_args(emu, token_file),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_env(),
-    )  # fmt: skip
-    for _ in range(200):  # wait until it is well under way
-        await asyncio.sleep(0.05)
-        if emu.request_count > 50:
-            break
-    process.send_signal(signal.SIGINT)
-    _, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 130, err.decode()
-    records = read_report(report)
-    done = {r["target"]["session_id"] for r in records if r["result"] == "succeeded"}  # type: ignore[index]
-    closed = {f"s{i}" for i in range(3000)} - emu.sessions("ws-1")
-    assert done == closed  # the report agrees with the server: nothing in flight was lost
-    assert 50 <= len(done) < 3000
-    assert emu.in_flight == 0
 
 
 async def test_demo_runs_end_to_end_and_empties_the_emulator() -> None:
@@ -298,28 +222,6 @@ async def test_emulator_command_serves_until_interrupted() -> None:
     assert process.returncode == 0
 
 
-def _run_on_a_terminal(args: list[str], answer: bytes) -> tuple[int, str]:
-    """Run the command with stdin/stdout/stderr on a pseudo-terminal; type ``answer``."""
-    pid, fd = pty.fork()
-    if pid == 0:  # the child
-        os.execve(sys.executable, [sys.executable, "-m", "asyncdeleter", *args], clean_env())  # noqa: S606
-    output = b""
-    answered = False
-    while True:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-        if not answered and b"to go on" in output:
-            os.write(fd, answer + b"\r")
-            answered = True
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
-
-
 async def test_a_terminal_user_must_type_the_project_id(
     emu: Emulator, token_file: Path, tmp_path: Path
 ) -> None:
@@ -327,18 +229,17 @@ async def test_a_terminal_user_must_type_the_project_id(
     source = tmp_path / "in.txt"
     source.write_text("w1\n")
     args = [
-        "delete-workspaces",
-        str(source),
-        "--project-id",
-        "p-1",
-        *endpoint_args(emu, token_file),
-    ]
-    code, screen = await asyncio.to_thread(_run_on_a_terminal, args, b"p-wrong")
+        "delete-workspaces", str(source), "--project-id", "p-1",
+        *endpoint_args(emu, token_file, modelarts=True),
+    ]  # fmt: skip
+    code, screen = await asyncio.to_thread(run_on_terminal, args, b"p-wrong")
     assert code == 2, screen
-    assert "About to delete workspaces: 1 item(s)" in screen
+    assert f"About to delete 1 workspace(s) at {emu.url}" in screen
+    assert "in project p-1" in screen
+    assert "w1" in screen  # what is about to go
     assert "not confirmed" in screen
     assert emu.request_count == 0
-    code, screen = await asyncio.to_thread(_run_on_a_terminal, args, b"p-1")
+    code, screen = await asyncio.to_thread(run_on_terminal, args, b"p-1")
     assert code == 0, screen
     assert emu.workspaces("p-1") == frozenset()
 
@@ -350,11 +251,11 @@ async def test_retries_and_faults_show_in_the_report(
     emu.add_fault(Fault(status=500, times=1))
     report = tmp_path / "r.jsonl"
     code, _, err = await cli(
-        "close-sessions", "--report", str(report), "--max-tries", "3",
+        "close-sessions", "--report", str(report), "--max-tries", "3", "--yes",
         *endpoint_args(emu, token_file), stdin=b"ws-1 a\n",
     )  # fmt: skip
     assert code == 0, err
-    [record] = read_report(report)
+    [record] = items(report)
     assert record["attempts"] == 2
 
 
@@ -367,11 +268,14 @@ async def test_a_missing_input_or_a_broken_report_is_a_usage_error(
     assert code == 2
     assert "does not exist" in err
     broken = tmp_path / "report.jsonl"
-    broken.write_text('{"line": 1, "result": "failed"}\nnot json at all\n')
+    broken.write_text(
+        '{"line": 1, "target": {"workspace_id": "ws-1", "session_id": "a"}, "result": "failed"}\n'
+        "not json at all\n"
+    )
     code, _, err = await cli(
-        "close-sessions", "--retry-from", str(broken), *endpoint_args(emu, token_file)
+        "close-sessions", "--retry-from", str(broken), "--yes", *endpoint_args(emu, token_file)
     )
     assert code == 2
-    assert "line 2 is not JSON" in err
+    assert "report line 2 is not JSON" in err
     assert "Traceback" not in err
     assert emu.request_count == 0

@@ -102,5 +102,12 @@ async def _teardown(
         display.advance(outcome.kind, outcome.attempts)
     display.finish()
     report: BulkReport[object] = run.report
-    display.summary(f"{label} ({time.monotonic() - started:.1f} s)", report)
+    counts = {
+        "succeeded": report.succeeded,
+        "already_gone": report.already_gone,
+        "failed": report.failed,
+        "invalid": report.invalid,
+        "skipped": report.skipped,
+    }
+    display.summary(f"{label} ({time.monotonic() - started:.1f} s)", counts, report)
     return report

@@ -1,10 +1,15 @@
-"""What a person sees: a progress bar on a terminal, plain lines otherwise, a summary."""
+"""What a person sees: a progress bar on a terminal, plain lines otherwise, a summary.
+
+Messages are never hard-wrapped (a log file must stay greppable), and anything that came
+from the input or a server is shown with its control characters escaped.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import IO, Final
+from collections.abc import Mapping
+from typing import IO, Any, Final
 
 from rich.console import Console
 from rich.progress import (
@@ -18,20 +23,29 @@ from rich.progress import (
 from rich.table import Table
 
 from asyncdeleter._bulk import BulkReport, OutcomeKind
+from asyncdeleter._cli.report import RESULTS, Reasons
 
 __all__ = ["Display"]
 
 _PLAIN_EVERY: Final = 2.0  # seconds between plain progress lines when not on a terminal
+#: Warn when at least this share of the items sent were already gone.
+_ALREADY_GONE_SHARE: Final = 0.9
 
 
 class Display:
-    """Progress and summary on stderr; silent with ``quiet``."""
+    """Progress and summary on stderr; ``quiet`` silences both, never errors or warnings."""
 
     def __init__(self, *, quiet: bool, stream: IO[str] | None = None) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.quiet = quiet
-        self.console = Console(file=self.stream, highlight=False)
         self.interactive = self.stream.isatty()
+        # Off a terminal, rich would wrap at 80 columns: give it room instead.
+        self.console = Console(
+            file=self.stream,
+            highlight=False,
+            soft_wrap=True,
+            width=None if self.interactive else 200,
+        )
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         self._label = ""
@@ -40,8 +54,12 @@ class Display:
         self.done = self.retries = self.failed = 0
 
     def message(self, text: str) -> None:
-        """A line for the person at the terminal (errors are never silenced)."""
-        self.console.print(text, markup=False)
+        """A line for the person at the terminal (errors and warnings are never silenced)."""
+        if self._progress is not None:
+            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        else:
+            self.stream.write(text + "\n")
+            self.stream.flush()
 
     def note(self, text: str) -> None:
         """A line that ``--quiet`` silences."""
@@ -84,8 +102,8 @@ class Display:
         elif not self.quiet and now - self._last_plain >= _PLAIN_EVERY:
             self._last_plain = now
             self.message(
-                f"{self._label}: {self.done} done, {rate:.0f}/s, "
-                f"{self.retries} retries, {self.failed} failed"
+                f"{self._label}: {self.done:,} done, {rate:,.0f}/s, "
+                f"{self.retries:,} retries, {self.failed:,} failed"
             )
 
     def finish(self) -> None:
@@ -94,29 +112,60 @@ class Display:
             self._progress.stop()
             self._progress = None
 
-    def summary(self, title: str, report: BulkReport[object], *, malformed: int = 0) -> None:
-        """The table printed at the end: counts, throughput, retries, latency."""
-        if self.quiet:
-            return
-        table = Table(title=title, show_header=True, header_style="bold")
-        table.add_column("result")
-        table.add_column("items", justify="right")
-        rows = [
-            ("succeeded", report.succeeded),
-            ("already_gone", report.already_gone),
-            ("failed", report.failed),
-            ("invalid", report.invalid + malformed),
-            ("skipped", report.skipped),
-        ]
-        for name, count in rows:
-            table.add_row(name, f"{count:,}")
+    def summary(
+        self,
+        title: str,
+        counts: Mapping[str, int],
+        report: BulkReport[Any] | None,
+        reasons: Reasons | None = None,
+    ) -> None:
+        """The table printed at the end, then the commonest reasons for failures."""
+        if not self.quiet:
+            table = Table(title=title, show_header=True, header_style="bold")
+            table.add_column("result")
+            table.add_column("items", justify="right")
+            for name in RESULTS:
+                if counts.get(name) or name in ("succeeded", "already_gone", "failed"):
+                    table.add_row(name, f"{counts.get(name, 0):,}")
+            if report is not None:
+                self._figures(table, report)
+            self.console.print(table)
+        if reasons is not None and counts.get("failed"):
+            lines = reasons.commonest()
+            self.message(f"why {counts['failed']:,} item(s) failed (commonest first):")
+            for line in lines:
+                self.message(f"  {line}")
+
+    @staticmethod
+    def _figures(table: Table, report: BulkReport[Any]) -> None:
         table.add_section()
         sent = report.succeeded + report.already_gone + report.failed
         rate = sent / report.elapsed if report.elapsed > 0 else 0.0
         table.add_row("throughput", f"{rate:,.0f}/s")
         table.add_row("requests (retries)", f"{report.attempts:,} ({report.retries:,})")
+        throttled = getattr(report, "throttled", None)
+        if throttled is not None:
+            seconds = getattr(report, "throttled_seconds", None)
+            shown = f"{throttled:,}" + (f" ({seconds:,.1f} s waited)" if seconds else "")
+            table.add_row("throttled (429)", shown)
         for name, value in (("p50", report.latency_p50), ("p95", report.latency_p95),
                             ("p99", report.latency_p99)):  # fmt: skip
             table.add_row(f"latency {name}", "-" if value is None else f"{value * 1000:,.1f} ms")
         table.add_row("elapsed", f"{report.elapsed:,.2f} s")
-        self.console.print(table)
+
+    def already_gone_warning(
+        self, operation: str, counts: Mapping[str, int], project_id: str | None
+    ) -> None:
+        """Warn when nearly everything sent was already gone: the target may be wrong."""
+        gone = counts.get("already_gone", 0)
+        sent = gone + counts.get("succeeded", 0) + counts.get("failed", 0)
+        if not sent or gone < _ALREADY_GONE_SHARE * sent:
+            return
+        if operation == "delete-workspaces":
+            where = f"is --project-id {project_id} right, and the region or --modelarts-endpoint?"
+        else:
+            where = "are the workspace ids, the region or --fabric-endpoint right?"
+        self.message(
+            f"warning: {gone:,} of {sent:,} item(s) were already gone: {where} "
+            "(or was this input done before?)"
+        )

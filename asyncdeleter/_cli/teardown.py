@@ -1,146 +1,364 @@
-"""The bulk commands' engine: stream lines into a bulk run, report every item, settle on Ctrl-C."""
+"""The bulk commands' engine: stream lines into a bulk run, record every line, settle on Ctrl-C.
+
+Every input line ends as exactly one report record, whatever happens:
+
+* a line that must not be sent (malformed, protected, outside ``--workspace-id``) is
+  recorded ``invalid`` as it is read; one an earlier report marks done, ``done_before``;
+* a line handed to the bulk run is recorded when its outcome arrives;
+* Ctrl-C (or SIGTERM) stops new work and lets requests in flight finish; a second one
+  cuts them off, and each is recorded ``failed`` (it may have taken effect; re-running it
+  is safe); then the rest of a regular file is read, without sending, and recorded
+  ``skipped``. A pipe or terminal may never end, so its report gets an ``incomplete``
+  record instead, and so does a file whose recording is itself interrupted.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import datetime
+import itertools
 import signal
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any, Final
 
 import attrs
 
 from asyncdeleter._bulk import BulkReport, BulkRun, OutcomeKind
 from asyncdeleter._cli.display import Display
-from asyncdeleter._cli.inputs import Line, ReportWriter, Target
-from asyncdeleter._errors import InvalidIdentifierError
-from asyncdeleter._manager import SessionManager, _session_target, _workspace_target
+from asyncdeleter._cli.lines import Line, Target, printable, target_ids
+from asyncdeleter._cli.report import ReportWriter
+from asyncdeleter._cli.settings import PROTECTED_ENV
+from asyncdeleter._errors import APIStatusError
+from asyncdeleter._manager import SessionManager
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "Job", "run_job", "validate"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "Job",
+    "Prescan",
+    "Source",
+    "classify",
+    "now_iso",
+    "prescan",
+    "run_job",
+]
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
-EXIT_INTERRUPTED: Final = 130
+_SHOWN_PROBLEMS: Final = 100  # per run; the report has them all
+_YIELD_EVERY: Final = 500  # lines recorded between chances for a signal to be handled
+_CUT_OFF: Final = (
+    "cut off by a second interrupt while in flight: it may have taken effect; safe to re-run"
+)
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO 8601 with a ``Z``."""
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class Source:
+    """The lines of one run, read once; knows whether reading the rest is safe and finite."""
+
+    def __init__(self, lines: Iterator[Line], *, regular: bool, numbered: bool) -> None:
+        self._lines = lines
+        self.regular = regular  # a regular file: it ends, so its rest can be recorded
+        self.next_line: int | None = 1 if numbered else None
+
+    def __iter__(self) -> Iterator[Line]:
+        return self
+
+    def __next__(self) -> Line:
+        line = next(self._lines)
+        if self.next_line is not None:
+            self.next_line = line.number + 1
+        return line
 
 
 @attrs.define
 class Job:
-    """One bulk command, parsed: what to delete and how to report it."""
+    """One bulk command, resolved: what to run, how to judge each line, where to record it."""
 
     operation: str  # "close-sessions" or "delete-workspaces"
-    lines: Iterable[Line]
-    total: int | None
-    protected: frozenset[str]
-    project_id: str | None
-    missing_ok: bool
-    dry_run: bool
-    report: ReportWriter
+    source: Source
+    writer: ReportWriter
     display: Display
-    malformed: int = 0
-    interrupted: bool = False
+    header: dict[str, object]
+    scope: str | None = None  # --workspace-id: no other workspace may be named
+    protected: frozenset[str] = frozenset()  # case-folded
+    dry_run: bool = False
+    missing_ok: bool = True
+    total: int | None = None  # lines to send, when known beforehand
+    confirmed: int | None = None  # at most this many are sent: what the person confirmed
+    project_id: str | None = None
+    report_path: str | None = None
+    input_name: str = "-"
+    shown_problems: int = 0
+    incomplete: bool = False
 
 
-def validate(operation: str, target: Target) -> str | None:
-    """Why ``target`` can never be sent (checked locally), or ``None``."""
-    check: Callable[[object], object] = (
-        _session_target if operation == "close-sessions" else _workspace_target
-    )
-    try:
-        check(target)
-    except InvalidIdentifierError as exc:
-        return str(exc)
-    return None
+def classify(job: Job, line: Line) -> tuple[str, str | None]:
+    """``("run", None)``, or the result recorded without sending, and why."""
+    target = line.target
+    if line.problem is not None or target is None:
+        return "invalid", line.problem or "not a target"
+    if job.scope is not None and isinstance(target, tuple) and target[0] != job.scope:
+        return "invalid", f"workspace {target[0]} is outside --workspace-id {job.scope}"
+    named = sorted({i for i in target_ids(target) if i.casefold() in job.protected})
+    if named:
+        return "invalid", f"protected by {PROTECTED_ENV}: {', '.join(named)}"
+    if line.done_before:
+        return "done_before", None
+    return ("planned" if job.dry_run else "run"), None
 
 
-def _protected(job: Job, line: Line) -> str | None:
-    """Why ``line`` may never be sent because of ``ASYNCDELETER_PROTECTED_IDS``, or ``None``."""
-    if line.target is None:
-        return None
-    ids = line.target if isinstance(line.target, tuple) else (line.target,)
-    named = sorted(set(ids) & job.protected)
-    return f"protected by ASYNCDELETER_PROTECTED_IDS: {', '.join(named)}" if named else None
+@attrs.define
+class Prescan:
+    """What a regular file holds, read once before the confirmation, without sending."""
+
+    to_run: int = 0
+    refused: int = 0
+    done_before: int = 0
+    problems: list[str] = attrs.Factory(list)
+    sample: list[Target] = attrs.Factory(list)
 
 
-def _usable(job: Job, line_numbers: dict[int, int]) -> Iterator[Target]:
-    """The targets to run, in input order; unusable lines are reported here, never sent."""
-    index = 0
-    for line in job.lines:
-        problem = line.problem or _protected(job, line)
-        if problem is not None or line.target is None:
-            job.malformed += 1
-            job.report.unusable(attrs.evolve(line, problem=problem))
-            job.display.message(f"line {line.number}: {problem}")
-            continue
-        line_numbers[index] = line.number
-        index += 1
-        yield line.target
+def prescan(job: Job, lines: Iterator[Line]) -> Prescan:
+    """Count what the run will send and refuse (for the prompt, the bar, ``--strict``)."""
+    found = Prescan()
+    for line in lines:
+        result, problem = classify(job, line)
+        if result == "invalid":
+            found.refused += 1
+            if len(found.problems) < _SHOWN_PROBLEMS:
+                found.problems.append(f"line {line.number}: {printable(problem or '')}")
+        elif result == "done_before":
+            found.done_before += 1
+        else:
+            found.to_run += 1
+            if len(found.sample) < 3 and line.target is not None:
+                found.sample.append(line.target)
+    return found
+
+
+def _settle_locally(job: Job, line: Line, rest: str | None = None) -> bool:
+    """Record ``line`` if it is not to be sent; ``rest`` is the result of lines to run."""
+    result, problem = classify(job, line)
+    if result == "run":
+        if rest is None:
+            return False
+        result, problem = rest, None
+    job.writer.item(line, result, error_msg=problem)
+    if problem is not None:
+        job.shown_problems += 1
+        if job.shown_problems <= _SHOWN_PROBLEMS:
+            job.display.message(f"line {line.number}: {printable(problem)}")
+        elif job.shown_problems == _SHOWN_PROBLEMS + 1:
+            job.display.message("more lines will not be sent; the report lists every one")
+    return True
+
+
+class _Signals:
+    """Ctrl-C and SIGTERM: the first stops new work, the second cuts off what is in flight."""
+
+    def __init__(self, job: Job, run: BulkRun[Any] | None) -> None:
+        self.job = job
+        self.run = run
+        self.task = asyncio.current_task()
+        self.first: int | None = None
+        self.cut_off = False
+        self.running = False  # the bulk run is being consumed: a cancel lands there
+        self.recording = False  # reading the rest of the input, sending nothing
+        self.stop_recording = False
+        self.loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self.loop.add_signal_handler(signum, self._handle, signum)
+
+    def _handle(self, signum: int) -> None:
+        message = self.job.display.message
+        if self.recording:
+            self.stop_recording = True
+            return
+        if self.first is None:
+            self.first = signum
+            if self.run is not None:
+                self.run.stop()
+                message(
+                    "interrupted: no new requests; letting those in flight finish "
+                    "(interrupt again to cut them off)"
+                )
+            return
+        if not self.cut_off and self.running and self.task is not None:
+            self.cut_off = True
+            message("interrupted again: cutting off the requests in flight")
+            self.task.cancel()
+
+    def close(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self.loop.remove_signal_handler(signum)
+
+
+async def _record_rest(job: Job, signals: _Signals, result: str) -> None:
+    """Read the rest of the input without sending; lines that would run get ``result``."""
+    signals.recording = True
+    for count, line in enumerate(job.source, 1):
+        if signals.stop_recording:
+            job.incomplete = True
+            job.writer.incomplete(
+                line.number if job.source.next_line is not None else None,
+                "interrupted while the rest of the input was being recorded",
+            )
+            return
+        _settle_locally(job, line, rest=result)
+        if count % _YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # let a signal in
 
 
 async def run_job(job: Job, manager: SessionManager | None) -> int:
-    """Run the job; return the exit status."""
-    if job.dry_run or manager is None:
-        return _dry_run(job)
-    line_numbers: dict[int, int] = {}
-    targets = _usable(job, line_numbers)
+    """Run the job (``manager`` is ``None`` for a dry run); return the exit status."""
+    job.writer.header(job.header)
+    if manager is None:
+        signals = _Signals(job, None)
+        try:
+            await _record_rest(job, signals, "planned")
+        finally:
+            signals.close()
+        return _finish(job, None, signals, stopped_by_auth=False)
+    pending: dict[int, Line] = {}
+    counter = itertools.count()
+    sent = 0
+
+    def targets() -> Iterator[Target]:
+        nonlocal sent
+        for line in job.source:
+            if _settle_locally(job, line):
+                continue
+            if job.confirmed is not None and sent >= job.confirmed:
+                job.writer.item(line, "invalid", error_msg="not in the input as confirmed")
+                continue
+            sent += 1
+            pending[next(counter)] = line
+            assert line.target is not None  # noqa: S101 - classify sends only targets
+            yield line.target
+
     start = (
         manager.close_sessions if job.operation == "close-sessions" else manager.delete_workspaces
     )
-    run: BulkRun[Any] = start(targets, missing_ok=job.missing_ok)  # type: ignore[arg-type]
-    loop = asyncio.get_running_loop()
-    main_task = asyncio.current_task()
+    run: BulkRun[Any] = start(targets(), missing_ok=job.missing_ok)  # type: ignore[arg-type]
+    signals = _Signals(job, run)
+    try:
+        stopped_by_auth = await _consume(job, run, pending, signals)
+        for index in sorted(pending):
+            job.writer.item(pending.pop(index), "failed", error_code="Interrupted",
+                            error_msg=_CUT_OFF)  # fmt: skip
+        if signals.first is not None or stopped_by_auth:
+            await _account_for_the_rest(job, signals)
+    finally:
+        signals.close()
+    return _finish(job, run.report, signals, stopped_by_auth=stopped_by_auth)
 
-    def on_interrupt() -> None:
-        if job.interrupted and main_task is not None:
-            main_task.cancel()  # a second Ctrl-C: stop waiting for in-flight work
-            return
-        job.interrupted = True
-        run.stop()
-        job.display.message("interrupted: no new work; letting requests in flight finish...")
 
-    loop.add_signal_handler(signal.SIGINT, on_interrupt)
+async def _consume(
+    job: Job, run: BulkRun[Any], pending: dict[int, Line], signals: _Signals
+) -> bool:
+    """Record each outcome as it arrives; return whether refused credentials stopped the run."""
+    stopped_by_auth = False
     job.display.start(job.operation, job.total)
+    signals.running = True
     try:
         async for outcome in run:
-            number = line_numbers.pop(outcome.index, None)
-            job.report.outcome(number, outcome)
+            job.writer.outcome(pending.pop(outcome.index), outcome)
             job.display.advance(outcome.kind, outcome.attempts)
-            if outcome.kind is OutcomeKind.INVALID:
-                job.display.message(f"line {number}: {outcome.error}")
+            error = outcome.error
+            if (
+                not stopped_by_auth
+                and outcome.kind is OutcomeKind.FAILED
+                and isinstance(error, APIStatusError)
+                and error.status == 401
+            ):
+                # Every other request would be refused the same way: stop asking.
+                stopped_by_auth = True
+                run.stop()
+                job.display.message(
+                    f"error: the service refused the credentials ({error.status} "
+                    f"{printable(str(error.error_code or ''))}): no new requests are sent"
+                )
     except asyncio.CancelledError:
-        job.interrupted = True
+        task = asyncio.current_task()
+        if not signals.cut_off or task is None:
+            raise
+        task.uncancel()  # our own second interrupt: the report is still to be written
     finally:
-        loop.remove_signal_handler(signal.SIGINT)
+        signals.running = False
         job.display.finish()
-        job.report.close()
-    report: BulkReport[object] = run.report
-    job.display.summary(job.operation, report, malformed=job.malformed)
-    return _exit_status(job, report)
+    return stopped_by_auth
 
 
-def _exit_status(job: Job, report: BulkReport[object]) -> int:
-    if job.interrupted:
-        return EXIT_INTERRUPTED
-    if report.failed or report.skipped:
-        return EXIT_FAILED
-    if report.invalid or job.malformed:
-        return EXIT_USAGE
-    return EXIT_OK
+async def _account_for_the_rest(job: Job, signals: _Signals) -> None:
+    """After a stop: record the rest of a file as skipped, or mark a stream incomplete."""
+    if job.source.regular:
+        job.display.message(
+            "recording the lines not started as skipped (interrupt again to stop reading: "
+            "the report then needs its input to finish the job)"
+        )
+        await _record_rest(job, signals, "skipped")
+    else:
+        job.incomplete = True
+        job.writer.incomplete(job.source.next_line, "interrupted while reading a pipe or terminal")
 
 
-def _dry_run(job: Job) -> int:
-    """Validate and count; send nothing."""
-    valid = 0
-    for line in job.lines:
-        problem = line.problem
-        if problem is None and line.target is not None:
-            problem = validate(job.operation, line.target) or _protected(job, line)
-        if problem is not None:
-            job.malformed += 1
-            job.report.unusable(attrs.evolve(line, problem=problem))
-            job.display.message(f"line {line.number}: {problem}")
-        else:
-            valid += 1
-            job.report.unusable(line, result="dry_run")
-    job.report.close()
-    job.display.note(f"dry run: {valid:,} valid, {job.malformed:,} invalid; nothing was sent")
-    return EXIT_USAGE if job.malformed else EXIT_OK
+def _finish(
+    job: Job, report: BulkReport[Any] | None, signals: _Signals, *, stopped_by_auth: bool
+) -> int:
+    counts = job.writer.counts
+    if signals.first is not None:
+        status = 128 + signals.first
+    elif counts["failed"] or counts["skipped"]:
+        status = EXIT_FAILED
+    elif counts["invalid"]:
+        status = EXIT_USAGE
+    else:
+        status = EXIT_OK
+    job.writer.summary(
+        {
+            "ended": now_iso(),
+            "elapsed": round(report.elapsed, 3) if report is not None else 0.0,
+            "attempts": report.attempts if report is not None else 0,
+            "retries": report.retries if report is not None else 0,
+            "interrupted": signals.first is not None,
+            "exit_status": status,
+        }
+    )
+    job.writer.close()
+    job.display.summary(job.operation, counts, report, job.writer.reasons)
+    if job.dry_run:
+        job.display.note(
+            f"dry run: {counts['planned']:,} to send, {counts['invalid']:,} refused; "
+            "nothing was sent"
+        )
+    job.display.already_gone_warning(job.operation, counts, job.project_id)
+    if signals.first is not None or stopped_by_auth:
+        _resume_hint(job)
+    return status
+
+
+def _resume_hint(job: Job) -> None:
+    """How to finish the job after an interruption."""
+    left = sum(job.writer.counts[r] for r in ("failed", "skipped"))
+    command = f"asyncdeleter {job.operation}"
+    if job.report_path is None:
+        job.display.message(
+            f"{left:,} item(s) not done and no --report was given: run {command} again with "
+            "the same input (items already gone count as done)"
+        )
+    elif job.incomplete:
+        job.display.message(
+            f"{left:,} item(s) not done and the input was not read to its end: finish with "
+            f"{command} --retry-from {job.report_path} INPUT"
+        )
+    else:
+        job.display.message(
+            f"{left:,} item(s) not done: finish with {command} --retry-from {job.report_path}"
+        )

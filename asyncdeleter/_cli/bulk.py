@@ -1,0 +1,260 @@
+"""``close-sessions`` and ``delete-workspaces``: from flags to a confirmed, recorded run.
+
+The order matters: everything that can be checked is checked before the confirmation
+(flags, the protected ids, the report's target, the input), the report file is opened
+only once the run is confirmed (so a declined run truncates nothing), and nothing is
+sent before all of it has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import sys
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
+from asyncdeleter._cli.confirm import can_ask, confirm
+from asyncdeleter._cli.display import Display
+from asyncdeleter._cli.lines import Line, printable, read_lines, session_line, workspace_line
+from asyncdeleter._cli.report import ReportWriter
+from asyncdeleter._cli.retry import ReportError, Scan, header_mismatches, report_lines, scan
+from asyncdeleter._cli.settings import (
+    PROTECTED_ENV,
+    Settings,
+    UsageError,
+    build_manager,
+    protected_ids,
+    resolve,
+    scope_problem,
+)
+from asyncdeleter._cli.teardown import EXIT_USAGE, Job, Prescan, Source, now_iso, prescan, run_job
+from asyncdeleter._version import __version__
+
+__all__ = ["run_bulk"]
+
+
+def _parse(
+    operation: str, scope: str | None, raw: Iterable[tuple[int, str, str | None]]
+) -> Iterator[Line]:
+    for number, text, problem in raw:
+        if operation == "close-sessions":
+            yield session_line(number, text, problem, scope)
+        else:
+            yield workspace_line(number, text, problem)
+
+
+def _input_lines(operation: str, scope: str | None, path: str) -> Iterator[Line]:
+    """The parsed lines of ``path`` (``-``: stdin), streamed."""
+    if path == "-":
+        yield from _parse(operation, scope, read_lines(sys.stdin.buffer))
+        return
+    with open(path, "rb") as stream:
+        yield from _parse(operation, scope, read_lines(stream))
+
+
+def _is_regular(path: str) -> bool:
+    try:
+        return path != "-" and stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _same_file(a: str | None, b: str | None) -> bool:
+    if not a or not b or a == "-" or b == "-":
+        return False
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_report_path(report: str | None, options: dict[str, Any]) -> None:
+    for flag, other in (("the input", options.get("file")), ("--retry-from", options["retry_from"]),
+                        ("--token-file", options.get("token_file"))):  # fmt: skip
+        if _same_file(report, other):
+            raise UsageError(f"--report {report} is {flag}: it would be overwritten")
+
+
+def _marked_done(lines: Iterator[Line], done: set[Any]) -> Iterator[Line]:
+    for line in lines:
+        if line.target is not None and line.problem is None and line.target in done:
+            yield Line(line.number, line.text, line.target, done_before=True)
+        else:
+            yield line
+
+
+def _read_report(
+    operation: str, settings: Settings, path: str, with_input: bool, display: Display
+) -> Scan:
+    try:
+        found = scan(path, operation, settings.project_id, collect_done=with_input)
+    except ReportError as exc:
+        raise UsageError(f"cannot use --retry-from {path}: {exc}") from None
+    if found.torn:
+        display.message(
+            f"warning: the last line of {path} is torn (its writer was killed mid-line) and is "
+            "ignored: that item counts as not done"
+        )
+    finish = f"pass its input as well: --retry-from {path} INPUT"
+    if found.header is None:
+        if not with_input:
+            raise UsageError(f"{path} has no header (written by an older version): {finish}")
+        display.message(
+            f"warning: {path} has no header (written by an older version): the endpoint and "
+            "project it was made for cannot be checked"
+        )
+    elif not with_input and found.incomplete is not None:
+        raise UsageError(f"{path} is incomplete (its input was not read to the end): {finish}")
+    elif not with_input and not found.summary:
+        raise UsageError(
+            f"{path} has no summary record (the run that wrote it was killed?): {finish}"
+        )
+    return found
+
+
+def _plan(
+    operation: str, settings: Settings, options: dict[str, Any], display: Display
+) -> tuple[Job, Iterator[Line] | None]:
+    """The job (without its report) and, for a finite input, a second pass to prescan."""
+    scope: str | None = options.get("workspace_id")
+    if problem := scope_problem(scope):
+        raise UsageError(problem)
+    file, retry_from = options.get("file"), options["retry_from"]
+    header = {"tool": "asyncdeleter", "version": __version__, "operation": operation,
+              "started": now_iso(), **settings.header_fields()}  # fmt: skip
+    found: Scan | None = None
+    if retry_from is not None:
+        found = _read_report(operation, settings, retry_from, file is not None, display)
+        if found.header is not None:
+            current = {**header, "workspace_id": scope}
+            mismatches = header_mismatches(found.header, current)
+            if mismatches:
+                raise UsageError(
+                    f"--retry-from {retry_from} was made for another target: "
+                    + "; ".join(printable(m) for m in mismatches)
+                )
+            old_scope = found.header.get("workspace_id")
+            if scope is None and isinstance(old_scope, str):
+                scope = old_scope  # the scope confirmed then is the scope now
+    job = Job(
+        operation=operation,
+        source=Source(iter(()), regular=True, numbered=True),
+        writer=ReportWriter(None, settings.project_id),
+        display=display,
+        header={},
+        scope=scope,
+        dry_run=bool(options["dry_run"]),
+        missing_ok=bool(options["missing_ok"]),
+        project_id=settings.project_id,
+        report_path=options["report_path"],
+        input_name=file or "-",
+    )
+    if file is None and retry_from is not None:
+        old_input = found.header.get("input") if found and found.header else None
+        job.input_name = old_input if isinstance(old_input, str) else "-"
+
+        def from_report() -> Iterator[Line]:
+            return report_lines(retry_from, operation, settings.project_id)
+
+        job.source = Source(from_report(), regular=True, numbered=False)
+        second: Iterator[Line] | None = from_report()
+    else:
+        path = file or "-"
+        done = found.done if found is not None else set()
+        job.source = Source(_marked_done(_input_lines(operation, scope, path), done),
+                            regular=_is_regular(path), numbered=True)  # fmt: skip
+        second = (
+            _marked_done(_input_lines(operation, scope, path), done) if _is_regular(path) else None
+        )
+    job.header = {**header, "workspace_id": scope, "input": job.input_name,
+                  "retry_from": retry_from, "dry_run": job.dry_run}  # fmt: skip
+    return job, second
+
+
+def _refuse_protected(settings: Settings, job: Job) -> None:
+    for flag, value in (("--project-id", settings.project_id), ("--workspace-id", job.scope)):
+        if (
+            value is not None
+            and value.casefold() in job.protected
+            and (flag == "--workspace-id" or settings.operation == "delete-workspaces")
+        ):
+            raise UsageError(f"{flag} {value} is protected by {PROTECTED_ENV}")
+
+
+def _open_report(path: str | None) -> IO[str] | None:
+    if path is None:
+        return None
+    try:
+        return open(path, "w", encoding="utf-8", errors="backslashreplace")
+    except OSError as exc:
+        raise UsageError(f"cannot write --report {path}: {exc.strerror or exc}") from None
+
+
+def _prepare(
+    operation: str, options: dict[str, Any], display: Display
+) -> tuple[Job, Settings] | None:
+    """Check everything and ask; the job to run, or ``None`` when it was not confirmed.
+
+    Raises:
+        UsageError: Something is wrong; nothing was sent and no file was written.
+    """
+    dry_run = bool(options["dry_run"])
+    protected = protected_ids(os.environ)
+    settings = resolve(operation, options, os.environ, dry_run=dry_run)
+    for warning in settings.warnings:
+        display.message(warning)
+    _check_report_path(options["report_path"], options)
+    job, second = _plan(operation, settings, options, display)
+    job.protected = protected
+    _refuse_protected(settings, job)
+    counts: Prescan | None = None
+    if second is None and options["strict"]:
+        lines = list(job.source)  # --strict on a stream: it has to be read first
+        job.source = Source(iter(lines), regular=True, numbered=True)
+        second = iter(lines)
+    if second is not None:
+        counts = prescan(job, second)
+        job.total = job.confirmed = counts.to_run
+        if options["strict"] and counts.refused:
+            for problem in counts.problems:
+                display.message(problem)
+            raise UsageError(
+                f"--strict: {counts.refused:,} line(s) would be refused; nothing was sent"
+            )
+    if not dry_run and not options["yes"] and (counts is None or counts.to_run):
+        if not can_ask():
+            raise UsageError(
+                f"refusing to {operation.partition('-')[0]} without confirmation: stdin or "
+                "stderr is not a terminal; pass --yes to confirm non-interactively (or "
+                "--dry-run to check first); nothing was sent"
+            )
+        name = "stdin" if job.input_name == "-" else job.input_name
+        if not confirm(display, settings, job.scope, counts, name):
+            return None
+    return job, settings
+
+
+def run_bulk(operation: str, options: dict[str, Any]) -> int:
+    """Run ``close-sessions`` or ``delete-workspaces`` with parsed flags; return the exit status."""
+    display = Display(quiet=bool(options["quiet"]))
+    try:
+        prepared = _prepare(operation, options, display)
+        if prepared is None:
+            display.message("not confirmed; nothing was sent")
+            return EXIT_USAGE
+        job, settings = prepared
+        manager = None if job.dry_run else build_manager(settings, options)
+        job.writer = ReportWriter(_open_report(options["report_path"]), settings.project_id)
+    except UsageError as exc:
+        display.message(f"error: {exc}")
+        return EXIT_USAGE
+
+    async def go() -> int:
+        if manager is None:
+            return await run_job(job, None)
+        async with manager:
+            return await run_job(job, manager)
+
+    return asyncio.run(go())

@@ -1,0 +1,88 @@
+"""The confirmation: on a terminal, show what is about to go and make the person type its scope.
+
+As terraform's ``apply`` does, a destructive run that cannot ask (stdin or stderr is not
+a terminal) refuses unless ``--yes`` says the caller has decided already.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import yarl
+
+from asyncdeleter._cli.display import Display
+from asyncdeleter._cli.lines import Target, printable
+from asyncdeleter._cli.settings import Settings
+from asyncdeleter._cli.teardown import Prescan
+
+__all__ = ["can_ask", "confirm", "confirmation_word"]
+
+_NOUNS = {
+    "close-sessions": ("close", "SQL session(s)"),
+    "delete-workspaces": ("delete", "workspace(s)"),
+}
+
+
+def can_ask() -> bool:
+    """Whether a person can be asked: stdin and stderr are both a terminal."""
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def confirmation_word(settings: Settings, scope: str | None) -> tuple[str, str]:
+    """What the person must type, and what it is called: the scope they agree to."""
+    if settings.operation == "delete-workspaces":
+        return "project id", settings.project_id or ""
+    if scope is not None:
+        return "workspace id", scope
+    url = yarl.URL(settings.endpoint)
+    host = url.host or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return "Fabric host", f"{host}:{url.port}" if url.explicit_port else host
+
+
+def _shown(target: Target) -> str:
+    return " ".join(target) if isinstance(target, tuple) else target
+
+
+def confirm(
+    display: Display,
+    settings: Settings,
+    scope: str | None,
+    counts: Prescan | None,
+    source_name: str,
+) -> bool:
+    """Show the plan and ask for the scope word; ``True`` only if it was typed exactly."""
+    verb, noun = _NOUNS[settings.operation]
+    amount = "an unknown number of" if counts is None else f"{counts.to_run:,}"
+    display.message(f"About to {verb} {amount} {noun} at {settings.endpoint}")
+    if settings.operation == "delete-workspaces":
+        display.message(f"  in project {settings.project_id} (--project-id)")
+    elif scope is not None:
+        display.message(
+            f"  in workspace {scope} (--workspace-id): lines naming another are refused"
+        )
+    if counts is not None:
+        if counts.sample:
+            more = ", ..." if counts.to_run > len(counts.sample) else ""
+            first = ", ".join(printable(_shown(t)) for t in counts.sample)
+            display.message(f"  from {source_name}: {first}{more}")
+        if counts.refused:
+            display.message(
+                f"  {counts.refused:,} line(s) will be refused (invalid, protected or out of scope)"
+            )
+        if counts.done_before:
+            display.message(f"  {counts.done_before:,} line(s) done before, not sent again")
+    else:
+        display.message(f"  from {source_name}, read as it comes")
+    display.message("This cannot be undone.")
+    what, word = confirmation_word(settings, scope)
+    try:
+        answer = click.prompt(
+            f"Type the {what} ({word}) to go on", err=True, default="", show_default=False
+        )
+    except click.Abort:
+        display.message("")
+        return False
+    return isinstance(answer, str) and answer.strip() == word and bool(word)

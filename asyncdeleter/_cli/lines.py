@@ -1,0 +1,154 @@
+r"""Input lines: one record per ``\\n``-terminated line, parsed into targets, never trusted.
+
+The input is read as bytes and split on ``\\n`` only, so a bare CR (or a Unicode line
+separator) can never act as a line break; a CR right before the ``\\n`` is the one
+exception (a file saved on Windows). Fields are separated by spaces, tabs or commas; any
+other character must belong to an identifier and is then refused by its validation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import IO, Final
+
+import attrs
+
+from asyncdeleter._errors import InvalidIdentifierError
+from asyncdeleter._ids import FABRIC_ID_MAX, MODELARTS_ID_MAX, validate_id
+
+__all__ = [
+    "MAX_LINE_BYTES",
+    "Line",
+    "SessionTarget",
+    "Target",
+    "printable",
+    "read_lines",
+    "session_line",
+    "target_ids",
+    "workspace_line",
+]
+
+SessionTarget = tuple[str, str]
+Target = SessionTarget | str
+#: A longer line is refused (and skipped to its end) rather than read into memory.
+MAX_LINE_BYTES: Final = 64 * 1024
+_SEPARATORS: Final = re.compile(r"[ \t,]+")
+_BOM: Final = "\ufeff"
+
+
+@attrs.frozen
+class Line:
+    r"""One meaningful line of input (or one item of an earlier report).
+
+    Attributes:
+        number: Its line number in the original input, from 1.
+        text: The line as read (undecodable bytes shown as ``\\xNN``).
+        target: The validated target, or ``None`` when the line cannot be one.
+        problem: Why it must not be sent, or ``None``.
+        done_before: An earlier report marks it done: it is recorded, never sent.
+    """
+
+    number: int
+    text: str
+    target: Target | None
+    problem: str | None = None
+    done_before: bool = False
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """``text`` safe to show on a terminal: control and invisible characters escaped."""
+    if text.isprintable() and len(text) <= limit:
+        return text
+    shown = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text[:limit])
+    return shown + ("..." if len(text) > limit else "")
+
+
+def read_lines(stream: IO[bytes], first: int = 1) -> Iterator[tuple[int, str, str | None]]:
+    r"""Yield ``(number, text, problem)`` for each line that is not blank or a ``#`` comment.
+
+    ``problem`` says why the line cannot be a record (not UTF-8, a CR inside it, too long,
+    or the last line without its ``\\n``, which may have been cut short).
+    """
+    number = first - 1
+    while True:
+        raw = stream.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        number += 1
+        problem = None
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while (rest := stream.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                pass
+            yield (
+                number,
+                raw[:80].decode("utf-8", "backslashreplace"),
+                (f"longer than {MAX_LINE_BYTES:,} bytes"),
+            )
+            continue
+        unterminated = not raw.endswith(b"\n")
+        raw = raw if unterminated else raw[:-1].removesuffix(b"\r")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text, problem = raw.decode("utf-8", "backslashreplace"), "not valid UTF-8"
+        if number == 1:
+            text = text.removeprefix(_BOM)
+        if "\r" in text:
+            problem = "contains a carriage return (CR), which is not a line break here"
+        text = text.strip(" \t")
+        if problem is None and (not text or text.startswith("#")):
+            continue  # blank or a comment, even when unterminated
+        if unterminated and problem is None:
+            problem = "the last line has no line break: it may have been cut short"
+        yield number, text, problem
+
+
+def _fields(text: str) -> list[str]:
+    return [field for field in _SEPARATORS.split(text) if field]
+
+
+def _checked(parameter: str, value: str, max_length: int) -> str | None:
+    try:
+        validate_id(parameter, value, max_length)
+    except InvalidIdentifierError as exc:
+        return str(exc)
+    return None
+
+
+def session_line(number: int, text: str, problem: str | None, scope: str | None) -> Line:
+    """``session_id`` (with ``--workspace-id``) or ``workspace_id session_id``."""
+    if problem is not None:
+        return Line(number, text, None, problem)
+    fields = _fields(text)
+    if len(fields) == 1 and scope is not None:
+        fields = [scope, fields[0]]
+    if len(fields) != 2:
+        if len(fields) == 1:
+            return Line(number, text, None, "a lone session id needs --workspace-id")
+        return Line(number, text, None, f"expected 1 or 2 fields, found {len(fields)}")
+    workspace_id, session_id = fields
+    problem = _checked("workspace_id", workspace_id, FABRIC_ID_MAX) or _checked(
+        "session_id", session_id, FABRIC_ID_MAX
+    )
+    if problem is not None:
+        return Line(number, text, None, problem)
+    return Line(number, text, (workspace_id, session_id))
+
+
+def workspace_line(number: int, text: str, problem: str | None) -> Line:
+    """One workspace id per line."""
+    if problem is not None:
+        return Line(number, text, None, problem)
+    fields = _fields(text)
+    if len(fields) != 1:
+        return Line(number, text, None, f"expected one workspace id, found {len(fields)} fields")
+    problem = _checked("workspace_id", fields[0], MODELARTS_ID_MAX)
+    if problem is not None:
+        return Line(number, text, None, problem)
+    return Line(number, text, fields[0])
+
+
+def target_ids(target: Target) -> tuple[str, ...]:
+    """The ids a target names (a protected id among them refuses it)."""
+    return target if isinstance(target, tuple) else (target,)

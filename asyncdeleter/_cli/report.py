@@ -1,0 +1,208 @@
+"""The JSON Lines report: a header, one record per input line as it ends, a summary.
+
+The record shapes are documented in ``docs/report.schema.json``. Every string that came
+from a server or from the input is made valid UTF-8 first (``X-Request-Id`` may hold any
+byte), so writing a record can never fail half-way through a run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import IO, Final
+
+import attrs
+
+from asyncdeleter._bulk import Outcome
+from asyncdeleter._cli.lines import Line, Target, printable
+from asyncdeleter._errors import APIError
+
+__all__ = [
+    "DONE_RESULTS",
+    "FORMAT",
+    "RESULTS",
+    "TO_RUN_RESULTS",
+    "Reasons",
+    "ReportWriter",
+    "clean",
+]
+
+#: The version of the record shapes (``format`` in the header).
+FORMAT: Final = 1
+#: Every ``result`` word, in the order the summary lists them.
+RESULTS: Final = (
+    "succeeded",
+    "already_gone",
+    "failed",
+    "invalid",
+    "skipped",
+    "planned",
+    "done_before",
+)
+#: Results ``--retry-from`` counts as done: never sent again.
+DONE_RESULTS: Final = frozenset({"succeeded", "already_gone", "done_before"})
+#: Results ``--retry-from`` runs again (a dry run's plan included).
+TO_RUN_RESULTS: Final = frozenset({"failed", "skipped", "planned"})
+_FLUSH_EVERY: Final = 0.5  # seconds: a killed process loses at most this much of its report
+_MAX_REASONS: Final = 256
+
+
+def clean(value: str | None) -> str | None:
+    """``value`` as valid Unicode: undecodable bytes and lone surrogates become escapes."""
+    if value is None:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join(
+            ch
+            if not "\ud800" <= ch <= "\udfff"
+            else (f"\\x{ord(ch) - 0xDC00:02x}" if "\udc80" <= ch <= "\udcff" else ascii(ch)[1:-1])
+            for ch in value
+        )
+    return value
+
+
+def _target_json(target: Target, project_id: str | None) -> dict[str, str]:
+    if isinstance(target, tuple):
+        return {"workspace_id": target[0], "session_id": target[1]}
+    return {"project_id": project_id or "", "workspace_id": target}
+
+
+def _shown(target: Target) -> str:
+    return "/".join(target) if isinstance(target, tuple) else target
+
+
+@attrs.define
+class _Group:
+    count: int
+    target: str
+    message: str
+
+
+class Reasons:
+    """Why items failed, grouped by status and error code (bounded: at most 256 groups)."""
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[str, str | None], _Group] = {}
+
+    def add(self, status: int | None, code: str | None, message: str, target: str) -> None:
+        """Count one failure."""
+        key = (str(status) if status is not None else "no answer", code)
+        if key not in self._groups and len(self._groups) >= _MAX_REASONS:
+            key = ("other reasons", None)
+        group = self._groups.get(key)
+        if group is None:
+            self._groups[key] = _Group(1, target, message)
+        else:
+            group.count += 1
+
+    def commonest(self, count: int = 5) -> list[str]:
+        """The ``count`` commonest reasons, one line each, with a sample target."""
+        ranked = sorted(self._groups.items(), key=lambda kv: -kv[1].count)
+        return [
+            f"{group.count:,} x {status}{' ' + code if code and code != status else ''}, "
+            f"e.g. {group.target}: {printable(group.message, 160)}"
+            for (status, code), group in ranked[:count]
+        ]
+
+
+class ReportWriter:
+    """Writes the report (when there is a file) and keeps the counts and reasons (always).
+
+    Records are buffered and flushed about every half second and at the end, so a run
+    killed outright leaves a report whose records are all true, only some missing.
+    """
+
+    def __init__(self, stream: IO[str] | None, project_id: str | None) -> None:
+        self._stream = stream
+        self._project_id = project_id
+        self._flushed = time.monotonic()
+        self.counts = dict.fromkeys(RESULTS, 0)
+        self.reasons = Reasons()
+
+    def header(self, fields: dict[str, object]) -> None:
+        """The first record: what this run is, and against what."""
+        self._write({"record": "header", "format": FORMAT, **fields})
+
+    def item(
+        self,
+        line: Line,
+        result: str,
+        *,
+        status: int | None = None,
+        error_code: str | None = None,
+        error_msg: str | None = None,
+        attempts: int = 0,
+        elapsed: float = 0.0,
+        request_id: str | None = None,
+    ) -> None:
+        """Record how one input line ended."""
+        self.counts[result] += 1
+        if result == "failed":
+            target = _shown(line.target) if line.target is not None else f"line {line.number}"
+            self.reasons.add(status, error_code, error_msg or "", target)
+        self._write(
+            {
+                "record": "item",
+                "line": line.number,
+                "target": None
+                if line.target is None
+                else _target_json(line.target, self._project_id),
+                "text": clean(line.text) if line.target is None else None,
+                "result": result,
+                "status": status,
+                "error_code": clean(error_code),
+                "error_msg": clean(error_msg),
+                "attempts": attempts,
+                "elapsed": round(elapsed, 6),
+                "request_id": clean(request_id),
+            }
+        )
+
+    def outcome(self, line: Line, outcome: Outcome[Target]) -> None:
+        """Record a bulk run's outcome for ``line``."""
+        error = outcome.error
+        status = code = message = None
+        if isinstance(error, APIError):
+            status = error.status
+            code = None if error.error_code is None else str(error.error_code)
+            message = error.error_msg or str(error)
+            if error.status is None:
+                code = type(error).__name__
+        elif error is not None:
+            code, message = type(error).__name__, str(error) or type(error).__name__
+        self.item(
+            line,
+            str(outcome.kind),
+            status=status,
+            error_code=code,
+            error_msg=message,
+            attempts=outcome.attempts,
+            elapsed=outcome.elapsed,
+            request_id=outcome.request_id,
+        )
+
+    def incomplete(self, next_line: int | None, reason: str) -> None:
+        """Lines from ``next_line`` on were never read: this report cannot finish the job alone."""
+        self._write({"record": "incomplete", "next_line": next_line, "reason": reason})
+
+    def summary(self, fields: dict[str, object]) -> None:
+        """The last record: the counts, and that the run ended in an orderly way."""
+        self._write({"record": "summary", "counts": dict(self.counts), **fields})
+
+    def _write(self, record: dict[str, object]) -> None:
+        if self._stream is None:
+            return
+        self._stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+        now = time.monotonic()
+        if now - self._flushed >= _FLUSH_EVERY:
+            self._flushed = now
+            self._stream.flush()
+
+    def close(self) -> None:
+        """Flush and close the report file."""
+        if self._stream is not None:
+            self._stream.flush()
+            self._stream.close()
+            self._stream = None

@@ -1,0 +1,247 @@
+"""From flags and the environment to a manager, speaking in flags when something is wrong.
+
+The library's own messages are written for Python callers (``pass region= or
+endpoints=``); everything a person can get wrong on the command line is checked here
+first and explained with the flag or variable to change.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Mapping
+from typing import Any, Final
+
+import attrs
+
+from asyncdeleter._auth import ENV_AK, ENV_SK, AkSkAuth, TokenAuth
+from asyncdeleter._cli.lines import printable
+from asyncdeleter._config import Endpoints, RetryPolicy, check_transport_security
+from asyncdeleter._errors import AsyncDeleterError, ConfigurationError, InvalidIdentifierError
+from asyncdeleter._ids import FABRIC_ID_MAX, MODELARTS_ID_MAX, validate_id
+from asyncdeleter._manager import SessionManager
+
+__all__ = [
+    "PROTECTED_ENV",
+    "Settings",
+    "UsageError",
+    "build_manager",
+    "protected_ids",
+    "resolve",
+    "scope_problem",
+    "translate",
+]
+
+PROTECTED_ENV: Final = "ASYNCDELETER_PROTECTED_IDS"
+_PROTECTED_ENTRY: Final = re.compile(r"[A-Za-z0-9-]{1,64}")
+#: Python names in library messages, and the flag a command-line user sets instead.
+_FLAG_NAMES: Final = (
+    ("pass region= or endpoints=", "pass --region or an endpoint flag"),
+    ("allow_insecure_http=True", "--allow-insecure-http"),
+    (" on the SessionManager", ""),
+    ("max_concurrency", "--concurrency"),
+    ("max_tries", "--max-tries"),
+    ("max_time", "--max-time"),
+    ("project_id", "--project-id"),
+    ("fabric endpoint", "--fabric-endpoint"),
+    ("modelarts endpoint", "--modelarts-endpoint"),
+    ("delete_workspace", "delete-workspaces"),
+)
+_CREDENTIALS_HINT: Final = f"set {ENV_AK} and {ENV_SK}, or pass --token-file PATH"
+
+
+class UsageError(Exception):
+    """The command cannot run as asked; nothing was sent. The message names the fix."""
+
+
+def translate(message: str) -> str:
+    """A library message with its Python names replaced by the flags that set them."""
+    for python, flag in _FLAG_NAMES:
+        message = message.replace(python, flag)
+    return message
+
+
+def protected_ids(environ: Mapping[str, str]) -> frozenset[str]:
+    """The ids in ``ASYNCDELETER_PROTECTED_IDS``, case-folded (matching ignores case).
+
+    Raises:
+        UsageError: The variable is set but is not a comma-separated list of ids: a
+            protection that silently protects nothing is worse than none.
+    """
+    value = environ.get(PROTECTED_ENV)
+    if value is None or not value.strip():
+        return frozenset()
+    entries = [entry.strip(" \t") for entry in value.split(",")]
+    bad = [entry for entry in entries if entry and not _PROTECTED_ENTRY.fullmatch(entry)]
+    if bad or not any(entries):
+        shown = f"entry {printable(bad[0])!r} is not an id" if bad else "it names no id"
+        raise UsageError(
+            f"{PROTECTED_ENV} cannot be parsed: {shown}; expected comma-separated ids of "
+            "letters, digits and hyphens, such as prod-project,ws-keep"
+        )
+    return frozenset(entry.casefold() for entry in entries if entry)
+
+
+@attrs.frozen
+class Settings:
+    """What one bulk command runs against, resolved from flags and the environment."""
+
+    operation: str
+    service: str  # "fabric" or "modelarts": the one service this operation calls
+    endpoints: Endpoints
+    region: str | None
+    project_id: str | None
+    auth: TokenAuth | AkSkAuth | None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def endpoint(self) -> str:
+        """The base URL this run sends to."""
+        return str(getattr(self.endpoints, self.service))
+
+    def header_fields(self) -> dict[str, object]:
+        """What a report records about the target of the run."""
+        return {
+            "endpoints": {self.service: self.endpoint},
+            "region": self.region,
+            "project_id": self.project_id,
+        }
+
+
+def _endpoints(service: str, region: str | None, url: str | None) -> Endpoints:
+    flag = f"--{service}-endpoint"
+    if url is not None:
+        shown = "<hidden: it carries credentials>" if "@" in url else repr(printable(url))
+        try:
+            Endpoints(fabric=url, modelarts=url)
+        except (ConfigurationError, ValueError, TypeError):
+            raise UsageError(
+                f"{flag} {shown} is not usable: give an absolute http(s) URL without "
+                "credentials, query or fragment, such as https://host:443"
+            ) from None
+    if region is None:
+        if url is None:
+            raise UsageError(
+                f"no endpoint: pass --region (or set HUAWEICLOUD_SDK_REGION) or {flag} URL"
+            )
+        return Endpoints(fabric=url, modelarts=url)
+    try:
+        return Endpoints.for_region(region, **{service: url})
+    except ConfigurationError:
+        raise UsageError(f"--region must look like cn-north-4, got {printable(region)!r}") from None
+
+
+def _token(path: str, warnings: list[str]) -> TokenAuth:
+    try:
+        mode = os.stat(path).st_mode
+        data = open(path, "rb").read(64 * 1024)  # noqa: SIM115 - read and closed at once
+    except OSError as exc:
+        raise UsageError(f"cannot read --token-file {path}: {exc.strerror or exc}") from None
+    if stat.S_ISREG(mode) and mode & 0o077:
+        warnings.append(
+            f"warning: --token-file {path} is readable by group or others "
+            f"(mode {stat.S_IMODE(mode):04o}): anyone who can read it can act as you; "
+            f"chmod 600 {path}"
+        )
+    try:
+        token = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise UsageError(f"--token-file {path} is not UTF-8 text") from None
+    if not token:
+        raise UsageError(f"--token-file {path} is empty")
+    try:
+        return TokenAuth(token)
+    except ConfigurationError:
+        raise UsageError(
+            f"the token in --token-file {path} must be one line without control characters"
+        ) from None
+
+
+def resolve(
+    operation: str, flags: Mapping[str, Any], environ: Mapping[str, str], *, dry_run: bool
+) -> Settings:
+    """Check and resolve the flags of a bulk command.
+
+    Raises:
+        UsageError: What is missing or wrong, in terms of flags and variables.
+    """
+    service = "fabric" if operation == "close-sessions" else "modelarts"
+    region = flags.get("region") or None
+    endpoints = _endpoints(service, region, flags.get(f"{service}_endpoint") or None)
+    try:
+        check_transport_security(endpoints, allow_insecure_http=bool(flags["allow_insecure_http"]))
+    except ConfigurationError:
+        raise UsageError(
+            f"--{service}-endpoint {getattr(endpoints, service)} is plain HTTP to a "
+            "non-loopback host: the token or signature would travel in clear text; pass "
+            "--allow-insecure-http to accept that"
+        ) from None
+    project_id = flags.get("project_id") or None
+    if project_id is not None:
+        try:
+            validate_id("project_id", project_id, MODELARTS_ID_MAX)
+        except InvalidIdentifierError as exc:
+            raise UsageError(
+                f"--project-id {printable(project_id)!r} is not a project id: {exc.reason}"
+            ) from None
+    elif operation == "delete-workspaces":
+        raise UsageError(
+            "delete-workspaces needs --project-id (or HUAWEICLOUD_SDK_PROJECT_ID): "
+            "workspaces are deleted within a project"
+        )
+    warnings: list[str] = []
+    auth: TokenAuth | AkSkAuth | None = None
+    if flags.get("token_file"):
+        auth = _token(str(flags["token_file"]), warnings)
+    elif environ.get(ENV_AK) or environ.get(ENV_SK):
+        try:
+            auth = AkSkAuth.from_env(environ)
+        except ConfigurationError as exc:
+            raise UsageError(translate(str(exc))) from None
+    if auth is None and not dry_run:
+        if operation == "delete-workspaces":
+            raise UsageError(f"delete-workspaces needs credentials: {_CREDENTIALS_HINT}")
+        warnings.append(
+            f"warning: no credentials ({_CREDENTIALS_HINT}): requests go out unauthenticated, "
+            "and a real service refuses them"
+        )
+    return Settings(
+        operation=operation,
+        service=service,
+        endpoints=endpoints,
+        region=region,
+        project_id=project_id,
+        auth=auth,
+        warnings=tuple(warnings),
+    )
+
+
+def build_manager(settings: Settings, flags: Mapping[str, Any]) -> SessionManager:
+    """The manager for a resolved command.
+
+    Raises:
+        UsageError: The library refused an option (its message, in flags).
+    """
+    try:
+        return SessionManager(
+            endpoints=settings.endpoints,
+            project_id=settings.project_id,
+            auth=settings.auth,
+            max_concurrency=flags["concurrency"],
+            retry=RetryPolicy(max_tries=flags["max_tries"], max_time=flags["max_time"]),
+            allow_insecure_http=bool(flags["allow_insecure_http"]),
+        )
+    except AsyncDeleterError as exc:
+        raise UsageError(translate(str(exc))) from None
+
+
+def scope_problem(workspace_id: str | None) -> str | None:
+    """Why ``--workspace-id`` is unusable, or ``None``."""
+    if workspace_id is None:
+        return None
+    try:
+        validate_id("workspace_id", workspace_id, FABRIC_ID_MAX)
+    except InvalidIdentifierError as exc:
+        return f"--workspace-id {printable(workspace_id)!r} is not a workspace id: {exc.reason}"
+    return None

@@ -1,0 +1,193 @@
+"""The command says why: failure reasons, suspicious runs, flag names, token file modes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from cli_support import TOKEN, clean_env, cli, endpoint_args, write_token
+
+from asyncdeleter.testing import Emulator
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[Emulator]:
+    async with Emulator(token=TOKEN) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def token_file(tmp_path: Path) -> Path:
+    return write_token(tmp_path)
+
+
+def line_with(text: str, needle: str) -> str:
+    [line] = [line for line in text.splitlines() if needle in line]
+    return line
+
+
+# -- 11. the summary says why items failed -----------------------------------------------
+
+
+async def test_the_summary_names_the_commonest_failure_reasons(
+    emu: Emulator, token_file: Path
+) -> None:
+    emu.add_workspaces("p-1", ["w1", "w2", "w3", "w4"])
+    emu.forbid("w2", "w3")
+    code, _, err = await cli(
+        "delete-workspaces", "-", "--project-id", "p-1", "--yes",
+        *endpoint_args(emu, token_file, modelarts=True), stdin=b"w1\nw2\nw3\nw4\n",
+    )  # fmt: skip
+    assert code == 1, err
+    reason = line_with(err, "2 x 403")
+    assert "403" in reason
+    assert "w2" in reason or "w3" in reason  # a sample target
+    assert "X-Auth-Token is invalid" in reason
+
+
+async def test_no_credentials_is_said_before_sending(emu: Emulator) -> None:
+    emu.add_sessions("ws-1", ["a", "b"])
+    code, _, err = await cli(
+        "close-sessions", "-", "--yes", "--fabric-endpoint", emu.url, stdin=b"ws-1 a\nws-1 b\n"
+    )
+    assert code == 1, err
+    assert "no credentials" in err
+    assert err.index("no credentials") < err.index("401")
+    assert "APIG.1002" in err
+    sent = emu.request_count
+    code, _, err = await cli(
+        "delete-workspaces", "-", "--yes", "--project-id", "p-1", "--modelarts-endpoint",
+        emu.url, stdin=b"w1\n",
+    )  # fmt: skip
+    assert code == 2, err
+    assert "HUAWEICLOUD_SDK_AK" in err
+    assert "--token-file" in err
+    assert emu.request_count == sent
+
+
+async def test_refused_credentials_stop_the_run(emu: Emulator, tmp_path: Path) -> None:
+    emu.add_sessions("ws-1", [f"s{i}" for i in range(500)])
+    wrong = write_token(tmp_path, "not-the-token")
+    source = tmp_path / "in.txt"
+    source.write_text("".join(f"ws-1 s{i}\n" for i in range(500)))
+    code, _, err = await cli(
+        "close-sessions", str(source), "--yes", "--concurrency", "4",
+        *endpoint_args(emu, wrong),
+    )  # fmt: skip
+    assert code == 1, err
+    assert "refused the credentials" in err
+    assert emu.request_count < 50
+    assert len(emu.sessions("ws-1")) == 500
+
+
+# -- 12. a run where nearly everything was already gone ----------------------------------
+
+
+async def test_nearly_everything_already_gone_warns(emu: Emulator, token_file: Path) -> None:
+    emu.add_workspaces("right-project", ["w1"])
+    code, _, err = await cli(
+        "delete-workspaces", "-", "--project-id", "rigth-project", "--yes",
+        *endpoint_args(emu, token_file, modelarts=True), stdin=b"w1\n",
+    )  # fmt: skip
+    assert code == 0, err
+    warning = line_with(err, "already gone")
+    assert "warning" in warning
+    assert "--project-id" in warning
+    assert emu.workspaces("right-project") == {"w1"}
+    # A normal run does not warn.
+    code, _, err = await cli(
+        "delete-workspaces", "-", "--project-id", "right-project", "--yes",
+        *endpoint_args(emu, token_file, modelarts=True), stdin=b"w1\n",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "warning" not in err
+
+
+# -- 13. flags, not Python names; no hard wrapping ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "wanted", "unwanted"),
+    [
+        (["close-sessions", "-"], "--region", "region="),
+        (["close-sessions", "-", "--fabric-endpoint", "http://10.0.0.1"],
+         "--allow-insecure-http", "allow_insecure_http"),
+        (["delete-workspaces", "-", "--modelarts-endpoint", "http://127.0.0.1:9"],
+         "--project-id", "project_id"),
+        (["close-sessions", "-", "--region", "north"], "--region", " region must"),
+        (["delete-workspaces", "-", "--region", "cn-north-4", "--project-id", "p/1"],
+         "--project-id", "project_id"),
+        (["close-sessions", "-", "--fabric-endpoint", "ftp://x"], "--fabric-endpoint", "fabric "),
+    ],
+)  # fmt: skip
+async def test_configuration_errors_speak_in_flags(
+    token_file: Path, args: list[str], wanted: str, unwanted: str
+) -> None:
+    code, _, err = await cli(*args, "--yes", "--token-file", str(token_file), stdin=b"")
+    assert code == 2, err
+    assert wanted in err
+    assert unwanted not in err
+    assert "SessionManager" not in err
+    assert "Traceback" not in err
+
+
+async def test_messages_are_not_wrapped_when_not_on_a_terminal(
+    emu: Emulator, token_file: Path
+) -> None:
+    long_id = "w" * 30
+    code, _, err = await cli(
+        "close-sessions", "-", "--yes", "--workspace-id", "ws-1",
+        *endpoint_args(emu, token_file), stdin=f"{long_id}-other {long_id}\n".encode(),
+    )  # fmt: skip
+    assert code == 2, err
+    message = line_with(err, "line 1:")
+    assert f"workspace {long_id}-other is outside --workspace-id ws-1" in message
+    assert len(message) > 80
+
+
+# -- 16. close-sessions does not offer a flag it never uses ------------------------------
+
+
+async def test_help_lists_only_the_endpoint_each_command_uses() -> None:
+    code, out, _ = await cli("close-sessions", "--help")
+    assert code == 0
+    assert "--fabric-endpoint" in out
+    assert "--modelarts-endpoint" not in out
+    code, out, _ = await cli("delete-workspaces", "--help")
+    assert code == 0
+    assert "--modelarts-endpoint" in out
+    assert "--fabric-endpoint" not in out
+
+
+# -- 17. a token file others can read ----------------------------------------------------
+
+
+async def test_a_token_file_readable_by_others_warns(emu: Emulator, tmp_path: Path) -> None:
+    emu.add_sessions("ws-1", ["a", "b"])
+    token_file = write_token(tmp_path)
+    token_file.chmod(0o644)
+    code, _, err = await cli(
+        "close-sessions", "-", "--yes", *endpoint_args(emu, token_file), stdin=b"ws-1 a\n"
+    )
+    assert code == 0, err
+    warning = line_with(err, "readable")
+    assert str(token_file) in warning
+    assert "chmod 600" in warning
+    token_file.chmod(0o600)
+    code, _, err = await cli(
+        "close-sessions", "-", "--yes", *endpoint_args(emu, token_file), stdin=b"ws-1 b\n"
+    )
+    assert code == 0, err
+    assert "readable" not in err
+
+
+async def test_an_empty_token_file_is_an_error(emu: Emulator, tmp_path: Path) -> None:
+    empty = write_token(tmp_path, "")
+    code, _, err = await cli(
+        "close-sessions", "-", "--yes", *endpoint_args(emu, empty), stdin=b"ws-1 a\n",
+        env=clean_env(),
+    )  # fmt: skip
+    assert code == 2, err
+    assert "empty" in err
+    assert emu.request_count == 0

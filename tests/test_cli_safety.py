@@ -1,0 +1,486 @@
+"""The command deletes only what was confirmed: scope, confirmation, protected ids, input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from cli_support import (
+    TOKEN,
+    clean_env,
+    cli,
+    endpoint_args,
+    items,
+    records,
+    run_on_terminal,
+    write_token,
+)
+
+from asyncdeleter.testing import Emulator
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[Emulator]:
+    async with Emulator(token=TOKEN) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def token_file(tmp_path: Path) -> Path:
+    return write_token(tmp_path)
+
+
+# -- 1. --workspace-id is the scope of the run -------------------------------------------
+
+
+async def test_workspace_id_refuses_lines_naming_another_workspace(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_sessions("ws-1", ["a", "b"])
+    emu.add_sessions("ws-prod", ["p2"])
+    source = tmp_path / "in.txt"
+    source.write_text("a\nws-prod p2\nws-1 b\n")
+    report = tmp_path / "r.jsonl"
+    code, _, err = await cli(
+        "close-sessions", str(source), "--workspace-id", "ws-1", "--yes",
+        "--report", str(report), *endpoint_args(emu, token_file),
+    )  # fmt: skip
+    assert code == 2, err
+    assert "line 2: workspace ws-prod is outside --workspace-id ws-1" in err
+    assert emu.sessions("ws-prod") == {"p2"}
+    assert emu.sessions("ws-1") == frozenset()
+    assert all("ws-prod" not in r.path for r in emu.requests)
+    by_line = {r["line"]: r for r in items(report)}
+    assert by_line[2]["result"] == "invalid"
+    assert by_line[3]["result"] == "succeeded"
+
+
+async def test_workspace_id_confirmed_on_a_terminal_still_limits_the_run(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_sessions("ws-1", ["a"])
+    emu.add_sessions("ws-prod", ["p2"])
+    source = tmp_path / "in.txt"
+    source.write_text("a\nws-prod p2\n")
+    args = [
+        "close-sessions",
+        str(source),
+        "--workspace-id",
+        "ws-1",
+        *endpoint_args(emu, token_file),
+    ]
+    code, screen = await asyncio.to_thread(run_on_terminal, args, b"ws-1")
+    assert code == 2, screen
+    assert "Type the workspace id (ws-1) to go on" in screen
+    assert "1 line(s) will be refused" in screen
+    assert emu.sessions("ws-prod") == {"p2"}
+    assert emu.sessions("ws-1") == frozenset()
+
+
+# -- 2. a report re-runs only against what it was made for -------------------------------
+
+
+async def _workspace_report(emu: Emulator, token_file: Path, tmp_path: Path) -> Path:
+    """A delete-workspaces report against project p-a with one item left to do."""
+    emu.add_workspaces("p-a", ["w1", "pw1"])
+    emu.forbid("pw1")
+    report = tmp_path / "first.jsonl"
+    code, _, err = await cli(
+        "delete-workspaces", "-", "--project-id", "p-a", "--yes", "--report", str(report),
+        *endpoint_args(emu, token_file, modelarts=True), stdin=b"w1\npw1\n",
+    )  # fmt: skip
+    assert code == 1, err
+    emu.allow("pw1")
+    emu.reset_stats()
+    return report
+
+
+async def test_retry_from_refuses_another_project(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    report = await _workspace_report(emu, token_file, tmp_path)
+    emu.add_workspaces("prod-project", ["pw1"])
+    code, _, err = await cli(
+        "delete-workspaces", "--retry-from", str(report), "--project-id", "prod-project",
+        "--yes", *endpoint_args(emu, token_file, modelarts=True),
+    )  # fmt: skip
+    assert code == 2, err
+    assert "project" in err
+    assert "p-a" in err
+    assert "prod-project" in err
+    assert emu.request_count == 0
+    assert emu.workspaces("prod-project") == {"pw1"}
+
+
+async def test_retry_from_refuses_another_endpoint_or_operation(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    report = await _workspace_report(emu, token_file, tmp_path)
+    async with Emulator(token=TOKEN) as other:
+        other.add_workspaces("p-a", ["pw1"])
+        code, _, err = await cli(
+            "delete-workspaces", "--retry-from", str(report), "--project-id", "p-a", "--yes",
+            *endpoint_args(other, token_file, modelarts=True),
+        )  # fmt: skip
+        assert code == 2, err
+        assert "endpoint" in err
+        assert other.request_count == 0
+    code, _, err = await cli(
+        "close-sessions", "--retry-from", str(report), "--yes", *endpoint_args(emu, token_file)
+    )
+    assert code == 2, err
+    assert "delete-workspaces" in err
+    assert emu.request_count == 0
+    # The same target finishes the job.
+    code, _, err = await cli(
+        "delete-workspaces", "--retry-from", str(report), "--project-id", "p-a", "--yes",
+        *endpoint_args(emu, token_file, modelarts=True),
+    )  # fmt: skip
+    assert code == 0, err
+    assert emu.workspaces("p-a") == frozenset()
+
+
+async def test_a_report_without_header_needs_its_input(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_sessions("ws-1", ["a", "b"])
+    old = tmp_path / "old.jsonl"  # as written before reports had a header
+    old.write_text(
+        json.dumps({"line": 1, "target": {"workspace_id": "ws-1", "session_id": "a"},
+                    "result": "succeeded"}) + "\n"
+        + json.dumps({"line": 2, "target": {"workspace_id": "ws-1", "session_id": "b"},
+                      "result": "failed"}) + "\n"
+    )  # fmt: skip
+    code, _, err = await cli(
+        "close-sessions", "--retry-from", str(old), "--yes", *endpoint_args(emu, token_file)
+    )
+    assert code == 2, err
+    assert "no header" in err
+    assert emu.request_count == 0
+    source = tmp_path / "in.txt"
+    source.write_text("ws-1 a\nws-1 b\n")
+    code, _, err = await cli(
+        "close-sessions", "--retry-from", str(old), str(source), "--yes",
+        *endpoint_args(emu, token_file),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "cannot be checked" in err
+    assert [r.path.rsplit("/", 1)[-1] for r in emu.requests] == ["b"]
+
+
+# -- 3. confirmation: a terminal, or --yes -----------------------------------------------
+
+
+async def test_a_pipe_without_yes_is_refused_and_nothing_sent(
+    emu: Emulator, token_file: Path
+) -> None:
+    emu.add_sessions("ws-1", ["a"])
+    code, _, err = await cli(
+        "close-sessions", "-", *endpoint_args(emu, token_file), stdin=b"ws-1 a\n"
+    )
+    assert code == 2
+    assert "--yes" in err
+    assert "not a terminal" in err
+    assert emu.request_count == 0
+    assert emu.sessions("ws-1") == {"a"}
+    # A dry run needs no confirmation: it sends nothing.
+    code, _, err = await cli(
+        "close-sessions", "-", "--dry-run", *endpoint_args(emu, token_file), stdin=b"ws-1 a\n"
+    )
+    assert code == 0, err
+    assert emu.request_count == 0
+
+
+async def test_stderr_redirected_from_a_terminal_is_refused(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_workspaces("p-1", ["w1"])
+    source = tmp_path / "in.txt"
+    source.write_text("w1\n")
+    log = tmp_path / "err.log"
+    args = [
+        "delete-workspaces", str(source), "--project-id", "p-1",
+        *endpoint_args(emu, token_file, modelarts=True),
+    ]  # fmt: skip
+    code, _ = await asyncio.to_thread(run_on_terminal, args, b"p-1", stderr_to=log)
+    assert code == 2
+    assert "--yes" in log.read_text()
+    assert emu.request_count == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--workspace-id", "ws-1"], "Type the workspace id (ws-1) to go on"),
+        ([], "Type the Fabric host (HOST) to go on"),
+    ],
+)
+async def test_the_prompt_names_what_to_type(
+    emu: Emulator, token_file: Path, tmp_path: Path, extra: list[str], expected: str
+) -> None:
+    emu.add_sessions("ws-1", ["a"])
+    source = tmp_path / "in.txt"
+    source.write_text("ws-1 a\n")
+    host = emu.url.split("://", 1)[1]
+    args = ["close-sessions", str(source), *extra, *endpoint_args(emu, token_file)]
+    code, screen = await asyncio.to_thread(run_on_terminal, args, b"wrong")
+    assert code == 2, screen
+    assert expected.replace("HOST", host) in screen
+    assert emu.request_count == 0
+    word = extra[1] if extra else host
+    code, screen = await asyncio.to_thread(run_on_terminal, args, word.encode())
+    assert code == 0, screen
+    assert emu.sessions("ws-1") == frozenset()
+
+
+async def test_end_of_file_at_the_prompt_is_not_a_yes(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_workspaces("p-1", ["w1"])
+    source = tmp_path / "in.txt"
+    source.write_text("w1\n")
+    args = [
+        "delete-workspaces", str(source), "--project-id", "p-1",
+        *endpoint_args(emu, token_file, modelarts=True),
+    ]  # fmt: skip
+    code, screen = await asyncio.to_thread(run_on_terminal, args, None)
+    assert code == 2, screen
+    assert "Type the project id (p-1) to go on" in screen
+    assert "nothing was sent" in screen
+    assert "Traceback" not in screen
+    assert emu.request_count == 0
+
+
+# -- 5. the report never overwrites the input --------------------------------------------
+
+
+async def test_report_naming_the_input_or_the_old_report_is_refused(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_sessions("ws-1", ["a"])
+    source = tmp_path / "in.txt"
+    source.write_text("ws-1 a\n")
+    alias = tmp_path / "alias.txt"
+    alias.symlink_to(source)
+    for report in (source, alias):
+        code, _, err = await cli(
+            "close-sessions", str(source), "--yes", "--report", str(report),
+            *endpoint_args(emu, token_file),
+        )  # fmt: skip
+        assert code == 2, err
+        assert "--report" in err
+        assert source.read_text() == "ws-1 a\n"
+    assert emu.request_count == 0
+    first = tmp_path / "first.jsonl"
+    code, _, err = await cli(
+        "close-sessions", "--dry-run", str(source), "--report", str(first),
+        *endpoint_args(emu, token_file),
+    )  # fmt: skip
+    assert code == 0, err
+    kept = first.read_text()
+    code, _, err = await cli(
+        "close-sessions", "--retry-from", str(first), "--report", str(first), "--yes",
+        *endpoint_args(emu, token_file),
+    )  # fmt: skip
+    assert code == 2, err
+    assert first.read_text() == kept
+    assert emu.request_count == 0
+
+
+# -- 6. one record per \n line; a bare CR is not a line break ----------------------------
+
+
+async def test_a_bare_cr_is_an_invalid_character(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_sessions("ws-1", ["a", "b", "c", "d"])
+    report = tmp_path / "r.jsonl"
+    code, _, err = await cli(
+        "close-sessions", "-", "--yes", "--report", str(report), *endpoint_args(emu, token_file),
+        stdin=b"ws-1 a\rws-1 b\nws-1 c\r\nws-1 d\n",
+    )  # fmt: skip
+    assert code == 2, err
+    assert "line 1:" in err
+    assert "carriage return" in err
+    assert "\r" not in err  # the terminal is not made to draw one target over another
+    assert emu.sessions("ws-1") == {"a", "b"}
+    results = [(r["line"], r["result"]) for r in items(report)]
+    assert sorted(results) == [(1, "invalid"), (2, "succeeded"), (3, "succeeded")]
+
+
+async def test_an_unterminated_last_line_is_not_sent(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_sessions("ws-1", ["a", "abc"])
+    code, _, err = await cli(
+        "close-sessions", "-", "--yes", *endpoint_args(emu, token_file), stdin=b"ws-1 a\nws-1 abc"
+    )
+    assert code == 2, err
+    assert "line 2:" in err
+    assert emu.sessions("ws-1") == {"abc"}
+
+
+async def test_unicode_separators_and_control_characters_do_not_split_a_line(
+    emu: Emulator, token_file: Path
+) -> None:
+    emu.add_sessions("ws-1", ["a", "b"])
+    code, _, err = await cli(
+        "close-sessions", "-", "--yes", *endpoint_args(emu, token_file),
+        stdin="ws-1 a\u2028ws-1 b\nws-1\x0bb\n".encode(),
+    )  # fmt: skip
+    assert code == 2, err
+    assert emu.request_count == 0
+    assert "\u2028" not in err
+    assert "\x0b" not in err
+
+
+# -- 7. protected ids fail closed, whatever the case -------------------------------------
+
+
+@pytest.mark.parametrize("value", ["ws-keep;p-prod", '"ws-keep"', "ws keep", ",", "ws-keep,ws/x"])
+async def test_malformed_protected_ids_are_an_error(
+    emu: Emulator, token_file: Path, value: str
+) -> None:
+    emu.add_sessions("ws-1", ["a"])
+    code, _, err = await cli(
+        "close-sessions", "-", "--yes", *endpoint_args(emu, token_file), stdin=b"ws-1 a\n",
+        env=clean_env(ASYNCDELETER_PROTECTED_IDS=value),
+    )  # fmt: skip
+    assert code == 2, err
+    assert "ASYNCDELETER_PROTECTED_IDS" in err
+    assert emu.request_count == 0
+
+
+async def test_protected_ids_match_without_case(emu: Emulator, token_file: Path) -> None:
+    emu.add_sessions("ws-keep", ["a"])
+    emu.add_sessions("ws-1", ["s-keep", "b"])
+    code, _, err = await cli(
+        "close-sessions", "-", "--yes", *endpoint_args(emu, token_file),
+        stdin=b"ws-keep a\nws-1 S-KEEP\nws-1 b\n",
+        env=clean_env(ASYNCDELETER_PROTECTED_IDS=" WS-KEEP , s-Keep ,"),
+    )  # fmt: skip
+    assert code == 2, err
+    assert "line 1: protected by ASYNCDELETER_PROTECTED_IDS" in err
+    assert "line 2: protected by ASYNCDELETER_PROTECTED_IDS" in err
+    assert [r.path for r in emu.requests] == ["/v1/workspaces/ws-1/sessions/b"]
+    code, _, err = await cli(
+        "close-sessions", "-", "--yes", "--workspace-id", "Ws-Keep",
+        *endpoint_args(emu, token_file), stdin=b"a\n",
+        env=clean_env(ASYNCDELETER_PROTECTED_IDS="ws-keep"),
+    )  # fmt: skip
+    assert code == 2, err
+    assert "protected" in err
+    assert emu.sessions("ws-keep") == {"a"}
+
+
+# -- 8. a crafted report is validated like input -----------------------------------------
+
+
+async def _report_with(
+    emu: Emulator, token_file: Path, tmp_path: Path, *bodies: str
+) -> tuple[int, str]:
+    """A real dry-run report whose item records are replaced by ``bodies``, re-run."""
+    plan = tmp_path / "plan.jsonl"
+    code, _, err = await cli(
+        "close-sessions", "-", "--dry-run", "--report", str(plan),
+        *endpoint_args(emu, token_file), stdin=b"ws-1 a\n",
+    )  # fmt: skip
+    assert code == 0, err
+    header, _, summary = plan.read_text().splitlines()
+    plan.write_text("\n".join([header, *bodies, summary]) + "\n")
+    code, _, err = await cli(
+        "close-sessions", "--retry-from", str(plan), "--yes", *endpoint_args(emu, token_file)
+    )
+    return code, err
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        {"workspace_id": None, "session_id": "abc"},
+        {"workspace_id": 7, "session_id": "abc"},
+        {"workspace_id": "ws-1", "session_id": True},
+        {"workspace_id": "ws-1", "session_id": "../x"},
+        ["ws-1", "abc"],
+        "ws-1 abc",
+    ],
+)
+async def test_report_records_with_bad_ids_are_refused(
+    emu: Emulator, token_file: Path, tmp_path: Path, target: object
+) -> None:
+    emu.add_sessions("ws-1", ["abc"])
+    body = json.dumps({"record": "item", "line": 1, "target": target, "result": "failed"})
+    code, err = await _report_with(emu, token_file, tmp_path, body)
+    assert code == 2, err
+    assert "report line 2" in err
+    assert "Traceback" not in err
+    assert emu.request_count == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"record": "item", "line": 1, "target": {"workspace_id": "ws-1", "session_id": "abc"},'
+        ' "result": ["failed"]}',
+        '{"record": "item", "line": 1, "target": {"workspace_id": "ws-1", "session_id": "abc"},'
+        ' "result": {"x": 1}}',
+        "[" * 100_000 + "]" * 100_000,
+        '{"record": "item", "line": "1", "target": {"workspace_id": "ws-1", "session_id": "abc"},'
+        ' "result": "failed"}',
+        '{"record": ["item"]}',
+        '"\\ud800"',
+    ],
+)
+async def test_report_records_of_the_wrong_shape_are_a_clear_error(
+    emu: Emulator, token_file: Path, tmp_path: Path, body: str
+) -> None:
+    emu.add_sessions("ws-1", ["abc"])
+    code, err = await _report_with(emu, token_file, tmp_path, body)
+    assert code == 2, err
+    assert "report line 2" in err
+    assert "Traceback" not in err
+    assert emu.request_count == 0
+
+
+# -- 9. a hostile X-Request-Id does not break the report ---------------------------------
+
+
+async def test_a_non_utf8_request_id_is_recorded(token_file: Path, tmp_path: Path) -> None:
+    answer = (
+        b"HTTP/1.1 200 OK\r\nX-Request-Id: r\xff\xfe\x1b[31m\r\n"
+        b"Content-Length: 0\r\nConnection: keep-alive\r\n\r\n"
+    )
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                writer.write(answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    report = tmp_path / "r.jsonl"
+    try:
+        code, _, err = await cli(
+            "close-sessions", "-", "--yes", "--report", str(report),
+            "--fabric-endpoint", f"http://127.0.0.1:{port}", "--token-file", str(token_file),
+            stdin=b"".join(b"ws-1 s%d\n" % i for i in range(6)),
+        )  # fmt: skip
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert code == 0, err
+    assert "Traceback" not in err
+    done = items(report)
+    assert len(done) == 6
+    assert {r["result"] for r in done} == {"succeeded"}
+    assert all(r["request_id"].startswith("r") for r in done)
+    assert "\x1b" not in report.read_text()
+    assert records(report)[-1]["record"] == "summary"

@@ -4,8 +4,10 @@
     python benchmarks/run.py              # the full figures committed in results/
 
 It creates its own environment (benchmarks/.venv: the project with its CLI extra, httpx,
-matplotlib and the official Huawei SDK from the package registry), installs nginx with
-apt-get if it is missing, and starts and stops every server itself, on loopback only.
+matplotlib and the official Huawei SDK from the package registry) and starts and stops every
+server itself, on loopback only. It needs nginx: when nginx is missing it asks before
+installing Debian's package with apt-get (on a terminal), or says what to install and
+stops; --install-nginx agrees in advance.
 Each comparison runs its contenders in turns, several rounds, and reports medians and
 ratios: absolute numbers on a shared machine are noise. Targets print as PASS or MISS.
 """
@@ -51,26 +53,42 @@ def ensure_environment() -> None:
     os.execv(str(python), [str(python), __file__, *sys.argv[1:]])
 
 
-def nginx_binary() -> str:
-    """The nginx executable, installing Debian's package when absent and possible."""
-    found = shutil.which("nginx") or (
+NGINX_PACKAGE = "nginx-light"
+
+
+def find_nginx() -> str | None:
+    return shutil.which("nginx") or (
         "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
     )
+
+
+def nginx_binary(install: bool) -> str:
+    """The nginx executable. Installing it changes the system, so that is asked for first.
+
+    With ``--install-nginx``, or a "y" on a terminal, Debian's package is installed with
+    apt-get (as root); otherwise the script says what it needs and stops.
+    """
+    found = find_nginx()
     if found:
         return found
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        print("installing nginx (one time)...", flush=True)
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "install", "-y", "-q", "nginx-light"], check=False, env=env,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
-        if not shutil.which("nginx") and not Path("/usr/sbin/nginx").exists():
-            subprocess.run(
-                ["apt-get", "update", "-q"], check=False, env=env, stdout=subprocess.DEVNULL
-            )
-            subprocess.run(["apt-get", "install", "-y", "-q", "nginx-light"], check=True, env=env,
-                           stdout=subprocess.DEVNULL)  # fmt: skip
-        return shutil.which("nginx") or "/usr/sbin/nginx"
-    raise SystemExit("nginx is not installed and cannot be installed here (need root and apt-get)")
+    command = ["apt-get", "install", "-y", "-q", NGINX_PACKAGE]
+    shown = f"apt-get install {NGINX_PACKAGE}"
+    can_install = os.geteuid() == 0 and shutil.which("apt-get") is not None
+    if not install and can_install and sys.stdin.isatty():
+        answer = input(f"nginx is needed for the client-cost comparison. Run `{shown}` now? [y/N] ")
+        install = answer.strip().lower() in ("y", "yes")
+    if not install or not can_install:
+        how = f"`{shown}` as root" if shutil.which("apt-get") else "your system's nginx package"
+        raise SystemExit(
+            "nginx is needed for the client-cost comparison and is not installed: install "
+            f"{how}, or run this script as root with --install-nginx to let it do that"
+        )
+    print(f"installing nginx: {shown} ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if subprocess.run(command, check=False, env=env, stdout=subprocess.DEVNULL).returncode:
+        subprocess.run(["apt-get", "update", "-q"], check=True, env=env, stdout=subprocess.DEVNULL)
+        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    return find_nginx() or "/usr/sbin/nginx"
 
 
 def free_port() -> int:
@@ -90,9 +108,8 @@ def wait_for_port(port: int, timeout: float = 15.0) -> None:
 
 
 @contextmanager
-def nginx() -> Iterator[str]:
+def nginx(binary: str) -> Iterator[str]:
     """nginx on a free loopback port answering canned 200s; stopped on exit."""
-    binary = nginx_binary()
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="asyncdeleter-nginx-"))
     conf = (HERE / "nginx.conf.template").read_text()
@@ -386,7 +403,13 @@ def plots(results: dict[str, object]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs: under two minutes")
+    parser.add_argument(
+        "--install-nginx",
+        action="store_true",
+        help=f"install nginx ({NGINX_PACKAGE}) with apt-get if it is missing",
+    )
     args = parser.parse_args()
+    nginx_path = nginx_binary(args.install_nginx)  # before the long one-time setup
     ensure_environment()
     sys.path.insert(0, str(HERE))
     import peers
@@ -394,7 +417,7 @@ def main() -> int:
     started = time.monotonic()
     results: dict[str, object] = {"quick": args.quick}
     print("client cost (nginx)...", flush=True)
-    with nginx() as base:
+    with nginx(nginx_path) as base:
         results["client_cost"] = client_cost(base, args.quick)
     results["official_workers"] = peers.official_sdk_workers()
     print("latency-bound (emulator in its own process)...", flush=True)

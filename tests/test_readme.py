@@ -1,0 +1,266 @@
+"""Every Python snippet in README.md runs, as written, against the emulator.
+
+Each ```python block in the README is preceded by ``<!-- snippet: NAME -->``; ``SNIPPETS``
+below says how NAME runs: as a script, or inside a coroutine that has a ``manager`` (and
+``pairs``, ``ids``) at hand, what the emulator holds first, and what it must hold after.
+``region="..."`` becomes the emulator's endpoints, and the snippet's process refuses to
+resolve any host name but loopback, so no snippet can reach a real cloud. A snippet that
+needs a package that is not installed (FastAPI, say) is skipped, saying which.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+
+from asyncdeleter.testing import Emulator
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+PROJECT = "0f1e2d3c4b5a"
+
+# Runs first in every snippet's process: no name but loopback may be resolved.
+PRELUDE = """\
+import asyncio
+import os
+import socket
+
+_resolve = socket.getaddrinfo
+
+
+def _loopback_only(host, *args, **kwargs):
+    name = host.decode() if isinstance(host, bytes) else str(host)
+    if name not in ("127.0.0.1", "localhost", "::1", "testserver"):
+        raise OSError(f"a README snippet tried to resolve {name!r}")
+    return _resolve(host, *args, **kwargs)
+
+
+socket.getaddrinfo = _loopback_only
+
+import asyncdeleter
+
+_EMULATOR = asyncdeleter.Endpoints(
+    fabric=os.environ["EMULATOR_URL"], modelarts=os.environ["EMULATOR_URL"]
+)
+"""
+
+MANAGER = """\
+async def _snippet():
+    async with asyncdeleter.SessionManager(
+        endpoints=_EMULATOR, project_id=PROJECT, auth=asyncdeleter.TokenAuth("t")
+    ) as manager:
+        pairs = [("ws-1", "sess-1"), ("ws-1", "sess-2"), ("ws-2", "sess-3")]
+        ids = ["w1", "w2"]
+{body}
+
+
+asyncio.run(_snippet())
+"""
+
+ASYNC = """\
+async def _snippet():
+{body}
+
+
+asyncio.run(_snippet())
+"""
+
+WEB_EXERCISE_FASTAPI = """
+import httpx
+
+
+async def _exercise():
+    async with lifespan(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            answer = await client.delete("/sessions/ws-1/sess-1")
+            assert answer.status_code == 200, answer.text
+
+
+asyncio.run(_exercise())
+"""
+
+WEB_EXERCISE_AIOHTTP = """
+from aiohttp.test_utils import TestClient, TestServer
+
+
+async def _exercise():
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        answer = await client.delete("/sessions/ws-1/sess-1")
+        assert answer.status == 204, await answer.text()
+
+
+asyncio.run(_exercise())
+"""
+
+FRESH_TOKEN_EXERCISE = """
+
+async def _exercise():
+    async with manager:
+        await manager.close_session("ws-1", "sess-1")
+
+
+asyncio.run(_exercise())
+"""
+
+
+@attrs.frozen
+class Snippet:
+    """How one README snippet runs and what it must do."""
+
+    wrap: str = "script"  # "script", "async" or "manager"
+    setup: str = ""  # module-level code before the snippet
+    after: str = ""  # module-level code after it
+    needs: tuple[str, ...] = ()  # importable modules, else the snippet is skipped
+    sessions: tuple[tuple[str, str], ...] = ()  # the emulator holds these first...
+    workspaces: tuple[str, ...] = ()  # ...and these, in PROJECT
+    gone: bool = True  # ...and none of them afterwards
+    env: tuple[tuple[str, str], ...] = ()
+    pytest: bool = False  # a test module: run it with pytest
+
+
+SESSIONS = (("ws-1", "sess-1"), ("ws-1", "sess-2"), ("ws-2", "sess-3"))
+SNIPPETS = {
+    "use": Snippet(sessions=(("ws-1", "sess-9"),), workspaces=("ccd05d1a553b4e18",)),
+    "credentials": Snippet(
+        setup='token, ak, sk = "t", "AK", "SK"\n',
+        env=(
+            ("HUAWEICLOUD_SDK_AK", "AK"),
+            ("HUAWEICLOUD_SDK_SK", "SK"),
+            ("HUAWEICLOUD_SDK_REGION", "cn-north-4"),
+        ),
+        gone=False,
+    ),
+    "fresh-token": Snippet(
+        setup=(
+            "class _Iam:\n    async def token(self):\n        return 't'\n\n\n"
+            "my_iam_client = _Iam()\n"
+        ),
+        after=FRESH_TOKEN_EXERCISE,
+        sessions=(("ws-1", "sess-1"),),
+    ),
+    "bulk": Snippet(wrap="manager", sessions=SESSIONS, workspaces=("w1", "w2")),
+    "taskgroup": Snippet(wrap="manager", sessions=SESSIONS, workspaces=("w1", "w2")),
+    "fastapi": Snippet(
+        setup=f'PROJECT, TOKEN = "{PROJECT}", "t"\n',
+        after=WEB_EXERCISE_FASTAPI,
+        needs=("fastapi", "httpx"),
+        sessions=(("ws-1", "sess-1"),),
+    ),
+    "aiohttp-web": Snippet(
+        setup=f'PROJECT, TOKEN = "{PROJECT}", "t"\n',
+        after=WEB_EXERCISE_AIOHTTP,
+        sessions=(("ws-1", "sess-1"),),
+    ),
+    "proxy": Snippet(sessions=(("ws-1", "sess-9"),)),
+    "emulator": Snippet(wrap="async", gone=False),
+    "pytest-fixture": Snippet(pytest=True, needs=("pytest_asyncio",), gone=False),
+}
+
+
+@attrs.frozen
+class Block:
+    name: str
+    code: str
+    line: int
+
+
+def readme_blocks(text: str) -> Iterator[Block]:
+    """Every ```python block, with the name its ``<!-- snippet: NAME -->`` gives it."""
+    lines = text.splitlines()
+    number = 0
+    while number < len(lines):
+        fence = lines[number].strip()
+        if fence.startswith("```") and fence[3:].strip() == "python":
+            indent = len(lines[number]) - len(lines[number].lstrip())
+            start = number
+            number += 1
+            body = []
+            while lines[number].strip() != "```":
+                body.append(lines[number][indent:])
+                number += 1
+            before = [line.strip() for line in lines[:start] if line.strip()]
+            marker = re.fullmatch(r"<!-- snippet: ([\w-]+) -->", before[-1] if before else "")
+            yield Block(marker.group(1) if marker else "", "\n".join(body) + "\n", start + 1)
+        number += 1
+
+
+BLOCKS = list(readme_blocks(README.read_text()))
+
+
+def test_every_python_block_is_named_and_known() -> None:
+    names = [block.name for block in BLOCKS]
+    assert all(names), f"README line {BLOCKS[names.index('')].line}: no <!-- snippet: NAME -->"
+    assert sorted(names) == sorted(SNIPPETS), "a README snippet without a harness entry"
+
+
+def program(block: Block, snippet: Snippet) -> str:
+    code = re.sub(r'region="[a-z0-9-]+"', "endpoints=_EMULATOR", block.code)
+    if snippet.wrap == "manager":
+        code = MANAGER.format(body=textwrap.indent(code, " " * 8))
+    elif snippet.wrap == "async":
+        code = ASYNC.format(body=textwrap.indent(code, " " * 4))
+    return f"{PRELUDE}\nPROJECT = {PROJECT!r}\n{snippet.setup}\n{code}\n{snippet.after}"
+
+
+def snippet_env(url: str, snippet: Snippet) -> dict[str, str]:
+    drop = ("HUAWEICLOUD_", "ASYNCDELETER_", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(drop)}
+    env.update(snippet.env, EMULATOR_URL=url, PYTHONPATH=str(ROOT))
+    return env
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[b.name or f"line-{b.line}" for b in BLOCKS])
+def test_the_snippet_runs(block: Block, tmp_path: Path) -> None:
+    snippet = SNIPPETS[block.name]
+    for module in snippet.needs:
+        pytest.importorskip(module, reason=f"the {block.name} example needs {module}")
+    emulator = Emulator()
+    with emulator.running_in_thread():
+        for workspace, session in snippet.sessions:
+            emulator.add_sessions(workspace, [session])
+        emulator.add_workspaces(PROJECT, snippet.workspaces)
+        env = snippet_env(emulator.url, snippet)
+        if snippet.pytest:
+            (tmp_path / "test_snippet.py").write_text(block.code)
+            command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                       "--rootdir", str(tmp_path), str(tmp_path / "test_snippet.py")]  # fmt: skip
+        else:
+            command = [sys.executable, "-c", program(block, snippet)]
+        done = subprocess.run(  # noqa: S603 - our own interpreter, our own code
+            command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+            check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, f"README line {block.line}:\n{done.stdout}\n{done.stderr}"
+        if snippet.pytest:
+            assert "1 passed" in done.stdout, done.stdout
+        if snippet.gone:
+            assert emulator.session_count == 0
+            assert emulator.workspace_count == 0
+        assert emulator.request_count or not (snippet.sessions or snippet.workspaces)
+
+
+def test_the_memory_figures_are_those_of_the_results() -> None:
+    """The README quotes benchmarks/results/ as measured, not an older run."""
+    results = json.loads((ROOT / "benchmarks" / "results" / "results.json").read_text())
+    measured = {
+        row["n"]: (round(row["per_second"]), round(row["peak_rss_mib"], 1))
+        for row in results["memory"]
+    }
+    text = README.read_text()
+    section = text[text.index("### Memory, measured") :]
+    section = section[: section.index("\n## ")]
+    quoted = {
+        int(n.replace(",", "")): (int(rate.replace(",", "")), float(rss))
+        for n, rate, rss in re.findall(r"\| ([\d,]+) \| ([\d,]+) \| ([\d.]+) MiB \|", section)
+    }
+    assert quoted == measured

@@ -484,3 +484,80 @@ async def test_a_non_utf8_request_id_is_recorded(token_file: Path, tmp_path: Pat
     assert all(r["request_id"].startswith("r") for r in done)
     assert "\x1b" not in report.read_text()
     assert records(report)[-1]["record"] == "summary"
+
+
+# -- what a hurried user might also try ---------------------------------------------------
+
+
+async def test_retry_from_keeps_the_workspace_scope_it_was_confirmed_with(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_sessions("ws-1", ["a", "b"])
+    emu.forbid("b")
+    report = tmp_path / "r.jsonl"
+    code, _, err = await cli(
+        "close-sessions", "-", "--workspace-id", "ws-1", "--yes", "--report", str(report),
+        *endpoint_args(emu, token_file), stdin=b"a\nb\n",
+    )  # fmt: skip
+    assert code == 1, err
+    emu.allow("b")
+    emu.reset_stats()
+    code, _, err = await cli(
+        "close-sessions", "--retry-from", str(report), "--workspace-id", "ws-2", "--yes",
+        *endpoint_args(emu, token_file),
+    )  # fmt: skip
+    assert code == 2, err
+    assert "--workspace-id ws-1 (the report) vs ws-2 (this run)" in err
+    assert emu.request_count == 0
+    # A record edited to name another workspace is refused by the scope the report carries.
+    text = report.read_text().replace('"workspace_id": "ws-1", "session_id": "b"',
+                                      '"workspace_id": "ws-prod", "session_id": "b"')  # fmt: skip
+    report.write_text(text)
+    emu.add_sessions("ws-prod", ["b"])
+    code, _, err = await cli(
+        "close-sessions", "--retry-from", str(report), "--yes", *endpoint_args(emu, token_file)
+    )
+    assert code == 2, err
+    assert "outside --workspace-id ws-1" in err
+    assert emu.sessions("ws-prod") == {"b"}
+    assert emu.request_count == 0
+
+
+async def test_a_report_record_naming_another_project_is_refused(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    report = await _workspace_report(emu, token_file, tmp_path)
+    edited = report.read_text().replace(
+        '"project_id": "p-a", "workspace_id": "pw1"', '"project_id": "prod", "workspace_id": "pw1"'
+    )
+    report.write_text(edited)
+    emu.add_workspaces("prod", ["pw1"])
+    code, _, err = await cli(
+        "delete-workspaces", "--retry-from", str(report), "--project-id", "p-a", "--yes",
+        *endpoint_args(emu, token_file, modelarts=True),
+    )  # fmt: skip
+    assert code == 2, err
+    assert "names project prod" in err
+    assert emu.request_count == 0
+
+
+async def test_the_token_file_as_input_is_refused_and_not_shown(
+    emu: Emulator, token_file: Path
+) -> None:
+    code, _, err = await cli(
+        "close-sessions", str(token_file), "--yes", *endpoint_args(emu, token_file)
+    )
+    assert code == 2, err
+    assert TOKEN not in err
+    assert emu.request_count == 0
+
+
+async def test_the_default_workspace_is_never_deleted(emu: Emulator, token_file: Path) -> None:
+    emu.add_workspaces("p-1", ["0", "w1"])
+    code, _, err = await cli(
+        "delete-workspaces", "-", "--project-id", "p-1", "--yes",
+        *endpoint_args(emu, token_file, modelarts=True), stdin=b"0\nw1\n",
+    )  # fmt: skip
+    assert code == 2, err
+    assert "line 1: the default workspace" in err
+    assert emu.workspaces("p-1") == {"0"}

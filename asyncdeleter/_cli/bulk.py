@@ -70,11 +70,13 @@ def _same_file(a: str | None, b: str | None) -> bool:
         return False
 
 
-def _check_report_path(report: str | None, options: dict[str, Any]) -> None:
+def _check_files(report: str | None, options: dict[str, Any]) -> None:
     for flag, other in (("the input", options.get("file")), ("--retry-from", options["retry_from"]),
                         ("--token-file", options.get("token_file"))):  # fmt: skip
         if _same_file(report, other):
             raise UsageError(f"--report {report} is {flag}: it would be overwritten")
+    if _same_file(options.get("file"), options.get("token_file")):
+        raise UsageError("the input is --token-file: its lines would be shown and reported")
 
 
 def _marked_done(lines: Iterator[Line], done: set[Any]) -> Iterator[Line]:
@@ -205,7 +207,7 @@ def _prepare(
     settings = resolve(operation, options, os.environ, dry_run=dry_run)
     for warning in settings.warnings:
         display.message(warning)
-    _check_report_path(options["report_path"], options)
+    _check_files(options["report_path"], options)
     job, second = _plan(operation, settings, options, display)
     job.protected = protected
     _refuse_protected(settings, job)

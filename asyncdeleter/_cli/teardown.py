@@ -47,6 +47,8 @@ __all__ = [
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
+#: ModelArts' default workspace: like aws-nuke's built-in filters, never a target.
+DEFAULT_WORKSPACE: Final = "0"
 _SHOWN_PROBLEMS: Final = 100  # per run; the report has them all
 _YIELD_EVERY: Final = 500  # lines recorded between chances for a signal to be handled
 _CUT_OFF: Final = (
@@ -109,6 +111,8 @@ def classify(job: Job, line: Line) -> tuple[str, str | None]:
     named = sorted({i for i in target_ids(target) if i.casefold() in job.protected})
     if named:
         return "invalid", f"protected by {PROTECTED_ENV}: {', '.join(named)}"
+    if target == DEFAULT_WORKSPACE and job.operation == "delete-workspaces":
+        return "invalid", "the default workspace (id 0) is never deleted by this command"
     if line.done_before:
         return "done_before", None
     return ("planned" if job.dry_run else "run"), None
@@ -223,9 +227,9 @@ async def run_job(job: Job, manager: SessionManager | None) -> int:
         signals = _Signals(job, None)
         try:
             await _record_rest(job, signals, "planned")
+            return _finish(job, None, signals, stopped_by_auth=False)
         finally:
             signals.close()
-        return _finish(job, None, signals, stopped_by_auth=False)
     pending: dict[int, Line] = {}
     counter = itertools.count()
     sent = 0
@@ -255,9 +259,10 @@ async def run_job(job: Job, manager: SessionManager | None) -> int:
                             error_msg=_CUT_OFF)  # fmt: skip
         if signals.first is not None or stopped_by_auth:
             await _account_for_the_rest(job, signals)
+        # Still ours while the summary is written: a late Ctrl-C waits for the loop.
+        return _finish(job, run.report, signals, stopped_by_auth=stopped_by_auth)
     finally:
         signals.close()
-    return _finish(job, run.report, signals, stopped_by_auth=stopped_by_auth)
 
 
 async def _consume(

@@ -142,7 +142,7 @@ def prescan(job: Job, lines: Iterator[Line]) -> Prescan:
             found.done_before += 1
         else:
             found.to_run += 1
-            if len(found.sample) < 3 and line.target is not None:
+            if len(found.sample) < 5 and line.target is not None:
                 found.sample.append(line.target)
     return found
 

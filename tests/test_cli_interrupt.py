@@ -291,3 +291,27 @@ async def test_ctrl_c_while_recording_the_rest_of_a_file_ends_incomplete(
     )
     assert code == 2
     assert "incomplete" in err_text
+
+
+async def test_ctrl_c_works_while_a_pipe_sends_nothing(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_sessions("ws-1", ["s0", "s1", "s2"])
+    report = tmp_path / "r.jsonl"
+    process = await start(
+        "close-sessions", "-", "--yes", "--report", str(report),
+        *endpoint_args(emu, token_file), stdin=PIPE,
+    )  # fmt: skip
+    assert process.stdin is not None
+    process.stdin.write(b"ws-1 s0\nws-1 s1\n")  # then a producer that has nothing more yet
+    await process.stdin.drain()
+    await until(lambda: emu.request_count == 2)
+    await asyncio.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(process.communicate(), 10)  # not blocked in a read
+    assert process.returncode == 130, err.decode()
+    found = records(report)
+    assert sorted(r["line"] for r in found if r["record"] == "item") == [1, 2]
+    [incomplete] = [r for r in found if r["record"] == "incomplete"]
+    assert incomplete["next_line"] == 3
+    assert emu.sessions("ws-1") == {"s2"}

@@ -29,7 +29,8 @@ from asyncdeleter._cli.settings import (
     resolve,
     scope_problem,
 )
-from asyncdeleter._cli.teardown import EXIT_USAGE, Job, Prescan, Source, now_iso, prescan, run_job
+from asyncdeleter._cli.source import Source
+from asyncdeleter._cli.teardown import EXIT_USAGE, Job, Prescan, now_iso, prescan, run_job
 from asyncdeleter._version import __version__
 
 __all__ = ["run_bulk"]
@@ -48,7 +49,10 @@ def _parse(
 def _input_lines(operation: str, scope: str | None, path: str) -> Iterator[Line]:
     """The parsed lines of ``path`` (``-``: stdin), streamed."""
     if path == "-":
-        yield from _parse(operation, scope, read_lines(sys.stdin.buffer))
+        # Our own reader over a copy of fd 0: the thread that reads a pipe may still be
+        # blocked in it at exit, and must not hold the lock of sys.stdin's reader then.
+        with open(os.dup(sys.stdin.fileno()), "rb") as stream:
+            yield from _parse(operation, scope, read_lines(stream))
         return
     with open(path, "rb") as stream:
         yield from _parse(operation, scope, read_lines(stream))

@@ -18,7 +18,7 @@ import asyncio
 import datetime
 import itertools
 import signal
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Final
 
 import attrs
@@ -28,6 +28,7 @@ from asyncdeleter._cli.display import Display
 from asyncdeleter._cli.lines import Line, Target, printable, target_ids
 from asyncdeleter._cli.report import ReportWriter
 from asyncdeleter._cli.settings import PROTECTED_ENV
+from asyncdeleter._cli.source import Source
 from asyncdeleter._errors import APIStatusError
 from asyncdeleter._manager import SessionManager
 
@@ -37,7 +38,6 @@ __all__ = [
     "EXIT_USAGE",
     "Job",
     "Prescan",
-    "Source",
     "classify",
     "now_iso",
     "prescan",
@@ -50,7 +50,6 @@ EXIT_USAGE: Final = 2
 #: ModelArts' default workspace: like aws-nuke's built-in filters, never a target.
 DEFAULT_WORKSPACE: Final = "0"
 _SHOWN_PROBLEMS: Final = 100  # per run; the report has them all
-_YIELD_EVERY: Final = 500  # lines recorded between chances for a signal to be handled
 _CUT_OFF: Final = (
     "cut off by a second interrupt while in flight: it may have taken effect; safe to re-run"
 )
@@ -59,24 +58,6 @@ _CUT_OFF: Final = (
 def now_iso() -> str:
     """The current UTC time, ISO 8601 with a ``Z``."""
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-class Source:
-    """The lines of one run, read once; knows whether reading the rest is safe and finite."""
-
-    def __init__(self, lines: Iterator[Line], *, regular: bool, numbered: bool) -> None:
-        self._lines = lines
-        self.regular = regular  # a regular file: it ends, so its rest can be recorded
-        self.next_line: int | None = 1 if numbered else None
-
-    def __iter__(self) -> Iterator[Line]:
-        return self
-
-    def __next__(self) -> Line:
-        line = next(self._lines)
-        if self.next_line is not None:
-            self.next_line = line.number + 1
-        return line
 
 
 @attrs.define
@@ -184,11 +165,14 @@ class _Signals:
         message = self.job.display.message
         if self.recording:
             self.stop_recording = True
+            self.job.source.stop()
             return
         if self.first is None:
             self.first = signum
             if self.run is not None:
                 self.run.stop()
+                if not self.job.source.regular:
+                    self.job.source.stop()  # a silent pipe must not hold the run open
                 message(
                     "interrupted: no new requests; letting those in flight finish "
                     "(interrupt again to cut them off)"
@@ -207,17 +191,16 @@ class _Signals:
 async def _record_rest(job: Job, signals: _Signals, result: str) -> None:
     """Read the rest of the input without sending; lines that would run get ``result``."""
     signals.recording = True
-    for count, line in enumerate(job.source, 1):
+    reason = "interrupted while the rest of the input was being recorded"
+    async for line in job.source.each():
         if signals.stop_recording:
             job.incomplete = True
-            job.writer.incomplete(
-                line.number if job.source.next_line is not None else None,
-                "interrupted while the rest of the input was being recorded",
-            )
+            job.writer.incomplete(line.number if job.source.next_line else None, reason)
             return
         _settle_locally(job, line, rest=result)
-        if count % _YIELD_EVERY == 0:
-            await asyncio.sleep(0)  # let a signal in
+    if signals.stop_recording and not job.source.exhausted:
+        job.incomplete = True
+        job.writer.incomplete(job.source.next_line, reason)
 
 
 async def run_job(job: Job, manager: SessionManager | None) -> int:
@@ -234,23 +217,33 @@ async def run_job(job: Job, manager: SessionManager | None) -> int:
     counter = itertools.count()
     sent = 0
 
-    def targets() -> Iterator[Target]:
+    def admit(line: Line) -> Target | None:
+        """The target to send for ``line``, or ``None`` once it is recorded unsent."""
         nonlocal sent
+        if _settle_locally(job, line):
+            return None
+        if job.confirmed is not None and sent >= job.confirmed:
+            job.writer.item(line, "invalid", error_msg="not in the input as confirmed")
+            return None
+        sent += 1
+        pending[next(counter)] = line
+        return line.target
+
+    def targets() -> Iterator[Target]:  # a file: read on the loop, it never blocks
         for line in job.source:
-            if _settle_locally(job, line):
-                continue
-            if job.confirmed is not None and sent >= job.confirmed:
-                job.writer.item(line, "invalid", error_msg="not in the input as confirmed")
-                continue
-            sent += 1
-            pending[next(counter)] = line
-            assert line.target is not None  # noqa: S101 - classify sends only targets
-            yield line.target
+            if (target := admit(line)) is not None:
+                yield target
+
+    async def stream_targets() -> AsyncIterator[Target]:  # a pipe: read by a thread
+        async for line in job.source.each():
+            if (target := admit(line)) is not None:
+                yield target
 
     start = (
         manager.close_sessions if job.operation == "close-sessions" else manager.delete_workspaces
     )
-    run: BulkRun[Any] = start(targets(), missing_ok=job.missing_ok)  # type: ignore[arg-type]
+    source = targets() if job.source.regular else stream_targets()
+    run: BulkRun[Any] = start(source, missing_ok=job.missing_ok)  # type: ignore[arg-type]
     signals = _Signals(job, run)
     try:
         stopped_by_auth = await _consume(job, run, pending, signals)
@@ -286,6 +279,8 @@ async def _consume(
                 # Every other request would be refused the same way: stop asking.
                 stopped_by_auth = True
                 run.stop()
+                if not job.source.regular:
+                    job.source.stop()
                 job.display.message(
                     f"error: the service refused the credentials ({error.status} "
                     f"{printable(str(error.error_code or ''))}): no new requests are sent"

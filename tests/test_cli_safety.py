@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from cli_support import (
+    PIPE,
     TOKEN,
     clean_env,
     cli,
@@ -19,7 +21,7 @@ from cli_support import (
     write_token,
 )
 
-from asyncdeleter.testing import Emulator
+from asyncdeleter.testing import Emulator, Fault
 
 
 @pytest.fixture
@@ -561,3 +563,59 @@ async def test_the_default_workspace_is_never_deleted(emu: Emulator, token_file:
     assert code == 2, err
     assert "line 1: the default workspace" in err
     assert emu.workspaces("p-1") == {"0"}
+
+
+async def test_a_report_over_stdins_own_file_is_refused(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_sessions("ws-1", ["a"])
+    source = tmp_path / "in.txt"
+    source.write_text("ws-1 a\n")
+    with source.open("rb") as stdin:  # `- < in.txt --report in.txt`
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "asyncdeleter", "close-sessions", "-", "--yes",
+            "--report", str(source), *endpoint_args(emu, token_file),
+            stdin=stdin, stdout=PIPE, stderr=PIPE, env=clean_env(),
+        )  # fmt: skip
+        _, err = await process.communicate()
+    assert process.returncode == 2, err.decode()
+    assert "--report" in err.decode()
+    assert source.read_text() == "ws-1 a\n"
+    assert emu.request_count == 0
+
+
+async def test_a_report_that_cannot_be_written_is_refused_before_asking(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("ws-1 a\n")
+    args = [
+        "close-sessions", str(source), "--report", str(tmp_path / "no" / "such" / "r.jsonl"),
+        *endpoint_args(emu, token_file),
+    ]  # fmt: skip
+    code, screen = await asyncio.to_thread(run_on_terminal, args, b"never typed")
+    assert code == 2, screen
+    assert "cannot be written" in screen
+    assert "Type the" not in screen
+    assert emu.request_count == 0
+
+
+async def test_a_huge_server_message_keeps_the_report_readable(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_sessions("ws-1", ["a", "b"])
+    body = json.dumps({"error_code": "X.1", "error_msg": "m" * 500_000}).encode()
+    emu.add_fault(Fault(status=400, body=body, path="/v1/workspaces/ws-1/sessions/a"))
+    report = tmp_path / "r.jsonl"
+    code, _, err = await cli(
+        "close-sessions", "-", "--yes", "--report", str(report),
+        *endpoint_args(emu, token_file), stdin=b"ws-1 a\nws-1 b\n",
+    )  # fmt: skip
+    assert code == 1, err
+    assert max(len(line) for line in report.read_text().splitlines()) < 10_000
+    emu.clear_faults()
+    code, _, err = await cli(
+        "close-sessions", "--retry-from", str(report), "--yes", *endpoint_args(emu, token_file)
+    )
+    assert code == 0, err
+    assert emu.sessions("ws-1") == frozenset()

@@ -65,22 +65,40 @@ def _is_regular(path: str) -> bool:
         return False
 
 
-def _same_file(a: str | None, b: str | None) -> bool:
-    if not a or not b or a == "-" or b == "-":
-        return False
+def _regular_stat(path: str | None) -> os.stat_result | None:
+    """The status of a regular file (``-``: what stdin is redirected from), else ``None``."""
     try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
+        if path == "-":
+            found = os.fstat(sys.stdin.fileno())
+        elif path:
+            found = os.stat(path)
+        else:
+            return None
+    except (OSError, ValueError):
+        return None
+    return found if stat.S_ISREG(found.st_mode) else None
+
+
+def _same_file(a: str | None, b: str | None) -> bool:
+    first, second = _regular_stat(a), _regular_stat(b)
+    return first is not None and second is not None and os.path.samestat(first, second)
 
 
 def _check_files(report: str | None, options: dict[str, Any]) -> None:
-    for flag, other in (("the input", options.get("file")), ("--retry-from", options["retry_from"]),
+    """Refuse a report that would overwrite what the run reads, and a report nowhere."""
+    source = options.get("file") or ("-" if options["retry_from"] is None else None)
+    if _same_file(source, options.get("token_file")):
+        raise UsageError("the input is --token-file: its lines would be shown and reported")
+    if report is None:
+        return
+    for flag, other in (("the input", source), ("--retry-from", options["retry_from"]),
                         ("--token-file", options.get("token_file"))):  # fmt: skip
         if _same_file(report, other):
             raise UsageError(f"--report {report} is {flag}: it would be overwritten")
-    if _same_file(options.get("file"), options.get("token_file")):
-        raise UsageError("the input is --token-file: its lines would be shown and reported")
+    directory = os.path.dirname(os.path.abspath(report))
+    target = report if os.path.exists(report) else directory
+    if not os.path.isdir(directory) or not os.access(target, os.W_OK):
+        raise UsageError(f"--report {report} cannot be written (checked before anything is sent)")
 
 
 def _marked_done(lines: Iterator[Line], done: set[Any]) -> Iterator[Line]:

@@ -47,10 +47,16 @@ _FLUSH_EVERY: Final = 0.5  # seconds: a killed process loses at most this much o
 _MAX_REASONS: Final = 256
 
 
-def clean(value: str | None) -> str | None:
-    """``value`` as valid Unicode: undecodable bytes and lone surrogates become escapes."""
+def clean(value: str | None, limit: int = 2000) -> str | None:
+    """``value`` as valid Unicode, cut at ``limit`` characters.
+
+    Undecodable bytes and lone surrogates become escapes; the cut keeps every record small
+    enough for ``--retry-from`` to read back, whatever a server sent.
+    """
     if value is None:
         return None
+    if len(value) > limit:
+        value = value[:limit] + "..."
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -152,11 +158,11 @@ class ReportWriter:
                 "text": clean(line.text) if line.target is None else None,
                 "result": result,
                 "status": status,
-                "error_code": clean(error_code),
+                "error_code": clean(error_code, 200),
                 "error_msg": clean(error_msg),
                 "attempts": attempts,
                 "elapsed": round(elapsed, 6),
-                "request_id": clean(request_id),
+                "request_id": clean(request_id, 200),
             }
         )
 

@@ -154,7 +154,7 @@ def _token(path: str, warnings: list[str]) -> TokenAuth:
         return TokenAuth(token)
     except ConfigurationError:
         raise UsageError(
-            f"the token in --token-file {path} must be one line without control characters"
+            f"the token in --token-file {path} must be one line of visible ASCII characters"
         ) from None
 
 

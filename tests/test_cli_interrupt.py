@@ -315,3 +315,18 @@ async def test_ctrl_c_works_while_a_pipe_sends_nothing(
     [incomplete] = [r for r in found if r["record"] == "incomplete"]
     assert incomplete["next_line"] == 3
     assert emu.sessions("ws-1") == {"s2"}
+
+
+async def test_a_report_that_cannot_be_written_stops_the_run(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.latency = 0.02
+    emu.add_sessions("ws-1", [f"s{i}" for i in range(N)])
+    code, _, err = await cli(
+        "close-sessions", str(sessions_file(tmp_path)), "--yes", "--report", "/dev/full",
+        "--concurrency", "8", *endpoint_args(emu, token_file),
+    )  # fmt: skip
+    assert code == 1, err
+    assert "Traceback" not in err
+    assert "cannot write the report" in err
+    assert emu.request_count < N  # it stopped instead of deleting without a record

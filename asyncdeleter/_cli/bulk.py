@@ -276,9 +276,12 @@ def run_bulk(operation: str, options: dict[str, Any]) -> int:
         return EXIT_USAGE
 
     async def go() -> int:
-        if manager is None:
-            return await run_job(job, None)
-        async with manager:
-            return await run_job(job, manager)
+        try:
+            if manager is None:
+                return await run_job(job, None)
+            async with manager:
+                return await run_job(job, manager)
+        finally:
+            job.writer.close()  # whatever happened, what was recorded reaches the disk
 
     return asyncio.run(go())

@@ -7,6 +7,7 @@ byte), so writing a record can never fail half-way through a run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import IO, Final
@@ -126,6 +127,8 @@ class ReportWriter:
         self._flushed = time.monotonic()
         self.counts = dict.fromkeys(RESULTS, 0)
         self.reasons = Reasons()
+        #: Why the report could not be written (the run must then stop), or ``None``.
+        self.error: str | None = None
 
     def header(self, fields: dict[str, object]) -> None:
         """The first record: what this run is, and against what."""
@@ -200,15 +203,29 @@ class ReportWriter:
     def _write(self, record: dict[str, object]) -> None:
         if self._stream is None:
             return
-        self._stream.write(json.dumps(record, ensure_ascii=False) + "\n")
-        now = time.monotonic()
-        if now - self._flushed >= _FLUSH_EVERY:
-            self._flushed = now
-            self._stream.flush()
+        try:
+            self._stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+            now = time.monotonic()
+            if now - self._flushed >= _FLUSH_EVERY:
+                self._flushed = now
+                self._stream.flush()
+        except OSError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        """Writing failed (a full disk, say): remember why and write nothing more."""
+        self.error = exc.strerror or str(exc)
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
 
     def close(self) -> None:
         """Flush and close the report file."""
         if self._stream is not None:
-            self._stream.flush()
-            self._stream.close()
+            try:
+                self._stream.flush()
+                self._stream.close()
+            except OSError as exc:
+                self._fail(exc)
             self._stream = None

@@ -198,6 +198,8 @@ async def _record_rest(job: Job, signals: _Signals, result: str) -> None:
             job.writer.incomplete(line.number if job.source.next_line else None, reason)
             return
         _settle_locally(job, line, rest=result)
+        if job.writer.error is not None:
+            return
     if signals.stop_recording and not job.source.exhausted:
         job.incomplete = True
         job.writer.incomplete(job.source.next_line, reason)
@@ -210,7 +212,7 @@ async def run_job(job: Job, manager: SessionManager | None) -> int:
         signals = _Signals(job, None)
         try:
             await _record_rest(job, signals, "planned")
-            return _finish(job, None, signals, stopped_by_auth=False)
+            return _finish(job, None, signals, stopped=False)
         finally:
             signals.close()
     pending: dict[int, Line] = {}
@@ -246,14 +248,14 @@ async def run_job(job: Job, manager: SessionManager | None) -> int:
     run: BulkRun[Any] = start(source, missing_ok=job.missing_ok)  # type: ignore[arg-type]
     signals = _Signals(job, run)
     try:
-        stopped_by_auth = await _consume(job, run, pending, signals)
+        stopped = await _consume(job, run, pending, signals)
         for index in sorted(pending):
             job.writer.item(pending.pop(index), "failed", error_code="Interrupted",
                             error_msg=_CUT_OFF)  # fmt: skip
-        if signals.first is not None or stopped_by_auth:
+        if signals.first is not None or stopped:
             await _account_for_the_rest(job, signals)
         # Still ours while the summary is written: a late Ctrl-C waits for the loop.
-        return _finish(job, run.report, signals, stopped_by_auth=stopped_by_auth)
+        return _finish(job, run.report, signals, stopped=stopped)
     finally:
         signals.close()
 
@@ -261,29 +263,32 @@ async def run_job(job: Job, manager: SessionManager | None) -> int:
 async def _consume(
     job: Job, run: BulkRun[Any], pending: dict[int, Line], signals: _Signals
 ) -> bool:
-    """Record each outcome as it arrives; return whether refused credentials stopped the run."""
-    stopped_by_auth = False
+    """Record each outcome as it arrives; return whether the run had to stop by itself."""
+    stopped = False
     job.display.start(job.operation, job.total)
     signals.running = True
     try:
         async for outcome in run:
             job.writer.outcome(pending.pop(outcome.index), outcome)
             job.display.advance(outcome.kind, outcome.attempts)
+            if job.writer.error is not None and not stopped:
+                # Deleting on without a record would lose track of what was done.
+                stopped = True
+                _stop(job, run, f"error: cannot write the report ({job.writer.error})")
             error = outcome.error
             if (
-                not stopped_by_auth
+                not stopped
                 and outcome.kind is OutcomeKind.FAILED
                 and isinstance(error, APIStatusError)
                 and error.status == 401
             ):
                 # Every other request would be refused the same way: stop asking.
-                stopped_by_auth = True
-                run.stop()
-                if not job.source.regular:
-                    job.source.stop()
-                job.display.message(
+                stopped = True
+                _stop(
+                    job,
+                    run,
                     f"error: the service refused the credentials ({error.status} "
-                    f"{printable(str(error.error_code or ''))}): no new requests are sent"
+                    f"{printable(str(error.error_code or ''))})",
                 )
     except asyncio.CancelledError:
         task = asyncio.current_task()
@@ -293,7 +298,15 @@ async def _consume(
     finally:
         signals.running = False
         job.display.finish()
-    return stopped_by_auth
+    return stopped
+
+
+def _stop(job: Job, run: BulkRun[Any], why: str) -> None:
+    """Stop the run from within: no new requests; those in flight finish."""
+    run.stop()
+    if not job.source.regular:
+        job.source.stop()
+    job.display.message(f"{why}: no new requests are sent")
 
 
 async def _account_for_the_rest(job: Job, signals: _Signals) -> None:
@@ -309,13 +322,11 @@ async def _account_for_the_rest(job: Job, signals: _Signals) -> None:
         job.writer.incomplete(job.source.next_line, "interrupted while reading a pipe or terminal")
 
 
-def _finish(
-    job: Job, report: BulkReport[Any] | None, signals: _Signals, *, stopped_by_auth: bool
-) -> int:
+def _finish(job: Job, report: BulkReport[Any] | None, signals: _Signals, *, stopped: bool) -> int:
     counts = job.writer.counts
     if signals.first is not None:
         status = 128 + signals.first
-    elif counts["failed"] or counts["skipped"]:
+    elif job.writer.error is not None or counts["failed"] or counts["skipped"]:
         status = EXIT_FAILED
     elif counts["invalid"]:
         status = EXIT_USAGE
@@ -332,6 +343,12 @@ def _finish(
         }
     )
     job.writer.close()
+    if job.writer.error is not None:
+        job.display.message(
+            f"error: cannot write the report ({job.writer.error}): it is incomplete; finish "
+            "with --retry-from REPORT INPUT once the report can be written"
+        )
+        status = EXIT_FAILED
     job.display.summary(job.operation, counts, report, job.writer.reasons)
     if job.dry_run:
         job.display.note(
@@ -339,7 +356,7 @@ def _finish(
             "nothing was sent"
         )
     job.display.already_gone_warning(job.operation, counts, job.project_id)
-    if signals.first is not None or stopped_by_auth:
+    if (signals.first is not None or stopped) and job.writer.error is None:
         _resume_hint(job)
     return status
 

@@ -197,7 +197,7 @@ class Credentials:
     credentials already replaced triggers none.
     """
 
-    __slots__ = ("_current", "_generation", "_refreshing", "fixed", "provider")
+    __slots__ = ("_closed", "_current", "_generation", "_refreshing", "fixed", "provider")
 
     def __init__(self, auth: AuthSource) -> None:
         self.fixed: Auth | None = None
@@ -214,6 +214,7 @@ class Credentials:
         self._current: Auth | None = None
         self._generation = 0
         self._refreshing: asyncio.Future[None] | None = None
+        self._closed = False
 
     @property
     def present(self) -> bool:
@@ -240,7 +241,11 @@ class Credentials:
             await asyncio.shield(refreshing)
         except asyncio.CancelledError:
             current = asyncio.current_task()
-            if refreshing.cancelled() and (current is None or not current.cancelling()):
+            if (
+                self._closed
+                and refreshing.cancelled()
+                and (current is None or not current.cancelling())
+            ):
                 # Nobody cancelled this caller: the manager closed and cancelled the fetch.
                 raise ConfigurationError(
                     "the SessionManager was closed while fetching credentials"
@@ -262,6 +267,7 @@ class Credentials:
 
     async def aclose(self) -> None:
         """Cancel a refresh still under way (the manager is closing)."""
+        self._closed = True
         refreshing, self._refreshing = self._refreshing, None
         if refreshing is not None and not refreshing.done():
             refreshing.cancel()

@@ -29,10 +29,10 @@ from typing import Final, Generic, TypeVar
 
 import attrs
 
-from asyncdeleter._errors import InvalidIdentifierError
+from asyncdeleter._errors import ConfigurationError, InvalidIdentifierError
 from asyncdeleter._histogram import LatencyHistogram
 from asyncdeleter._request import Answer, Stopped, StopSignal, Tracker
-from asyncdeleter._throttle import AdaptiveLimit, ConcurrencyLimit
+from asyncdeleter._throttle import ConcurrencyLimit
 
 __all__ = ["BulkReport", "BulkRun", "Outcome", "OutcomeKind", "ProgressCallback"]
 
@@ -62,7 +62,9 @@ class Outcome(Generic[T]):
         kind: How it ended.
         error: The typed error of a ``failed`` or ``invalid`` item (``CancelledError`` for
             work cut off by cancelling the run).
-        attempts: Requests sent for it.
+        attempts: Requests sent for it (throttled ones included).
+        throttled: Throttling answers (429) it met: pushback, not failure.
+        throttled_seconds: Time it spent waiting because of throttling.
         elapsed: Seconds from its first send to its end (0 if never sent).
         request_id: The ``X-Request-Id`` of the last answer, if any.
         safe_to_retry: Running the item again cannot do harm and may succeed (every
@@ -74,6 +76,8 @@ class Outcome(Generic[T]):
     kind: OutcomeKind
     error: BaseException | None = None
     attempts: int = 0
+    throttled: int = 0
+    throttled_seconds: float = 0.0
     elapsed: float = 0.0
     request_id: str | None = None
     safe_to_retry: bool = False
@@ -96,6 +100,8 @@ class BulkReport(Generic[T]):
         skipped: Items never started.
         attempts: Requests sent, in all.
         retries: Requests beyond each item's first.
+        throttled: Throttling answers (429) met, in all.
+        throttled_seconds: Time items spent waiting because of throttling, summed over items.
         elapsed: Seconds from the start of the run to its end (or to now).
         latency_p50: Median item latency in seconds (``None`` if nothing was sent).
         latency_p95: 95th percentile item latency.
@@ -115,6 +121,8 @@ class BulkReport(Generic[T]):
     skipped: int
     attempts: int
     retries: int
+    throttled: int
+    throttled_seconds: float
     elapsed: float
     latency_p50: float | None
     latency_p95: float | None
@@ -151,10 +159,11 @@ class BulkRun(Generic[T]):
     ``failed`` (safe to re-run). ``break`` and cancellation cancel calls in flight (they
     end ``failed``, safe to re-run). Items never sent end ``skipped``.
 
-    With ``fail_fast``, every item not started is reported ``skipped`` (the rest of the
-    input is read, without sending anything, to account for it). ``stop()`` reads no
-    further, except that a sized input (a ``Sequence``) still reports each item not
-    started as ``skipped``; ``report.unread_from`` says where an unread input resumes.
+    When a run ends early, a sized input (a ``Sequence``) reports each item not started
+    as ``skipped``; any other input is read no further (an endless generator stays
+    endless), and ``report.unread_from`` says where it resumes. ``await run.wait()`` after
+    a ``break`` (or while someone else consumes the run) waits for the run to end and
+    returns its final report.
     """
 
     def __init__(
@@ -172,7 +181,7 @@ class BulkRun(Generic[T]):
         self._validate = validate
         self._operation = operation
         self._concurrency = concurrency
-        self._limit = AdaptiveLimit(concurrency) if adaptive else None
+        self._adaptive = adaptive
         self._fail_fast = fail_fast
         self._on_progress = on_progress
         self._total_hint = len(source) if isinstance(source, Sized) else None
@@ -182,6 +191,8 @@ class BulkRun(Generic[T]):
         self._failures: list[Outcome[T]] = []
         self._counts = dict.fromkeys(OutcomeKind, 0)
         self._attempts = 0
+        self._throttled = 0
+        self._throttled_seconds = 0.0
         self._histogram = LatencyHistogram()
         self._started_at: float | None = None
         self._ended_at: float | None = None
@@ -195,7 +206,9 @@ class BulkRun(Generic[T]):
         self._stop = StopSignal()
         self._stopped_by_caller = False
         self._workers: list[asyncio.Task[None]] = []
-        self._source_error: BaseException | None = None
+        self._puller: asyncio.Task[object] | None = None  # a worker waiting on an async input
+        self._ended = asyncio.Event()
+        self._source_error: BaseException | None = None  # what the input raised
         self._in_flight: dict[T, asyncio.Future[None]] = {}
         # index -> (item, its tracker once it is on its way to be sent)
         self._unsettled: dict[int, tuple[object, Tracker | None]] = {}
@@ -216,8 +229,13 @@ class BulkRun(Generic[T]):
         """Run to the end and return the report: the same as ``await run``, as a coroutine.
 
         A ``BulkRun`` is awaitable but is not itself a coroutine, so
-        ``task_group.create_task(run)`` is refused; ``create_task(run.wait())`` works.
+        ``task_group.create_task(run)`` is refused; ``create_task(run.wait())`` works. On
+        a run already being consumed (or left with ``break``), it waits for the run's end
+        and returns the final report.
         """
+        if self._claimed:
+            await self._ended.wait()
+            return self.report
         return await self._collect()
 
     async def _collect(self) -> BulkReport[T]:
@@ -236,7 +254,14 @@ class BulkRun(Generic[T]):
         ``report.cancelled`` is true.
         """
         self._stopped_by_caller = True
+        self._stop_sending()
+
+    def _stop_sending(self) -> None:
+        """Start nothing more; a worker waiting on an async input stops waiting for it."""
         self._stop.set()
+        puller = self._puller
+        if puller is not None and puller is not asyncio.current_task():
+            puller.cancel()
 
     def _halt(self) -> None:
         """The consumer left the loop (``break``): send nothing more, cancel what is in flight.
@@ -265,6 +290,8 @@ class BulkRun(Generic[T]):
             skipped=counts[OutcomeKind.SKIPPED],
             attempts=self._attempts,
             retries=self._attempts - sent.count,
+            throttled=self._throttled,
+            throttled_seconds=self._throttled_seconds,
             elapsed=ended - started,
             latency_p50=sent.percentile(0.50),
             latency_p95=sent.percentile(0.95),
@@ -314,28 +341,28 @@ class BulkRun(Generic[T]):
                 self._room.release()
             if self._source_error is not None:
                 raise self._source_error
-            # fail_fast (or stop() on a sized input): account for every item not started.
-            while self._accounts_for_rest() and (pulled := await self._pull()) is not None:
-                index, item = pulled
-                del self._unsettled[index]
-                skipped = Outcome[T](
-                    target=item,  # type: ignore[arg-type]
-                    index=index,
-                    kind=OutcomeKind.SKIPPED,
-                    safe_to_retry=True,
-                )
-                self._account(skipped)
-                yield skipped
+            # Ended early (fail_fast, stop()): a sized input accounts for each item not started.
+            source = self._source
+            if isinstance(source, Sequence) and not self._exhausted:
+                for index in range(self._pulled, len(source)):
+                    self._pulled = index + 1
+                    skipped = Outcome[T](
+                        target=source[index],
+                        index=index,
+                        kind=OutcomeKind.SKIPPED,
+                        safe_to_retry=True,
+                    )
+                    self._account(skipped)
+                    yield skipped
+                    if index % _YIELD_EVERY == 0:
+                        await asyncio.sleep(0)  # a huge list must not freeze the loop
+                self._exhausted = True
             completed = True
         finally:
             await self._shut_down(workers, completed=completed)
 
-    def _accounts_for_rest(self) -> bool:
-        """Whether the rest of the input is read (without sending) to report it ``skipped``."""
-        return not self._stopped_by_caller or isinstance(self._source, Sequence)
-
     async def _shut_down(self, workers: list[asyncio.Task[None]], *, completed: bool) -> None:
-        self._stop.set()  # first: no worker may send from here on
+        self._stop_sending()  # first: no worker may send from here on
         for worker in workers:
             worker.cancel()
         # Wait for the cancelled workers so none outlives the run (and no warning fires),
@@ -361,22 +388,30 @@ class BulkRun(Generic[T]):
                     kind=OutcomeKind.FAILED if sent else OutcomeKind.SKIPPED,
                     error=asyncio.CancelledError("the bulk run was cancelled") if sent else None,
                     attempts=tracker.attempts if tracker is not None else 0,
+                    throttled=tracker.throttled if tracker is not None else 0,
+                    throttled_seconds=tracker.throttled_seconds if tracker is not None else 0.0,
                     safe_to_retry=True,
                 )
             )
         self._unsettled.clear()
-        self._skip_unread_sequence()
+        cancelled_again = await self._skip_unread_sequence() or cancelled_again
         self._cancelled = not completed or self._stopped_by_caller
         self._ended_at = _now()
         await self._close_source()
+        self._ended.set()
         if cancelled_again:
             raise asyncio.CancelledError
 
-    def _skip_unread_sequence(self) -> None:
-        """A sized input cut short (``break``, cancellation): its unread items are skipped."""
+    async def _skip_unread_sequence(self) -> bool:
+        """A sized input cut short (``break``, cancellation): its unread items are skipped.
+
+        Returns whether the task was cancelled (again) meanwhile: the accounting finishes
+        regardless, yielding to the loop now and then.
+        """
         source = self._source
+        cancelled = False
         if self._exhausted or not isinstance(source, Sequence):
-            return
+            return cancelled
         for index in range(self._pulled, len(source)):
             self._account(
                 Outcome[T](
@@ -386,8 +421,14 @@ class BulkRun(Generic[T]):
                     safe_to_retry=True,
                 )
             )
+            if index % _YIELD_EVERY == 0:
+                try:
+                    await asyncio.sleep(0)
+                except asyncio.CancelledError:
+                    cancelled = True
         self._pulled = len(source)
         self._exhausted = True
+        return cancelled
 
     async def _close_source(self) -> None:
         """Let a generator input run its own clean-up now, not at garbage collection."""
@@ -414,13 +455,16 @@ class BulkRun(Generic[T]):
             assert self._async_items is not None  # noqa: S101 - set together in _stream
             # An async generator cannot be advanced by two workers at once.
             async with self._pull_lock:
-                if self._exhausted:
+                if self._exhausted or self._stop.stopped:
                     return None
+                self._puller = asyncio.current_task()
                 try:
                     item = await anext(self._async_items)
                 except StopAsyncIteration:
                     self._exhausted = True
                     return None
+                finally:
+                    self._puller = None
         index = self._pulled
         self._pulled += 1
         self._unsettled[index] = (item, None)
@@ -438,9 +482,17 @@ class BulkRun(Generic[T]):
                     return
                 try:
                     pulled = await self._pull()
-                except Exception as exc:  # noqa: BLE001 - the input's own failure ends the run
+                except asyncio.CancelledError:
+                    self._room.release()
+                    if stop.stopped:
+                        return  # the run stopped while this worker waited on the input
+                    # The input itself raised it (it awaited something that was cancelled).
+                    self._source_error = RuntimeError("the bulk run's input was cancelled")
+                    self._stop_sending()
+                    return
+                except BaseException as exc:  # noqa: BLE001 - the input's failure ends the run
                     self._source_error = exc
-                    stop.set()
+                    self._stop_sending()
                     self._room.release()
                     return
                 if pulled is None:
@@ -449,7 +501,7 @@ class BulkRun(Generic[T]):
                 outcome = await self._process(*pulled)
                 del self._unsettled[outcome.index]
                 if self._fail_fast and outcome.kind in _STOPPING_KINDS:
-                    stop.set()
+                    self._stop_sending()
                 self._deliver(outcome)
         finally:
             self._deliver(None)  # this worker is done
@@ -475,29 +527,13 @@ class BulkRun(Generic[T]):
         done = asyncio.get_running_loop().create_future()
         self._in_flight[target] = done
         try:
-            limit = self._limit
-            if limit is None:
-                return await self._send(index, item, target, None)
-            ticket = limit.try_acquire() or await limit.acquire()
-            throttled = False
-
-            def on_throttle() -> None:
-                nonlocal throttled
-                throttled = True
-                limit.throttled(ticket)
-
-            try:
-                return await self._send(index, item, target, on_throttle)
-            finally:
-                limit.release(success=not throttled)
+            return await self._send(index, item, target)
         finally:
             del self._in_flight[target]
             done.set_result(None)
 
-    async def _send(
-        self, index: int, item: object, target: T, on_throttle: Callable[[], None] | None
-    ) -> Outcome[T]:
-        tracker = Tracker(self._stop, on_throttle)
+    async def _send(self, index: int, item: object, target: T) -> Outcome[T]:
+        tracker = Tracker(self._stop, adaptive=self._adaptive)
         self._unsettled[index] = (item, tracker)
         started = _now()
         try:
@@ -515,8 +551,28 @@ class BulkRun(Generic[T]):
                 kind=OutcomeKind.FAILED,
                 error=stopped.last_error or stopped,
                 attempts=tracker.attempts,
+                throttled=tracker.throttled,
+                throttled_seconds=tracker.throttled_seconds,
                 elapsed=_now() - started,
                 request_id=getattr(stopped.last_error, "request_id", None),
+                safe_to_retry=True,
+            )
+        except ConfigurationError as exc:
+            # The manager closed (or is used from another loop): nothing more can be sent.
+            self._stop_sending()
+            if tracker.attempts == 0:
+                return Outcome(
+                    target=target, index=index, kind=OutcomeKind.SKIPPED, safe_to_retry=True
+                )
+            return Outcome(
+                target=target,
+                index=index,
+                kind=OutcomeKind.FAILED,
+                error=exc,
+                attempts=tracker.attempts,
+                throttled=tracker.throttled,
+                throttled_seconds=tracker.throttled_seconds,
+                elapsed=_now() - started,
                 safe_to_retry=True,
             )
         except Exception as exc:  # noqa: BLE001 - one item's failure must not end the run
@@ -533,6 +589,8 @@ class BulkRun(Generic[T]):
                 kind=kind,
                 error=exc,
                 attempts=tracker.attempts,
+                throttled=tracker.throttled,
+                throttled_seconds=tracker.throttled_seconds,
                 elapsed=_now() - started,
                 request_id=getattr(exc, "request_id", None),
                 safe_to_retry=kind is OutcomeKind.FAILED,
@@ -542,6 +600,8 @@ class BulkRun(Generic[T]):
             index=index,
             kind=OutcomeKind.ALREADY_GONE if answer.already_gone else OutcomeKind.SUCCEEDED,
             attempts=answer.attempts,
+            throttled=tracker.throttled,
+            throttled_seconds=tracker.throttled_seconds,
             elapsed=_now() - started,
             request_id=answer.request_id,
         )
@@ -550,6 +610,8 @@ class BulkRun(Generic[T]):
         self._counts[outcome.kind] += 1
         if outcome.attempts:
             self._attempts += outcome.attempts
+            self._throttled += outcome.throttled
+            self._throttled_seconds += outcome.throttled_seconds
             self._histogram.add(outcome.elapsed)
         if self._keep_outcomes:
             self._outcomes.append(outcome)
@@ -564,6 +626,8 @@ class BulkRun(Generic[T]):
 
 
 _STOPPING_KINDS: Final = frozenset({OutcomeKind.FAILED, OutcomeKind.INVALID})
+#: While accounting for a huge input's unread items, yield to the loop this often.
+_YIELD_EVERY: Final = 512
 
 
 class _Stream(Generic[T]):

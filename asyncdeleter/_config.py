@@ -5,6 +5,7 @@ Change one option with ``attrs.evolve(policy, max_tries=3)``; nothing here has a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import re
@@ -99,10 +100,13 @@ def _base_url(name: str, value: str) -> str:
     if not isinstance(value, str):
         raise ConfigurationError(f"{name} must be a str URL, got {type(value).__name__}")
     check_header_value(name, value)
-    try:
+    url: yarl.URL | None = None
+    with contextlib.suppress(TypeError, ValueError):
         url = yarl.URL(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"{name} is not a URL: {_shown(value)}") from None
+    if url is None:
+        # Raised outside the except block: the parser's error (which may quote the
+        # password) must not ride along as __context__.
+        raise ConfigurationError(f"{name} is not a URL: {_shown(value)}")
     if url.user is not None or url.password is not None or "@" in (url.raw_authority or ""):
         # Never echo the value: the part before '@' is a password more often than not.
         raise ConfigurationError(

@@ -62,6 +62,8 @@ __all__ = [
     "translate_client_error",
 ]
 
+#: Types an InvalidIdentifierError's value may keep across pickling.
+_PLAIN: Final = (str, bytes, int, float, bool, type(None))
 #: How much of a raw error body an exception keeps for debugging.
 RAW_BODY_KEPT: Final = 2048
 
@@ -111,7 +113,10 @@ class InvalidIdentifierError(AsyncDeleterError, ValueError):
         super().__init__(f"invalid {parameter} {shown}: {reason}")
 
     def __reduce__(self) -> tuple[type[InvalidIdentifierError], tuple[str, object, str]]:
-        return (type(self), (self.parameter, self.value, self.reason))
+        # The value may be anything a caller's input held (a lock, a socket): it travels
+        # as itself only when it is plain data, else as its repr.
+        value = self.value if isinstance(self.value, _PLAIN) else repr(self.value)
+        return (type(self), (self.parameter, value, self.reason))
 
 
 class APIError(AsyncDeleterError):

@@ -37,18 +37,17 @@ def validate_id(parameter: str, value: object, max_length: int) -> str:
         max_length: The longest value the API accepts.
 
     Returns:
-        ``value``, unchanged.
+        ``value`` as a plain ``str`` (a ``str`` subclass is copied to one, so that its own
+        ``__format__`` or ``__str__`` can never put something else into a URL).
 
     Raises:
         InvalidIdentifierError: ``value`` is not a ``str`` of 1 to ``max_length`` letters,
             digits and hyphens.
     """
-    if (
-        isinstance(value, str)
-        and 0 < len(value) <= max_length
-        and not value.translate(_DELETE_ALLOWED)
-    ):
-        return value
+    if isinstance(value, str):
+        text = str.__str__(value)  # an exact str, whatever the subclass overrides
+        if 0 < len(text) <= max_length and not text.translate(_DELETE_ALLOWED):
+            return text
     raise InvalidIdentifierError(parameter, value, _reason(value, max_length))
 
 

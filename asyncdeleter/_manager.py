@@ -32,7 +32,7 @@ from asyncdeleter._ids import FABRIC_ID_MAX, MODELARTS_ID_MAX, validate_id
 from asyncdeleter._models import DeletedWorkspace, deleted_workspace
 from asyncdeleter._request import Answer, Call, RequestPath, Tracker, other_loop_error
 from asyncdeleter._retry import RetryBudget
-from asyncdeleter._throttle import ConcurrencyLimit, HostGate
+from asyncdeleter._throttle import ApiGate, ConcurrencyLimit
 
 if TYPE_CHECKING:
     from asyncdeleter._bulk import BulkRun, ProgressCallback
@@ -168,8 +168,9 @@ class SessionManager:
         self._workspaces_prefix = (
             f"{self._modelarts_url.raw_path.rstrip('/')}/v1/{self.project_id}/workspaces/"
         )
-        self._fabric_gate = HostGate(max_rate)
-        self._modelarts_gate = HostGate(max_rate)
+        # One gate per (host, API): the gateway's quota is per API, so is the learned rate.
+        self._close_gate = ApiGate(max_rate)
+        self._delete_gate = ApiGate(max_rate)
 
     @classmethod
     def from_env(
@@ -296,8 +297,8 @@ class SessionManager:
             APIConnectionError: No usable answer within the retry policy.
             ConfigurationError: The manager is closed.
         """
-        validate_id("workspace_id", workspace_id, FABRIC_ID_MAX)
-        validate_id("session_id", session_id, FABRIC_ID_MAX)
+        workspace_id = validate_id("workspace_id", workspace_id, FABRIC_ID_MAX)
+        session_id = validate_id("session_id", session_id, FABRIC_ID_MAX)
         self._ensure_session()
         await self._path.send(self._close_call(workspace_id, session_id, missing_ok, None))
 
@@ -323,7 +324,7 @@ class SessionManager:
             APIStatusError: Another refusal, after retries where they apply.
             APIConnectionError: No usable answer within the retry policy.
         """
-        validate_id("workspace_id", workspace_id, MODELARTS_ID_MAX)
+        workspace_id = validate_id("workspace_id", workspace_id, MODELARTS_ID_MAX)
         self._check_workspace_config()
         self._ensure_session()
         answer = await self._path.send(self._workspace_call(workspace_id, missing_ok, None))
@@ -349,7 +350,9 @@ class SessionManager:
             missing_ok: Count a first-attempt 404 as ``already_gone`` (else ``failed``).
             fail_fast: Stop starting new work at the first ``failed`` or ``invalid`` item.
             on_progress: Called as ``on_progress(done, total_or_None, outcome)`` per item.
-            adaptive: Shrink concurrency on throttling answers and grow it back (AIMD).
+            adaptive: Pace sends at the rate the gateway was seen to accept (learned per
+                host and API, shared with every call of the manager); False ignores the
+                learned rate (a hard ``max_rate`` still applies).
 
         Returns:
             A ``BulkRun``; nothing is sent until it is awaited or iterated.
@@ -436,7 +439,7 @@ class SessionManager:
         return Call(
             method="DELETE",
             url=self._fabric_url.with_path(path, encoded=True),
-            gate=self._fabric_gate,
+            gate=self._close_gate,
             operation="close_session",
             target=f"{workspace_id}/{session_id}",
             missing_ok=missing_ok,
@@ -450,7 +453,7 @@ class SessionManager:
             url=self._modelarts_url.with_path(
                 f"{self._workspaces_prefix}{workspace_id}", encoded=True
             ),
-            gate=self._modelarts_gate,
+            gate=self._delete_gate,
             operation="delete_workspace",
             target=workspace_id,
             missing_ok=missing_ok,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Coroutine, Iterator
 from typing import Any, Final, NoReturn
 
 import aiohttp
@@ -40,7 +40,7 @@ from asyncdeleter._errors import (
 )
 from asyncdeleter._models import parse_error_body
 from asyncdeleter._retry import RetryBudget, RetryDetails, backoff_waits, parse_retry_after
-from asyncdeleter._throttle import ConcurrencyLimit, HostGate
+from asyncdeleter._throttle import ApiGate, ConcurrencyLimit, RateLimiter
 from asyncdeleter._version import __version__
 
 __all__ = ["Answer", "Call", "RequestPath", "StopSignal", "Stopped", "Tracker", "other_loop_error"]
@@ -80,7 +80,9 @@ async def _own_every_attempt(
     except aiohttp.ClientConnectorError:
         raise  # never connected: nothing was sent, aiohttp does not resend these anyway
     except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-        raise _DroppedConnectionError(str(exc) or type(exc).__name__) from None
+        dropped = str(exc) or type(exc).__name__
+    # Outside the except block, so the original does not ride along as __context__.
+    raise _DroppedConnectionError(dropped)
 
 
 MIDDLEWARES: Final = (_own_every_attempt,)
@@ -105,6 +107,24 @@ class StopSignal:
         for sleeper in self._sleepers:
             if not sleeper.done():
                 sleeper.set_result(None)
+
+    async def unless_stopped(self, waiting: Coroutine[Any, Any, float]) -> float:
+        """Await ``waiting``, unless the signal is set first: then cancel it, raise ``Stopped``."""
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(waiting)
+        waker = loop.create_future()
+        self._sleepers.add(waker)
+        try:
+            await asyncio.wait((task, waker), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._sleepers.discard(waker)
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if task.cancelled():
+            raise Stopped(None)
+        return task.result()
 
     async def sleep(self, seconds: float) -> None:
         """Sleep ``seconds``, or less if the signal is set meanwhile."""
@@ -131,16 +151,21 @@ class Tracker:
 
     Attributes:
         stop: The run's stop signal.
-        on_throttle: Told of each throttling answer (the run's adaptive limit).
+        adaptive: Whether its sends pass the learned rate of their (host, API).
         attempts: Requests sent for the item, over all its calls; 0 means nothing went out.
+        throttled: Throttling answers (429) it met.
+        throttled_seconds: Time it spent waiting because of throttling: after a 429, and
+            for its turn under a learned rate.
     """
 
-    __slots__ = ("attempts", "on_throttle", "stop")
+    __slots__ = ("adaptive", "attempts", "stop", "throttled", "throttled_seconds")
 
-    def __init__(self, stop: StopSignal, on_throttle: Callable[[], None] | None) -> None:
+    def __init__(self, stop: StopSignal, *, adaptive: bool = True) -> None:
         self.stop = stop
-        self.on_throttle = on_throttle
+        self.adaptive = adaptive
         self.attempts = 0
+        self.throttled = 0
+        self.throttled_seconds = 0.0
 
 
 class Stopped(Exception):  # noqa: N818 - a signal between modules, not an error users see
@@ -189,6 +214,7 @@ class Call:
         "refreshed",
         "resent_after_drop",
         "target",
+        "throttled",
         "tracker",
         "url",
         "waits",
@@ -199,7 +225,7 @@ class Call:
         *,
         method: str,
         url: yarl.URL,
-        gate: HostGate,
+        gate: ApiGate,
         operation: str,
         target: str,
         missing_ok: bool,
@@ -211,7 +237,7 @@ class Call:
         self.operation = operation
         self.target = target
         self.missing_ok = missing_ok
-        self.tracker = tracker  # a bulk item's: its stop signal, throttle hook and count
+        self.tracker = tracker  # a bulk item's: its stop signal, and its counts to keep
         self.attempts = 0
         self.deadline = 0.0
         # Set once an attempt may have deleted the resource without us seeing the answer
@@ -220,13 +246,14 @@ class Call:
         self.refreshed = False  # the auth provider was asked once already for this call
         self.resent_after_drop = False  # the one immediate resend after a dropped connection
         self.budget_spent = 0  # what this call's retries took from the retry budget
+        self.throttled = 0  # 429s met: pushback, never counted toward max_tries
         self.waits: Iterator[float] | None = None  # backoff generator, made on the 1st retry
 
 
 class _Failure:
     """An attempt that did not succeed: the typed error and whether to try again."""
 
-    __slots__ = ("error", "refresh", "retryable", "wait")
+    __slots__ = ("error", "refresh", "retryable", "throttled", "wait")
 
     def __init__(
         self,
@@ -234,9 +261,13 @@ class _Failure:
         retryable: bool,
         wait: float | None,
         refresh: int | None = None,
+        *,
+        throttled: bool = False,
     ) -> None:
         self.error = error
         self.retryable = retryable
+        # A 429: pushback, not failure. It spends no retry budget and no try.
+        self.throttled = throttled
         # A wait already decided: the server's Retry-After, or 0 for the immediate resend
         # after a dropped connection. None: back off as the policy says.
         self.wait = wait
@@ -260,6 +291,13 @@ async def _read_capped(response: aiohttp.ClientResponse, chunks: list[bytes]) ->
         chunks.append(chunk)
         size += len(chunk)
     response.close()  # do not drain (or pool) a connection with an unbounded body
+
+
+async def _take_turn(limiter: RateLimiter, tracker: Tracker | None) -> float:
+    """Wait for a turn; a bulk item's wait ends at once (``Stopped``) if its run stops."""
+    if tracker is None or limiter.ready():
+        return await limiter.turn()
+    return await tracker.stop.unless_stopped(limiter.turn())
 
 
 def _may_have_been_sent(exc: BaseException) -> bool:
@@ -385,7 +423,13 @@ class RequestPath:
                 return result
             last = result
             if result.refresh is not None and call.attempts < self.retry.max_tries:
-                await self.credentials.refresh(result.refresh)
+                refreshed = False
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout_at(call.deadline):
+                        await self.credentials.refresh(result.refresh)
+                        refreshed = True
+                if not refreshed:
+                    _raise(result.error)  # max_time ran out while fetching credentials
                 continue
             # Outside the semaphore: a waiting call must not hold a slot.
             wait = self._plan_retry(call, result, loop)
@@ -397,13 +441,11 @@ class RequestPath:
                     raise Stopped(result.error)
 
     async def _wait_for_turn(self, call: Call) -> tuple[Auth | None, int]:
-        """Wait for the host, the credentials and a slot; return holding the slot."""
-        gate = call.gate
-        if gate.paused_until and self.retry.wait:
-            # paused_until is 0.0 unless a Retry-After arrived: skip the clock read then.
-            await gate.wait_until_open()
-        if gate.pacer is not None:
-            await gate.pacer.wait_turn()
+        """Wait for the credentials, a slot, then the (host, API)'s rate; return holding the slot.
+
+        The rate comes last, at the moment of sending: a call that queued for a slot
+        obeys it too.
+        """
         credentials = self.credentials
         if credentials.provider is None:
             auth, generation = credentials.fixed, 0
@@ -413,6 +455,19 @@ class RequestPath:
         limit = self.limit
         if not limit.try_acquire():
             await limit.acquire()
+        gate = call.gate
+        tracker = call.tracker
+        try:
+            if gate.cap is not None:
+                await _take_turn(gate.cap, tracker)
+            learned = gate.learned.limiter
+            if learned.rate is not None and (tracker is None or tracker.adaptive):
+                waited = await _take_turn(learned, tracker)
+                if tracker is not None:
+                    tracker.throttled_seconds += waited
+        except BaseException:
+            limit.release()
+            raise
         return auth, generation
 
     def _check_still_wanted(self, call: Call, last: _Failure | None) -> None:
@@ -427,7 +482,9 @@ class RequestPath:
     def _plan_retry(self, call: Call, result: _Failure, loop: asyncio.AbstractEventLoop) -> float:
         """How long to wait before the next attempt; raises the error when there is none."""
         policy = self.retry
-        if not result.retryable or call.attempts >= policy.max_tries:
+        if not result.retryable or (
+            not result.throttled and call.attempts - call.throttled >= policy.max_tries
+        ):
             _raise(result.error)
         if result.wait is not None:
             wait = min(result.wait, policy.max_retry_after)
@@ -441,7 +498,10 @@ class RequestPath:
             # The wait would end past max_time: give up now, with the real error.
             _raise(result.error)
         budget = self.retry_budget
-        if budget is not None:
+        if result.throttled:
+            if call.tracker is not None:
+                call.tracker.throttled_seconds += wait
+        elif budget is not None:
             cost = budget.spend(timeout=isinstance(result.error, APITimeoutError))
             if not cost:
                 result.error.retry_budget_exhausted = True
@@ -495,6 +555,7 @@ class RequestPath:
                 ) as response:
                     status = response.status
                     request_id = response.headers.get("X-Request-Id")
+                    call.gate.learned.record(loop.time(), started, throttled=status == 429)
                     if 200 <= status < 300:
                         # The hot path: the status line says it worked, the body is not
                         # needed but is read (when small) so the connection is reused.
@@ -586,15 +647,16 @@ class RequestPath:
             return _Failure(error, retryable=True, wait=None, refresh=generation)
         if status >= 500 or status == 408:
             call.may_have_taken_effect = True
-        # Throttling: every 429, and a 503 that says when to come back. A bare 503 is a
-        # failing backend, not pushback, and must not shrink a bulk run's concurrency.
-        if status == 429 or (status == 503 and retry_after is not None):
-            if call.tracker is not None and call.tracker.on_throttle is not None:
-                call.tracker.on_throttle()
-            if retry_after is not None:
-                # The gateway throttles the tenant: pause every send to this host.
-                call.gate.pause_for(min(retry_after, self.retry.max_retry_after))
-        return _Failure(error, status in self.retry.retry_statuses, retry_after)
+        throttled = status == 429
+        if throttled:
+            # The gateway's pushback: the call waits (Retry-After, or backoff) and tries
+            # again, for as long as max_time lasts; the (host, API)'s rate learned of it in
+            # _attempt. A 503 is a failure even with Retry-After: it only sets the wait.
+            call.throttled += 1
+            if call.tracker is not None:
+                call.tracker.throttled += 1
+        retryable = status in self.retry.retry_statuses
+        return _Failure(error, retryable, retry_after, throttled=throttled)
 
     def _before_retry(self, details: RetryDetails) -> None:
         if _log.isEnabledFor(logging.DEBUG):

@@ -1,8 +1,17 @@
-"""Throttling: the per-host ``Retry-After`` pause, the AIMD limit and the rate pacer.
+"""Throttling: the send rate per (host, API), learned from the gateway's answers, and caps.
 
-The gateway throttles the tenant, not the request (API.md, section 3), so when one call
-is told to come back later, every call of the manager to that host waits too instead of
-drawing more 429s.
+The gateway's quota is per API per tenant (about 200 requests/s, a fixed one-second
+window), so the manager keeps one ``ApiGate`` per (host, API). Every send passes it at the
+moment it goes out (after the concurrency slot), so calls queued on the semaphore obey it.
+
+``AdaptiveRate`` learns the quota. A 429 is pushback, not failure: it paces at the rate the
+server was seen to accept in the trailing second (not a fraction of it, as botocore's
+CUBIC does), and only when throttling is a real share of the answers (at least
+``_QUOTA_SHARE`` of them, and ``_QUOTA_MIN_THROTTLED``), so occasional, uncorrelated 429s
+never slow anything down. After a throttle-free spell it climbs back fast, exponentially,
+to the last rate the server accepted; past that it probes, each failed probe doubling the
+time to the next, so a raised quota is found and a fixed one costs few 429s. An
+unthrottled gate has no limit at all.
 """
 
 from __future__ import annotations
@@ -10,113 +19,216 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+from typing import Final
 
-__all__ = ["AdaptiveLimit", "ConcurrencyLimit", "HostGate", "RatePacer"]
+__all__ = ["AdaptiveRate", "ApiGate", "ConcurrencyLimit", "RateLimiter"]
 
-
-class HostGate:
-    """When the next send to one host may start (loop time), and its optional rate cap."""
-
-    __slots__ = ("pacer", "paused_until")
-
-    def __init__(self, max_rate: float | None = None) -> None:
-        self.paused_until = 0.0
-        self.pacer = RatePacer(max_rate) if max_rate is not None else None
-
-    def pause_for(self, seconds: float) -> None:
-        """Hold every new send to this host for ``seconds`` from now (never shortens a pause)."""
-        until = asyncio.get_running_loop().time() + seconds
-        self.paused_until = max(until, self.paused_until)
-
-    async def wait_until_open(self) -> None:
-        """Sleep until the pause (which may be extended meanwhile) is over."""
-        loop = asyncio.get_running_loop()
-        # A loop, not an Event: another 429 may extend the pause while we sleep.
-        while (delay := self.paused_until - loop.time()) > 0:  # noqa: ASYNC110
-            await asyncio.sleep(delay)
+#: The learner's memory: the trailing second, in ten buckets of 100 ms.
+_BUCKETS: Final = 10
+#: Pace this far below the accepted rate, so that a fixed window never sees one too many.
+_MARGIN: Final = 0.98
+#: Throttling counts as the quota binding only when it is at least this share of the
+#: trailing second's answers, and at least this many answers.
+_QUOTA_SHARE: Final = 0.10
+_QUOTA_MIN_THROTTLED: Final = 5
+#: Throttle-free time before each climb step, and the climb factor back to the last good rate.
+_SPELL: Final = 0.5
+_CLIMB: Final = 4.0
+#: A probe sends this much above the last good rate; the first probe waits _FIRST_PROBE.
+_PROBE: Final = 1.5
+_FIRST_PROBE: Final = 5.0
+#: The slowest the learner paces (an outage where nothing is accepted), and the rate above
+#: which a limit that nobody waits for is dropped altogether.
+_FLOOR: Final = 1.0
+_UNLIMITED: Final = 100_000.0
 
 
-class AdaptiveLimit:
-    """An AIMD concurrency limit, between 1 and ``maximum``, starting at ``maximum``.
+class RateLimiter:
+    """At most ``rate`` sends per second, first come first served (``None``: no limit).
 
-    Each throttling answer halves the limit, at most once per "window" (only for work
-    started after the last decrease, so one burst of 429s counts once); each success
-    without throttling adds ``1/limit``, so the limit grows by one per window of successes.
-    An unthrottled run therefore never runs below full concurrency.
+    Turns sit on a grid ``1/rate`` apart; a waiter that is cancelled before its turn gives
+    it to the next, and one cancelled as its turn came hands the turn back.
     """
 
-    __slots__ = ("_decrease_mark", "_started", "_waiters", "in_use", "limit", "maximum")
+    __slots__ = ("_next", "_timer", "_waiters", "rate", "waited")
 
-    def __init__(self, maximum: int) -> None:
-        self.maximum = maximum
-        self.limit = float(maximum)
-        self.in_use = 0
-        self._started = 0
-        self._decrease_mark = 0
+    def __init__(self, rate: float | None = None) -> None:
+        self.rate = rate
+        self._next = 0.0  # loop time of the next free turn
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self.waited = False  # someone had to wait since the owner last looked
 
-    def try_acquire(self) -> int:
-        """Take room under the limit if there is some and nobody waits: a ticket, else 0."""
-        if self.in_use < int(self.limit) and not self._waiters:
-            self.in_use += 1
-            self._started += 1
-            return self._started
-        return 0
+    def ready(self) -> bool:
+        """Whether a turn taken now would not wait (``turn()`` then returns at once)."""
+        return self.rate is None or (
+            not self._waiters and asyncio.get_running_loop().time() >= self._next
+        )
 
-    async def acquire(self) -> int:
-        """Wait for room under the limit; return a ticket for ``throttled``/``release``."""
-        while self.in_use >= int(self.limit):
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                # Pass the wake-up on, or it would be lost with this waiter.
-                if waiter.done() and not waiter.cancelled():
-                    self._wake()
-                raise
-        self.in_use += 1
-        self._started += 1
-        return self._started
+    def set_rate(self, rate: float | None) -> None:
+        """Change the rate; queued waiters are served at the new one."""
+        self.rate = rate
+        if self._waiters:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._next = min(self._next, asyncio.get_running_loop().time())
+            self._dispatch()
 
-    def throttled(self, ticket: int) -> None:
-        """The work holding ``ticket`` met a throttling answer: back off multiplicatively."""
-        if ticket > self._decrease_mark:
-            self.limit = max(1.0, self.limit / 2)
-            self._decrease_mark = self._started
+    async def turn(self) -> float:
+        """Wait for this caller's turn; return how long it waited, in seconds."""
+        rate = self.rate
+        if rate is None:
+            return 0.0
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if not self._waiters and now >= self._next:
+            self._take(now, rate)
+            return 0.0
+        self.waited = True
+        waiter = loop.create_future()
+        self._waiters.append(waiter)
+        if self._timer is None:
+            self._timer = loop.call_at(self._next, self._dispatch)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                # Granted as we were cancelled: hand the turn back to whoever is next.
+                self._next = min(self._next, loop.time())
+                if self._timer is None and self._waiters:
+                    self._dispatch()
+            raise
+        return loop.time() - now
 
-    def release(self, *, success: bool) -> None:
-        """Give back a slot; a success grows the limit additively."""
-        self.in_use -= 1
-        if success and self.limit < self.maximum:
-            self.limit = min(float(self.maximum), self.limit + 1 / self.limit)
-        self._wake()
+    def _take(self, now: float, rate: float) -> None:
+        interval = 1.0 / rate
+        if now - self._next >= interval:
+            self._next = now + interval  # after an idle spell: a fresh grid, nothing banked
+        else:
+            # On the grid: a turn served a little late (a busy loop) does not push the next
+            # one back, and no two turns ever share one interval of the grid.
+            self._next += interval
 
-    def _wake(self) -> None:
-        room = int(self.limit) - self.in_use
-        while room > 0 and self._waiters:
+    def _dispatch(self) -> None:
+        self._timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while self._waiters:
+            rate = self.rate
+            if rate is not None and now < self._next:
+                self._timer = loop.call_at(self._next, self._dispatch)
+                return
             waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                room -= 1
+            if waiter.done():
+                continue  # cancelled while queued: its turn goes to the next
+            waiter.set_result(None)
+            if rate is not None:
+                self._take(now, rate)
 
 
-class RatePacer:
-    """Spaces sends to one host at least ``1/rate`` seconds apart (client-side ``max_rate``)."""
+class AdaptiveRate:
+    """Learns the rate a (host, API) accepts from its answers, and paces sends to it."""
 
-    __slots__ = ("_interval", "_next_slot")
+    __slots__ = (
+        "_accepted",
+        "_bucket",
+        "_climbed_at",
+        "_decreased_at",
+        "_probe_every",
+        "_probing",
+        "_throttled",
+        "good",
+        "limiter",
+    )
 
-    def __init__(self, rate: float) -> None:
-        self._interval = 1.0 / rate
-        self._next_slot = 0.0
+    def __init__(self) -> None:
+        self.limiter = RateLimiter()
+        self._accepted = [0] * _BUCKETS
+        self._throttled = [0] * _BUCKETS
+        self._bucket = 0
+        #: The last rate the server was seen to accept while throttling (requests/s).
+        self.good: float | None = None
+        self._decreased_at = float("-inf")
+        self._climbed_at = float("-inf")
+        self._probe_every = _FIRST_PROBE
+        self._probing = False
 
-    async def wait_turn(self) -> None:
-        """Reserve the next send slot and sleep until it comes."""
-        now = asyncio.get_running_loop().time()
-        slot = max(now, self._next_slot)
-        self._next_slot = slot + self._interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
+    def record(self, now: float, sent_at: float, *, throttled: bool) -> None:
+        """One answer that passed the gateway (``throttled``: it was a 429)."""
+        bucket = int(now * _BUCKETS)
+        if bucket != self._bucket:
+            self._roll(bucket)
+        if throttled:
+            self._throttled[bucket % _BUCKETS] += 1
+            # Answers to requests sent before the last decrease say nothing about it.
+            if sent_at >= self._decreased_at:
+                self._on_throttle(now)
+            return
+        self._accepted[bucket % _BUCKETS] += 1
+        if (
+            self.limiter.rate is not None
+            and now - self._climbed_at >= _SPELL
+            and now - self._decreased_at >= _SPELL
+        ):
+            self._climb(now)
+
+    def _roll(self, bucket: int) -> None:
+        """Forget the buckets that fell out of the trailing second."""
+        for stale in range(max(self._bucket + 1, bucket - _BUCKETS + 1), bucket + 1):
+            self._accepted[stale % _BUCKETS] = 0
+            self._throttled[stale % _BUCKETS] = 0
+        self._bucket = bucket
+
+    def _on_throttle(self, now: float) -> None:
+        accepted = sum(self._accepted)
+        throttled = sum(self._throttled)
+        if not self._probing and (
+            throttled < _QUOTA_MIN_THROTTLED or throttled < _QUOTA_SHARE * (accepted + throttled)
+        ):
+            return  # occasional throttling: pushback for that call, not a quota
+        rate = _MARGIN * accepted if accepted else _FLOOR
+        if self._probing:
+            # The probe found the quota where it was: back off, and probe less often.
+            self._probing = False
+            self._probe_every *= 2
+            if self.good:
+                rate = min(rate, _MARGIN * self.good)
+        elif accepted:
+            self.good = float(accepted)
+        self.limiter.set_rate(max(rate, _FLOOR))
+        self._decreased_at = self._climbed_at = now
+
+    def _climb(self, now: float) -> None:
+        self._climbed_at = now
+        limiter = self.limiter
+        rate = limiter.rate
+        assert rate is not None  # noqa: S101 - only called with a limit set
+        binding, limiter.waited = limiter.waited, False
+        if self._probing:
+            # A spell at the probe rate without throttling: the server accepts more now.
+            self._probing = False
+            self.good = max(self.good or 0.0, float(sum(self._accepted)))
+            self._probe_every = _SPELL
+        target = _MARGIN * self.good if self.good else None
+        if target is None or rate >= _UNLIMITED:
+            # Nothing known to hold on to: climb until the limit no longer binds.
+            limiter.set_rate(None if not binding or rate >= _UNLIMITED else rate * _CLIMB)
+        elif rate < target:
+            limiter.set_rate(min(rate * _CLIMB, target))
+        elif binding and now - self._decreased_at >= self._probe_every:
+            self._probing = True
+            limiter.set_rate(self.good * _PROBE if self.good else None)
+
+
+class ApiGate:
+    """What a send to one (host, API) passes: the learned rate, then the ``max_rate`` cap."""
+
+    __slots__ = ("cap", "learned")
+
+    def __init__(self, max_rate: float | None = None) -> None:
+        self.learned = AdaptiveRate()
+        self.cap = RateLimiter(max_rate) if max_rate is not None else None
 
 
 class ConcurrencyLimit:

@@ -116,7 +116,8 @@ def test_any_answer_gives_a_typed_result_or_a_typed_error(
     hostile_server.add_fault(Fault(status=status, body=body, headers=headers))
 
     async def call() -> asyncdeleter.APIError | None:
-        policy = RetryPolicy(max_tries=2, wait=False)
+        # A 429 is retried until max_time (it is pushback, not failure): keep that short.
+        policy = RetryPolicy(max_tries=2, wait=False, max_time=0.5)
         async with SessionManager(endpoints=hostile_server.endpoints(), retry=policy) as manager:
             try:
                 await manager.close_session("ws-1", "s")

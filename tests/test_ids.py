@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import asyncdeleter
 from asyncdeleter import InvalidIdentifierError
 from asyncdeleter._ids import FABRIC_ID_MAX, MODELARTS_ID_MAX, validate_id
 
@@ -69,3 +70,23 @@ def test_any_text_is_either_safe_or_rejected(value: str) -> None:
 @given(st.text(alphabet=ALPHABET, min_size=1, max_size=FABRIC_ID_MAX))
 def test_every_documented_id_is_accepted(value: str) -> None:
     assert validate_id("session_id", value, FABRIC_ID_MAX) == value
+
+
+async def test_a_str_subclass_cannot_put_another_path_into_the_url() -> None:
+    """Validation returns a plain str: a subclass's __format__ never reaches the URL."""
+    from asyncdeleter.testing import Emulator
+
+    class Sneaky(str):
+        __slots__ = ()
+
+        def __format__(self, spec: str) -> str:
+            return "../../admin"
+
+        def __str__(self) -> str:
+            return "../../admin"
+
+    async with Emulator() as emu:
+        emu.add_sessions("ws", ["s1"])
+        async with asyncdeleter.SessionManager(endpoints=emu.endpoints()) as manager:
+            await manager.close_session(Sneaky("ws"), Sneaky("s1"))
+        assert [r.path for r in emu.requests] == ["/v1/workspaces/ws/sessions/s1"]

@@ -123,3 +123,30 @@ async def test_a_retry_after_beyond_the_deadline_gives_up_at_once() -> None:
             await manager.close_session("ws-1", "s-1")
     assert time.monotonic() - started < LATE
     assert len(server.requests) == 1
+
+
+async def test_a_credentials_refresh_after_a_401_is_under_the_deadline() -> None:
+    """The provider asked again after a 401 takes 30 s: the call still ends at max_time."""
+    calls = 0
+
+    async def provider() -> asyncdeleter.TokenAuth:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            await asyncio.sleep(30)
+        return asyncdeleter.TokenAuth("t")
+
+    async def refuse(_: RawRequest, writer: asyncio.StreamWriter) -> None:
+        writer.write(answer(401))
+
+    async with RawServer(refuse) as server:
+        url = server.url
+        async with asyncdeleter.SessionManager(
+            endpoints=asyncdeleter.Endpoints(fabric=url, modelarts=url),
+            auth=provider,
+            retry=RetryPolicy(max_time=MAX_TIME),
+        ) as manager:
+            started = time.monotonic()
+            with pytest.raises(asyncdeleter.AuthenticationError):
+                await manager.close_session("ws-1", "s-1")
+    assert time.monotonic() - started < LATE

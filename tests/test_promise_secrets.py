@@ -263,3 +263,20 @@ async def test_a_caller_session_that_does_not_verify_is_refused(connector_ssl: A
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=chosen)) as session:
         with pytest.raises(asyncdeleter.ConfigurationError, match="verify"):
             SessionManager(region="cn-north-4", session=session)
+
+
+@pytest.mark.parametrize("password", ["S3cr3t/x", "S3cr3t?x", "S3cr3t#x", "S3cr3t"])
+def test_a_refused_endpoint_keeps_its_password_out_of_the_whole_chain(password: str) -> None:
+    with pytest.raises(asyncdeleter.ConfigurationError) as info:
+        Endpoints(fabric=f"https://user:{password}@host.localhost", modelarts="https://m.localhost")
+    assert "S3cr3t" not in reachable_text(info.value)
+
+
+def test_an_invalid_item_of_any_type_pickles() -> None:
+    """An invalid bulk item keeps what the input held; pickling turns odd values to text."""
+    import threading
+
+    error = asyncdeleter.InvalidIdentifierError("target", threading.Lock(), "not a pair")
+    copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
+    assert "lock" in repr(copy.value).lower()
+    assert copy.reason == "not a pair"

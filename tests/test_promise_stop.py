@@ -251,3 +251,134 @@ async def test_a_generator_input_is_closed_when_the_run_ends_early(
         else:
             await run
     assert closed == [True]
+
+
+# -- found by review: stops that waited, inputs that hung or raised ----------------------
+
+
+async def test_stop_on_a_huge_list_accounts_for_it_without_freezing_the_loop(
+    emulator: Emulator, counted: Any
+) -> None:
+    """The unread items of a sized input are reported skipped, cooperatively."""
+    n = 100_000
+    manager, _ = counted(max_concurrency=2)
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while True:
+            await asyncio.sleep(0.01)
+            gaps.append(loop.time() - last)
+            last = loop.time()
+
+    async with manager:
+        watch = asyncio.create_task(ticker())
+        run = manager.close_sessions([("ws-1", f"s{i}") for i in range(n)])
+        async for _ in run:
+            run.stop()
+        watch.cancel()
+    report = run.report
+    assert report.total == n
+    assert report.skipped >= n - 10
+    assert report.unread_from is None
+    assert max(gaps) < 1.0  # generous: the loop kept turning while 100k were accounted
+
+
+@pytest.mark.parametrize("how", ["stop", "fail_fast"])
+async def test_a_hanging_async_input_does_not_hold_a_stopped_run(
+    emulator: Emulator, counted: Any, how: str
+) -> None:
+    emulator.add_sessions("ws-1", ["a", "b"])
+    if how == "fail_fast":
+        emulator.add_fault(Fault(status=400))
+
+    async def slow_source() -> AsyncIterator[tuple[str, str]]:
+        yield ("ws-1", "a")
+        yield ("ws-1", "b")
+        await asyncio.Event().wait()  # a producer that never produces again
+        yield ("ws-1", "never")
+
+    manager, sends = counted(max_concurrency=2)
+    async with manager:
+        run = manager.close_sessions(slow_source(), fail_fast=how == "fail_fast")
+        async with asyncio.timeout(5):
+            async for _ in run:
+                if how == "stop":
+                    run.stop()
+    report = run.report
+    assert report.total == 2
+    assert report.unread_from == 2
+    assert all("never" not in path for path in sends.paths)
+
+
+async def test_an_input_that_raises_cancelled_error_is_not_silently_short(
+    emulator: Emulator, counted: Any
+) -> None:
+    """An input that awaited something cancelled must not look like a complete run."""
+    emulator.add_sessions("ws-1", [f"s{i}" for i in range(3)])
+
+    async def source() -> AsyncIterator[tuple[str, str]]:
+        for i in range(3):
+            yield ("ws-1", f"s{i}")
+        dead = asyncio.get_running_loop().create_future()
+        dead.cancel()
+        await dead  # raises CancelledError inside the input
+
+    manager, _ = counted(max_concurrency=2)
+    async with manager:
+        run = manager.close_sessions(source())
+        with pytest.raises(RuntimeError, match="input was cancelled"):
+            await run
+    assert run.report.total == 3
+    assert run.report.unread_from == 3
+
+
+async def test_stop_ends_a_call_waiting_for_its_turn_under_a_rate(
+    emulator: Emulator, counted: Any
+) -> None:
+    """Calls queued on max_rate's turns end at stop(), not when their turn comes."""
+    emulator.add_sessions("ws-1", [f"s{i}" for i in range(4)])
+    manager, sends = counted(max_concurrency=4, max_rate=0.5)  # one send every 2 s
+    async with manager:
+        run = manager.close_sessions(pairs(4))
+        started = asyncio.get_running_loop().time()
+        async for _ in run:
+            run.stop()
+        elapsed = asyncio.get_running_loop().time() - started
+    assert len(sends) == 1
+    assert run.report.skipped == 3
+    assert elapsed < 1.5  # not the 2 s each further turn would take
+
+
+async def test_closing_the_manager_mid_run_skips_what_was_never_sent(
+    emulator: Emulator, counted: Any
+) -> None:
+    emulator.add_sessions("ws-1", [f"s{i}" for i in range(10)])
+    emulator.latency = 0.2
+    manager, sends = counted(max_concurrency=2)
+    async with manager:
+        run = manager.close_sessions(pairs(10))
+        async for _ in run:
+            await manager.aclose()
+    report = run.report
+    assert report.total == 10
+    never_sent = [o for o in report.outcomes if o.attempts == 0] if report.outcomes else []
+    assert all(o.kind is OutcomeKind.SKIPPED for o in never_sent)
+    assert report.skipped >= 10 - len(sends)
+    assert report.failed == 0
+
+
+async def test_wait_after_break_returns_the_final_report(emulator: Emulator, counted: Any) -> None:
+    emulator.add_sessions("ws-1", [f"s{i}" for i in range(20)])
+    emulator.latency = 0.05
+    manager, _ = counted(max_concurrency=4)
+    async with manager:
+        run = manager.close_sessions(iter(pairs(20)))
+        async for _ in run:
+            break
+        async with asyncio.timeout(5):
+            report = await run.wait()
+    assert report.cancelled
+    assert report.unread_from is not None
+    assert report.total == report.unread_from  # every item read is accounted for

@@ -94,7 +94,12 @@ class Emulator:
         faults: Fault rules; the first matching rule applies to a request.
         seed: Seeds the random choices (fault probabilities, jitter, garbage).
         record_requests: Keep a ``RecordedRequest`` per request (turn off for huge runs).
-        throttle_rps: Answer 429 (``APIG.0308``) above this many requests per second.
+        quota: The gateway's quota: at most this many requests per fixed one-second window
+            (aligned to whole seconds of the emulator's clock) per host and API, answering
+            429 ``APIG.0308`` past it. May be changed while serving (a quota that changes
+            mid-run).
+        throttle_rps: Answer 429 (``APIG.0308``) above this many requests per second,
+            measured by a token bucket (smoother than the gateway's fixed window).
         throttle_retry_after: The ``Retry-After`` sent with those 429s (``None``: none).
         throttle_burst: Requests the throttle lets through at once after a quiet spell
             (its bucket size); by default one second's worth, ``throttle_rps``.
@@ -119,6 +124,7 @@ class Emulator:
         faults: Iterable[Fault] = (),
         seed: int | None = None,
         record_requests: bool = True,
+        quota: int | None = None,
         throttle_rps: float | None = None,
         throttle_retry_after: str | None = "1",
         throttle_burst: float | None = None,
@@ -140,6 +146,9 @@ class Emulator:
         self.throttle_rps = throttle_rps
         self.throttle_retry_after = throttle_retry_after
         self.throttle_burst = throttle_burst
+        self.quota = quota
+        # (service, method) -> (window, requests in it): the gateway's fixed windows.
+        self._quota_windows: dict[tuple[str, str], tuple[int, int]] = {}
         self.stateless = stateless
         self.keepalive_timeout = keepalive_timeout
         self._random = random.Random(seed)
@@ -362,7 +371,9 @@ class Emulator:
         refusal = self._check_credentials(request, body)
         if refusal is not None:
             return refusal
-        if self.throttle_rps is not None and not self._take_throttle_token(self.throttle_rps):
+        if (self.quota is not None and not self._within_quota(route[0], request.method)) or (
+            self.throttle_rps is not None and not self._take_throttle_token(self.throttle_rps)
+        ):
             content_type, body = error_answer(429)
             headers = {"X-Request-Id": uuid.uuid4().hex}
             if self.throttle_retry_after is not None:
@@ -391,6 +402,16 @@ class Emulator:
         if self.token is not None and request.headers.get("X-Auth-Token") == self.token:
             return None
         return _error(401)
+
+    def _within_quota(self, service: str, method: str) -> bool:
+        """Count the request in its API's current one-second window; False past the quota."""
+        assert self.quota is not None  # noqa: S101 - only called with a quota
+        window = int(asyncio.get_running_loop().time())
+        key = (service, method)
+        seen_window, count = self._quota_windows.get(key, (window, 0))
+        count = count + 1 if seen_window == window else 1
+        self._quota_windows[key] = (window, count)
+        return count <= self.quota
 
     def _take_throttle_token(self, rate: float) -> bool:
         now = asyncio.get_running_loop().time()

@@ -21,6 +21,7 @@ from cli_support import (
     write_token,
 )
 
+from asyncdeleter import __version__
 from asyncdeleter.testing import Emulator, Fault
 
 
@@ -384,19 +385,42 @@ async def test_protected_ids_match_without_case(emu: Emulator, token_file: Path)
 async def _report_with(
     emu: Emulator, token_file: Path, tmp_path: Path, *bodies: str
 ) -> tuple[int, str]:
-    """A real dry-run report whose item records are replaced by ``bodies``, re-run."""
+    """A dry-run report (as the command writes it) whose item records are ``bodies``, re-run."""
+    header = {
+        "record": "header", "format": 1, "tool": "asyncdeleter", "version": __version__,
+        "operation": "close-sessions", "started": "2026-01-01T00:00:00Z",
+        "endpoints": {"fabric": emu.url}, "region": None, "project_id": None,
+        "workspace_id": None, "input": "-", "retry_from": None, "dry_run": True,
+    }  # fmt: skip
+    counts = dict.fromkeys(
+        ("succeeded", "already_gone", "failed", "invalid", "skipped", "planned", "done_before"), 0
+    )
+    summary = {
+        "record": "summary", "counts": counts, "ended": "2026-01-01T00:00:01Z", "elapsed": 0.0,
+        "attempts": 0, "retries": 0, "interrupted": False, "exit_status": 0,
+    }  # fmt: skip
     plan = tmp_path / "plan.jsonl"
-    code, _, err = await cli(
-        "close-sessions", "-", "--dry-run", "--report", str(plan),
-        *endpoint_args(emu, token_file), stdin=b"ws-1 a\n",
-    )  # fmt: skip
-    assert code == 0, err
-    header, _, summary = plan.read_text().splitlines()
-    plan.write_text("\n".join([header, *bodies, summary]) + "\n")
+    plan.write_text("\n".join([json.dumps(header), *bodies, json.dumps(summary)]) + "\n")
     code, _, err = await cli(
         "close-sessions", "--retry-from", str(plan), "--yes", *endpoint_args(emu, token_file)
     )
     return code, err
+
+
+async def test_the_crafted_report_template_is_accepted(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_sessions("ws-1", ["abc"])
+    target = {"workspace_id": "ws-1", "session_id": "abc"}
+    record = {
+        "record": "item", "line": 1, "target": target, "text": None, "result": "planned",
+        "status": None, "error_code": None, "error_msg": None, "attempts": 0, "elapsed": 0.0,
+        "request_id": None,
+    }  # fmt: skip
+    body = json.dumps(record)
+    code, err = await _report_with(emu, token_file, tmp_path, body)
+    assert code == 0, err
+    assert emu.sessions("ws-1") == frozenset()
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,10 @@ _CLIMB: Final = 4.0
 #: A probe sends this much above the last good rate; the first probe waits _FIRST_PROBE.
 _PROBE: Final = 1.5
 _FIRST_PROBE: Final = 5.0
+#: A probe wins when the trailing second's accepted count clearly beats the last good
+#: rate; one that has neither won nor been throttled after this long is given up.
+_PROBE_WON: Final = 1.15
+_PROBE_LONGEST: Final = 3.0
 #: The slowest the learner paces (an outage where nothing is accepted), and the rate above
 #: which a limit that nobody waits for is dropped altogether.
 _FLOOR: Final = 1.0
@@ -195,7 +199,10 @@ class AdaptiveRate:
             if self.good:
                 rate = min(rate, _MARGIN * self.good)
         elif accepted:
-            self.good = float(accepted)
+            # The trailing second can straddle two of the server's windows and count a
+            # little over the quota: only a probe that clearly wins raises what is good.
+            self.good = min(self.good, float(accepted)) if self.good else float(accepted)
+            rate = _MARGIN * self.good
         self.limiter.set_rate(max(rate, _FLOOR))
         self._decreased_at = self._climbed_at = now
 
@@ -206,9 +213,17 @@ class AdaptiveRate:
         assert rate is not None  # noqa: S101 - only called with a limit set
         binding, limiter.waited = limiter.waited, False
         if self._probing:
-            # A spell at the probe rate without throttling: the server accepts more now.
+            accepted = float(sum(self._accepted))
+            if self.good and accepted < _PROBE_WON * self.good:
+                if now - self._decreased_at < self._probe_every + _PROBE_LONGEST:
+                    return  # not judged yet: a fixed window fills before it refuses
+                # No more demand than before (or the server still deciding): give up.
+                self._probing = False
+                limiter.set_rate(_MARGIN * self.good)
+                return
+            # The server accepted clearly more than before: the quota was raised.
             self._probing = False
-            self.good = max(self.good or 0.0, float(sum(self._accepted)))
+            self.good = max(self.good or 0.0, accepted)
             self._probe_every = _SPELL
         target = _MARGIN * self.good if self.good else None
         if target is None or rate >= _UNLIMITED:

@@ -535,6 +535,7 @@ class RequestPath:
         call.attempts += 1
         if call.tracker is not None:
             call.tracker.attempts += 1
+        call.gate.learned.sending(started)
         left = call.deadline - started
         status: int | None = None
         request_id: str | None = None

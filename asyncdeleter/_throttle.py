@@ -36,11 +36,10 @@ _SPELL: Final = 0.5
 _CLIMB: Final = 4.0
 #: A probe sends this much above the last good rate; the first probe waits _FIRST_PROBE.
 _PROBE: Final = 1.5
-_FIRST_PROBE: Final = 5.0
-#: A probe wins when the trailing second's accepted count clearly beats the last good
-#: rate; one that has neither won nor been throttled after this long is given up.
-_PROBE_WON: Final = 1.15
-_PROBE_LONGEST: Final = 3.0
+_FIRST_PROBE: Final = 10.0
+#: A probe that ran this long (a whole window of the gateway and then some) without a 429
+#: has won: the quota was raised.
+_PROBE_JUDGED: Final = 1.5
 #: The slowest the learner paces (an outage where nothing is accepted), and the rate above
 #: which a limit that nobody waits for is dropped altogether.
 _FLOOR: Final = 1.0
@@ -54,11 +53,12 @@ class RateLimiter:
     it to the next, and one cancelled as its turn came hands the turn back.
     """
 
-    __slots__ = ("_next", "_timer", "_waiters", "rate", "waited")
+    __slots__ = ("_last", "_next", "_timer", "_waiters", "rate", "waited")
 
     def __init__(self, rate: float | None = None) -> None:
         self.rate = rate
         self._next = 0.0  # loop time of the next free turn
+        self._last = float("-inf")  # loop time of the last turn granted
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._timer: asyncio.TimerHandle | None = None
         self.waited = False  # someone had to wait since the owner last looked
@@ -70,13 +70,16 @@ class RateLimiter:
         )
 
     def set_rate(self, rate: float | None) -> None:
-        """Change the rate; queued waiters are served at the new one."""
+        """Change the rate; the next turn comes ``1/rate`` after the last one granted."""
+        if rate == self.rate:
+            return
         self.rate = rate
+        if rate is not None:
+            self._next = self._last + 1.0 / rate
         if self._waiters:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            self._next = min(self._next, asyncio.get_running_loop().time())
             self._dispatch()
 
     async def turn(self) -> float:
@@ -106,6 +109,7 @@ class RateLimiter:
         return loop.time() - now
 
     def _take(self, now: float, rate: float) -> None:
+        self._last = now
         interval = 1.0 / rate
         if now - self._next >= interval:
             self._next = now + interval  # after an idle spell: a fresh grid, nothing banked
@@ -132,15 +136,25 @@ class RateLimiter:
 
 
 class AdaptiveRate:
-    """Learns the rate a (host, API) accepts from its answers, and paces sends to it."""
+    """Learns the rate a (host, API) accepts from its answers, and paces sends to it.
+
+    A decrease happens at once, from what the trailing second shows; the estimate then
+    settles half a second later, once the accepted answers still in flight at the time
+    (they pay the backend's latency, 429s do not) have arrived. Only a probe that survives
+    a whole window of the gateway at its higher rate raises the estimate.
+    """
 
     __slots__ = (
         "_accepted",
         "_bucket",
+        "_ceiling",
         "_climbed_at",
         "_decreased_at",
         "_probe_every",
-        "_probing",
+        "_probing_since",
+        "_quiet_until",
+        "_sent",
+        "_settling",
         "_throttled",
         "good",
         "limiter",
@@ -148,15 +162,26 @@ class AdaptiveRate:
 
     def __init__(self) -> None:
         self.limiter = RateLimiter()
+        self._sent = [0] * _BUCKETS
         self._accepted = [0] * _BUCKETS
         self._throttled = [0] * _BUCKETS
         self._bucket = 0
-        #: The last rate the server was seen to accept while throttling (requests/s).
+        #: The rate the server was seen to accept while throttling (requests/s).
         self.good: float | None = None
+        self._ceiling: float | None = None  # what good was before the decrease settling now
+        self._settling = False
         self._decreased_at = float("-inf")
         self._climbed_at = float("-inf")
         self._probe_every = _FIRST_PROBE
-        self._probing = False
+        self._probing_since: float | None = None
+        self._quiet_until = float("-inf")  # a failed probe's fallout ends then
+
+    def sending(self, now: float) -> None:
+        """A request to this (host, API) is going out now."""
+        bucket = int(now * _BUCKETS)
+        if bucket != self._bucket:
+            self._roll(bucket)
+        self._sent[bucket % _BUCKETS] += 1
 
     def record(self, now: float, sent_at: float, *, throttled: bool) -> None:
         """One answer that passed the gateway (``throttled``: it was a 429)."""
@@ -180,28 +205,43 @@ class AdaptiveRate:
     def _roll(self, bucket: int) -> None:
         """Forget the buckets that fell out of the trailing second."""
         for stale in range(max(self._bucket + 1, bucket - _BUCKETS + 1), bucket + 1):
+            self._sent[stale % _BUCKETS] = 0
             self._accepted[stale % _BUCKETS] = 0
             self._throttled[stale % _BUCKETS] = 0
         self._bucket = bucket
 
     def _on_throttle(self, now: float) -> None:
-        accepted = sum(self._accepted)
+        # Whether throttling is a real share is judged against what was *sent* in the
+        # trailing second: 429s come back at once, accepted answers only after the
+        # backend's latency, so answers alone would make a run's first 429s look like a
+        # flood. The rate is set from the accepted answers (low while some are still on
+        # their way) and settles half a second later, once they have all arrived.
         throttled = sum(self._throttled)
-        if not self._probing and (
-            throttled < _QUOTA_MIN_THROTTLED or throttled < _QUOTA_SHARE * (accepted + throttled)
-        ):
-            return  # occasional throttling: pushback for that call, not a quota
-        rate = _MARGIN * accepted if accepted else _FLOOR
-        if self._probing:
-            # The probe found the quota where it was: back off, and probe less often.
-            self._probing = False
+        accepted = sum(self._accepted)
+        if self._probing_since is not None:
+            # The probe found the quota where it was: back to the good rate, and probe
+            # less often. The estimate stays: a probe's answers prove nothing lower, and
+            # the 429s of the window it overfilled are its own, not news.
+            self._probing_since = None
             self._probe_every *= 2
-            if self.good:
-                rate = min(rate, _MARGIN * self.good)
-        elif accepted:
-            # The trailing second can straddle two of the server's windows and count a
-            # little over the quota: only a probe that clearly wins raises what is good.
-            self.good = min(self.good, float(accepted)) if self.good else float(accepted)
+            self._quiet_until = now + 1.0
+            rate = _MARGIN * self.good if self.good else _FLOOR
+        elif now < self._quiet_until:
+            return
+        elif throttled < _QUOTA_MIN_THROTTLED or throttled < _QUOTA_SHARE * sum(self._sent):
+            return  # occasional throttling: pushback for that call, not a quota
+        elif not accepted:
+            # Nothing accepted yet (a storm, or a flood whose accepted answers are still
+            # on their way): no rate to learn from; the throttled calls wait their turn.
+            return
+        else:
+            if not self._settling:
+                self._ceiling = self.good
+            # Never above what was good before: the trailing second can straddle two of
+            # the gateway's windows; only a probe that wins raises the estimate.
+            ceiling = self._ceiling
+            self.good = min(float(accepted), ceiling) if ceiling else float(accepted)
+            self._settling = True
             rate = _MARGIN * self.good
         self.limiter.set_rate(max(rate, _FLOOR))
         self._decreased_at = self._climbed_at = now
@@ -212,17 +252,23 @@ class AdaptiveRate:
         rate = limiter.rate
         assert rate is not None  # noqa: S101 - only called with a limit set
         binding, limiter.waited = limiter.waited, False
-        if self._probing:
-            accepted = float(sum(self._accepted))
-            if self.good and accepted < _PROBE_WON * self.good:
-                if now - self._decreased_at < self._probe_every + _PROBE_LONGEST:
-                    return  # not judged yet: a fixed window fills before it refuses
-                # No more demand than before (or the server still deciding): give up.
-                self._probing = False
-                limiter.set_rate(_MARGIN * self.good)
+        accepted = float(sum(self._accepted))
+        if self._settling:
+            # The accepted answers in flight at the decrease have arrived: count them, but
+            # never above what was good before (only a probe may raise that).
+            self._settling = False
+            settled = max(self.good or 0.0, accepted)
+            if not settled:
+                # Nothing was accepted after all (a storm): nothing learned, no limit.
+                self.good = self._ceiling
+                limiter.set_rate(_MARGIN * self.good if self.good else None)
                 return
-            # The server accepted clearly more than before: the quota was raised.
-            self._probing = False
+            self.good = min(settled, self._ceiling) if self._ceiling else settled
+        if self._probing_since is not None:
+            if now - self._probing_since < _PROBE_JUDGED:
+                return  # a fixed window fills before it refuses: not judged yet
+            # A whole window at the probe rate without a 429: the quota was raised.
+            self._probing_since = None
             self.good = max(self.good or 0.0, accepted)
             self._probe_every = _SPELL
         target = _MARGIN * self.good if self.good else None
@@ -231,9 +277,9 @@ class AdaptiveRate:
             limiter.set_rate(None if not binding or rate >= _UNLIMITED else rate * _CLIMB)
         elif rate < target:
             limiter.set_rate(min(rate * _CLIMB, target))
-        elif binding and now - self._decreased_at >= self._probe_every:
-            self._probing = True
-            limiter.set_rate(self.good * _PROBE if self.good else None)
+        elif binding and now - self._decreased_at >= self._probe_every and self.good:
+            self._probing_since = now
+            limiter.set_rate(self.good * _PROBE)
 
 
 class ApiGate:

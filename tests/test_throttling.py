@@ -228,6 +228,7 @@ def feed(
             window, used = int(now), 0
         sent += 1
         used += 1
+        learner.sending(now)
         throttled = (quota is not None and used > quota) or (
             throttle_every > 0 and sent % throttle_every == 0
         )
@@ -255,16 +256,27 @@ def test_occasional_uncorrelated_throttling_does_not_slow_anything() -> None:
     assert learner.limiter.rate is None
 
 
-def test_the_rate_climbs_back_after_an_outage_of_429s() -> None:
+def test_a_storm_where_nothing_passes_teaches_no_rate() -> None:
+    """Every answer a 429: there is no accepted rate to pace at; the calls wait instead."""
     learner = AdaptiveRate()
-    now = feed(learner, 1000.0, 3, offered=500, quota=0)  # everything throttled
-    assert learner.limiter.rate is not None
-    assert learner.limiter.rate <= 10
-    learner.limiter.waited = True  # demand is above the limit
-    for _ in range(40):  # throttle-free from here on, with demand pressing
-        now = feed(learner, now, 0.25, offered=3000, quota=None)
+    now = feed(learner, 1000.0, 3, offered=500, quota=0)
+    assert learner.limiter.rate is None
+    feed(learner, now, 3, offered=3000, quota=None)
+    assert learner.limiter.rate is None
+
+
+def test_the_rate_climbs_back_once_throttling_ends() -> None:
+    """A quota that was lowered, then lifted: probes win, the rate climbs back up."""
+    learner = AdaptiveRate()
+    now = feed(learner, 1000.0, 3, offered=3000, quota=200)
+    now = feed(learner, now, 3, offered=3000, quota=20)
+    low = learner.limiter.rate
+    assert low is not None
+    assert low <= 25
+    for _ in range(80):  # 40 s with no quota and demand pressing on the limit
         learner.limiter.waited = True
-    assert learner.limiter.rate is None or learner.limiter.rate >= 2700
+        now = feed(learner, now, 0.5, offered=3000, quota=None)
+    assert learner.limiter.rate is None or learner.limiter.rate >= 150
 
 
 def test_a_raised_quota_is_found_by_probing() -> None:

@@ -29,9 +29,9 @@ from typing import Final, Generic, TypeVar
 
 import attrs
 
+from asyncdeleter._calls import Answer, Stopped, StopSignal, Tracker
 from asyncdeleter._errors import ConfigurationError, InvalidIdentifierError
 from asyncdeleter._histogram import LatencyHistogram
-from asyncdeleter._request import Answer, Stopped, StopSignal, Tracker
 from asyncdeleter._throttle import ConcurrencyLimit
 
 __all__ = ["BulkReport", "BulkRun", "Outcome", "OutcomeKind", "ProgressCallback"]

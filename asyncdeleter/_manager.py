@@ -20,6 +20,7 @@ import attrs
 import yarl
 
 from asyncdeleter._auth import ENV_AK, ENV_SK, AkSkAuth, AuthSource, Credentials
+from asyncdeleter._calls import Answer, Call, Tracker
 from asyncdeleter._config import (
     DEFAULT_MAX_CONCURRENCY,
     Endpoints,
@@ -30,7 +31,7 @@ from asyncdeleter._config import (
 from asyncdeleter._errors import ConfigurationError, InvalidIdentifierError
 from asyncdeleter._ids import FABRIC_ID_MAX, MODELARTS_ID_MAX, validate_id
 from asyncdeleter._models import DeletedWorkspace, deleted_workspace
-from asyncdeleter._request import Answer, Call, RequestPath, Tracker, other_loop_error
+from asyncdeleter._request import RequestPath, other_loop_error
 from asyncdeleter._retry import RetryBudget
 from asyncdeleter._throttle import ApiGate, ConcurrencyLimit
 
@@ -273,6 +274,8 @@ class SessionManager:
                 path.middlewares = None
         elif session.closed:
             raise ConfigurationError("the aiohttp session given to this SessionManager is closed")
+        else:
+            path.borrowed = not self._owns_session
         path.session = session
         return session
 

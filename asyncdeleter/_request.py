@@ -4,7 +4,7 @@ Every operation goes through ``RequestPath.send``. The promises it keeps are dec
 each in one place:
 
 - *Only a sent request can have taken effect*: ``_attempt`` alone decides whether a failed
-  attempt may have reached the server (``_may_have_been_sent``); only then does a later
+  attempt may have reached the server (``_transport.may_have_been_sent``); only then does a later
   404 count as success. Once a status line has arrived, the status decides, even when the
   body is cut short.
 - *``max_time`` is a hard deadline*: every attempt runs under the call's deadline (name
@@ -21,13 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine, Iterator
 from typing import Any, Final, NoReturn
 
 import aiohttp
-import yarl
 
 from asyncdeleter._auth import Auth, Credentials, TokenAuth
+from asyncdeleter._calls import Answer, Call, Failure, Stopped, Tracker
 from asyncdeleter._config import MAX_BODY_BYTES, RetryPolicy, Timeouts
 from asyncdeleter._errors import (
     RAW_BODY_KEPT,
@@ -40,10 +39,17 @@ from asyncdeleter._errors import (
 )
 from asyncdeleter._models import parse_error_body
 from asyncdeleter._retry import RetryBudget, RetryDetails, backoff_waits, parse_retry_after
-from asyncdeleter._throttle import ApiGate, ConcurrencyLimit, RateLimiter
+from asyncdeleter._throttle import ConcurrencyLimit, RateLimiter
+from asyncdeleter._transport import (
+    MIDDLEWARES,
+    Expiry,
+    dropped,
+    may_have_been_sent,
+    read_capped,
+)
 from asyncdeleter._version import __version__
 
-__all__ = ["Answer", "Call", "RequestPath", "StopSignal", "Stopped", "Tracker", "other_loop_error"]
+__all__ = ["RequestPath", "other_loop_error"]
 
 _log: Final = logging.getLogger("asyncdeleter")
 
@@ -54,225 +60,12 @@ USER_AGENT: Final = f"asyncdeleter/{__version__}"
 #: reported by aiohttp as ``ConnectionTimeoutError`` (nothing sent), and only an attempt
 #: that got past connecting meets the outer deadline. Scheduling noise, no more.
 _DEADLINE_GRACE: Final = 0.05
+#: How often the manager's sweep looks for attempts past their deadline (its precision).
+_SWEEP_EVERY: Final = 0.1
 #: aiohttp rounds timeouts above this up to a whole second; a deadline must not move.
 _NO_CEILING: Final = 1e12
 
 _NOT_MERGED: Final = object()  # no headers merged yet (None is a valid auth: no credentials)
-
-
-class _DroppedConnectionError(aiohttp.ClientConnectionError):
-    """A connection that dropped after the request may have been sent."""
-
-
-async def _own_every_attempt(
-    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
-) -> aiohttp.ClientResponse:
-    """Client middleware: make every resend ours to count.
-
-    Since 3.10 aiohttp silently resends an idempotent request once when a reused
-    connection drops. For a DELETE that hides an attempt which may already have deleted
-    the resource, so its 404 would look like "was never there". Re-raising the drop as an
-    error type aiohttp does not resend on hands the decision (and the count) to our retry
-    loop, which knows that a 404 after a dropped attempt means success.
-    """
-    try:
-        return await handler(request)
-    except aiohttp.ClientConnectorError:
-        raise  # never connected: nothing was sent, aiohttp does not resend these anyway
-    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-        dropped = str(exc) or type(exc).__name__
-    # Outside the except block, so the original does not ride along as __context__.
-    raise _DroppedConnectionError(dropped)
-
-
-MIDDLEWARES: Final = (_own_every_attempt,)
-
-
-class StopSignal:
-    """Set by a bulk run that must send nothing more (``stop()``, ``fail_fast``, ``break``).
-
-    The request path reads it after its last wait, right before a request would go out,
-    and a call sleeping before a retry wakes at once when it is set.
-    """
-
-    __slots__ = ("_sleepers", "stopped")
-
-    def __init__(self) -> None:
-        self.stopped = False
-        self._sleepers: set[asyncio.Future[None]] = set()
-
-    def set(self) -> None:
-        """Stop: nothing more is sent, and sleeping calls wake to end."""
-        self.stopped = True
-        for sleeper in self._sleepers:
-            if not sleeper.done():
-                sleeper.set_result(None)
-
-    async def unless_stopped(self, waiting: Coroutine[Any, Any, float]) -> float:
-        """Await ``waiting``, unless the signal is set first: then cancel it, raise ``Stopped``."""
-        loop = asyncio.get_running_loop()
-        task = loop.create_task(waiting)
-        waker = loop.create_future()
-        self._sleepers.add(waker)
-        try:
-            await asyncio.wait((task, waker), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            self._sleepers.discard(waker)
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        if task.cancelled():
-            raise Stopped(None)
-        return task.result()
-
-    async def sleep(self, seconds: float) -> None:
-        """Sleep ``seconds``, or less if the signal is set meanwhile."""
-        if self.stopped:
-            return
-        loop = asyncio.get_running_loop()
-        sleeper = loop.create_future()
-        self._sleepers.add(sleeper)
-        timer = loop.call_later(seconds, _wake, sleeper)
-        try:
-            await sleeper
-        finally:
-            timer.cancel()
-            self._sleepers.discard(sleeper)
-
-
-def _wake(sleeper: asyncio.Future[None]) -> None:
-    if not sleeper.done():
-        sleeper.set_result(None)
-
-
-class Tracker:
-    """What one item of a bulk run shares with the calls made for it.
-
-    Attributes:
-        stop: The run's stop signal.
-        adaptive: Whether its sends pass the learned rate of their (host, API).
-        attempts: Requests sent for the item, over all its calls; 0 means nothing went out.
-        throttled: Throttling answers (429) it met.
-        throttled_seconds: Time it spent waiting because of throttling: after a 429, and
-            for its turn under a learned rate.
-    """
-
-    __slots__ = ("adaptive", "attempts", "stop", "throttled", "throttled_seconds")
-
-    def __init__(self, stop: StopSignal, *, adaptive: bool = True) -> None:
-        self.stop = stop
-        self.adaptive = adaptive
-        self.attempts = 0
-        self.throttled = 0
-        self.throttled_seconds = 0.0
-
-
-class Stopped(Exception):  # noqa: N818 - a signal between modules, not an error users see
-    """A call ended before sending because its run was stopped.
-
-    Attributes:
-        last_error: The error of the attempt it would have retried, if there was one.
-    """
-
-    def __init__(self, last_error: APIError | None) -> None:
-        super().__init__("stopped before sending")
-        self.last_error = last_error
-
-
-# The per-call records below are plain slotted classes, not attrs ones: they are built on
-# every request, and attrs' class creation would also add to import time.
-
-
-class Answer:
-    """How a call ended when it did not raise."""
-
-    __slots__ = ("already_gone", "attempts", "request_id")
-
-    def __init__(self, already_gone: bool, attempts: int, request_id: str | None) -> None:
-        self.already_gone = already_gone
-        self.attempts = attempts
-        self.request_id = request_id
-
-
-class Call:
-    """The state of one call across its attempts.
-
-    ``attempts`` counts requests that went out (or started to: a refused connect counts);
-    a bulk run reads it to tell an item never sent from one cut off mid-way.
-    """
-
-    __slots__ = (
-        "attempts",
-        "budget_spent",
-        "deadline",
-        "gate",
-        "may_have_taken_effect",
-        "method",
-        "missing_ok",
-        "operation",
-        "refreshed",
-        "resent_after_drop",
-        "target",
-        "throttled",
-        "tracker",
-        "url",
-        "waits",
-    )
-
-    def __init__(
-        self,
-        *,
-        method: str,
-        url: yarl.URL,
-        gate: ApiGate,
-        operation: str,
-        target: str,
-        missing_ok: bool,
-        tracker: Tracker | None = None,
-    ) -> None:
-        self.method = method
-        self.url = url
-        self.gate = gate
-        self.operation = operation
-        self.target = target
-        self.missing_ok = missing_ok
-        self.tracker = tracker  # a bulk item's: its stop signal, and its counts to keep
-        self.attempts = 0
-        self.deadline = 0.0
-        # Set once an attempt may have deleted the resource without us seeing the answer
-        # (sent, then dropped or timed out; 408; 5xx): a later 404 then means success.
-        self.may_have_taken_effect = False
-        self.refreshed = False  # the auth provider was asked once already for this call
-        self.resent_after_drop = False  # the one immediate resend after a dropped connection
-        self.budget_spent = 0  # what this call's retries took from the retry budget
-        self.throttled = 0  # 429s met: pushback, never counted toward max_tries
-        self.waits: Iterator[float] | None = None  # backoff generator, made on the 1st retry
-
-
-class _Failure:
-    """An attempt that did not succeed: the typed error and whether to try again."""
-
-    __slots__ = ("error", "refresh", "retryable", "throttled", "wait")
-
-    def __init__(
-        self,
-        error: APIError,
-        retryable: bool,
-        wait: float | None,
-        refresh: int | None = None,
-        *,
-        throttled: bool = False,
-    ) -> None:
-        self.error = error
-        self.retryable = retryable
-        # A 429: pushback, not failure. It spends no retry budget and no try.
-        self.throttled = throttled
-        # A wait already decided: the server's Retry-After, or 0 for the immediate resend
-        # after a dropped connection. None: back off as the policy says.
-        self.wait = wait
-        # The credentials generation the service refused: refresh past it, then retry.
-        self.refresh = refresh
 
 
 def _raise(error: APIError) -> NoReturn:
@@ -281,44 +74,11 @@ def _raise(error: APIError) -> NoReturn:
     raise error from error.__cause__
 
 
-async def _read_capped(response: aiohttp.ClientResponse, chunks: list[bytes]) -> None:
-    """Read the body into ``chunks`` up to ``MAX_BODY_BYTES``, keeping what arrived if cut."""
-    size = 0
-    while size < MAX_BODY_BYTES:
-        chunk = await response.content.read(MAX_BODY_BYTES - size)
-        if not chunk:
-            return
-        chunks.append(chunk)
-        size += len(chunk)
-    response.close()  # do not drain (or pool) a connection with an unbounded body
-
-
 async def _take_turn(limiter: RateLimiter, tracker: Tracker | None) -> float:
     """Wait for a turn; a bulk item's wait ends at once (``Stopped``) if its run stops."""
     if tracker is None or limiter.ready():
         return await limiter.turn()
     return await tracker.stop.unless_stopped(limiter.turn())
-
-
-def _may_have_been_sent(exc: BaseException) -> bool:
-    """Whether a failed attempt may have put the request on the wire.
-
-    The one place that decides it. aiohttp raises these before writing anything: a
-    refused, unresolvable or TLS-failing connect (``ClientConnectorError`` and its
-    subclasses) and a connect phase that ran out of time (``ConnectionTimeoutError``;
-    the call's deadline is set so the connect phase always meets its own timeout first).
-    Anything else happened with a connection in hand.
-    """
-    return not isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
-
-
-def _dropped(exc: BaseException) -> bool:
-    """A connection that broke after the request may have gone out (not a failed connect)."""
-    if isinstance(exc, _DroppedConnectionError | aiohttp.ServerDisconnectedError):
-        return True
-    return isinstance(exc, aiohttp.ClientOSError) and not isinstance(
-        exc, aiohttp.ClientConnectorError
-    )
 
 
 def other_loop_error() -> ConfigurationError:
@@ -356,6 +116,11 @@ class RequestPath:
         self.middlewares: tuple[Any, ...] | None = MIDDLEWARES
         self.loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
+        self.borrowed = False  # the session is the caller's: it may close behind our back
+        # Attempts in flight, each with its deadline: one sweep a tenth of a second fires
+        # the expired ones (a timer per attempt would cost more than the rest of our path).
+        self._watched: dict[Expiry, None] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
         # The connect phase of an attempt with at least this much time left gets the
         # plain connect timeout; a shorter one gets what is left of the call's deadline.
         self._connect = timeouts.connect
@@ -397,24 +162,20 @@ class RequestPath:
             ConfigurationError: The manager closed, or is used from another event loop.
             Stopped: The call's run was stopped before a request went out.
         """
-        self.check_usable()
+        session = self.check_usable()
         loop = asyncio.get_running_loop()
-        last: _Failure | None = None
+        last: Failure | None = None
         while True:
             if last is None:
-                auth, generation = await self._wait_for_turn(call)
+                if self._turn_now(call):  # the hot path: no coroutine, no wait
+                    auth, generation = self.credentials.fixed, 0
+                else:
+                    auth, generation = await self._wait_for_turn(call)
             else:
-                # From the first send on, every wait counts against the call's deadline.
-                turn = None
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout_at(call.deadline):
-                        turn = await self._wait_for_turn(call)
-                if turn is None:
-                    _raise(last.error)
-                auth, generation = turn
+                auth, generation = await self._wait_for_retry_turn(call, last)
             try:
-                self._check_still_wanted(call, last)
-                result = await self._attempt(self.check_usable(), call, loop, auth, generation)
+                self._check_still_wanted(call, last, session)
+                result = await self._attempt(session, call, loop, auth, generation)
             finally:
                 self.limit.release()
             if isinstance(result, Answer):
@@ -423,13 +184,7 @@ class RequestPath:
                 return result
             last = result
             if result.refresh is not None and call.attempts < self.retry.max_tries:
-                refreshed = False
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout_at(call.deadline):
-                        await self.credentials.refresh(result.refresh)
-                        refreshed = True
-                if not refreshed:
-                    _raise(result.error)  # max_time ran out while fetching credentials
+                await self._refresh_credentials(call, result, result.refresh)
                 continue
             # Outside the semaphore: a waiting call must not hold a slot.
             wait = self._plan_retry(call, result, loop)
@@ -470,16 +225,49 @@ class RequestPath:
             raise
         return auth, generation
 
-    def _check_still_wanted(self, call: Call, last: _Failure | None) -> None:
+    async def _refresh_credentials(self, call: Call, result: Failure, generation: int) -> None:
+        """Ask the provider for new credentials, within the call's deadline."""
+        refreshed = False
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(call.deadline):
+                await self.credentials.refresh(generation)
+                refreshed = True
+        if not refreshed:
+            _raise(result.error)  # max_time ran out while fetching credentials
+
+    async def _wait_for_retry_turn(self, call: Call, last: Failure) -> tuple[Auth | None, int]:
+        """``_wait_for_turn`` for a retry: from the first send on, waits count to the deadline."""
+        turn = None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(call.deadline):
+                turn = await self._wait_for_turn(call)
+        if turn is None:
+            _raise(last.error)
+        return turn
+
+    def _turn_now(self, call: Call) -> bool:
+        """Take a slot at once if nothing stands in the way (fixed credentials, no rate)."""
+        gate = call.gate
+        return (
+            self.credentials.provider is None
+            and gate.cap is None
+            and gate.learned.limiter.rate is None
+            and self.limit.try_acquire()
+        )
+
+    def _check_still_wanted(
+        self, call: Call, last: Failure | None, session: aiohttp.ClientSession
+    ) -> None:
         """Right before sending: a stopped run or a closing manager sends nothing more."""
         if call.tracker is not None and call.tracker.stop.stopped:
             raise Stopped(last.error if last is not None else None)
-        if self.closed:
+        if self.closed or (self.borrowed and session.closed):
             raise ConfigurationError(
-                "the SessionManager was closed while this call waited; nothing more was sent"
+                "the SessionManager (or its aiohttp session) was closed while this call "
+                "waited; nothing more was sent"
             )
 
-    def _plan_retry(self, call: Call, result: _Failure, loop: asyncio.AbstractEventLoop) -> float:
+    def _plan_retry(self, call: Call, result: Failure, loop: asyncio.AbstractEventLoop) -> float:
         """How long to wait before the next attempt; raises the error when there is none."""
         policy = self.retry
         if not result.retryable or (
@@ -526,7 +314,7 @@ class RequestPath:
         loop: asyncio.AbstractEventLoop,
         auth: Auth | None,
         generation: int,
-    ) -> Answer | _Failure:
+    ) -> Answer | Failure:
         """Send one attempt (the caller holds a semaphore slot) and judge its answer."""
         started = loop.time()
         if call.attempts == 0:
@@ -541,45 +329,55 @@ class RequestPath:
         request_id: str | None = None
         retry_after_header: str | None = None
         chunks: list[bytes] = []
+        # The call's deadline bounds the whole attempt: the manager's sweep cancels this
+        # task once it is past. The sweep runs only between the task's steps, and the
+        # attempt leaves the watch synchronously on its way out, so a late expiry cannot
+        # reach anything else the task does.
+        expiry = Expiry(asyncio.current_task(), call.deadline + _DEADLINE_GRACE)
+        self._watched[expiry] = None
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(_SWEEP_EVERY, self._sweep)
         try:
-            async with asyncio.timeout_at(call.deadline + _DEADLINE_GRACE):
-                async with session.request(
-                    call.method,
-                    call.url,
-                    headers=self._headers(auth, call),
-                    timeout=self.client_timeout
-                    if left >= self._connect
-                    else self._timeout(max(left, 0.001)),
-                    allow_redirects=False,
-                    raise_for_status=False,
-                    middlewares=self.middlewares,
-                ) as response:
-                    status = response.status
-                    request_id = response.headers.get("X-Request-Id")
-                    call.gate.learned.record(loop.time(), started, throttled=status == 429)
-                    if 200 <= status < 300:
-                        # The hot path: the status line says it worked, the body is not
-                        # needed but is read (when small) so the connection is reused.
-                        length = response.content_length
-                        if length is not None and length <= MAX_BODY_BYTES:
-                            try:
-                                await response.read()
-                            except (TimeoutError, aiohttp.ClientError):
-                                response.close()  # a broken body cannot undo the 2xx
-                        else:
-                            response.close()  # unbounded or huge: drop, do not read
-                        if _log.isEnabledFor(logging.DEBUG):
-                            _log_attempt(call, status, started, loop)
-                        return Answer(False, call.attempts, request_id)
-                    retry_after_header = response.headers.get("Retry-After")
-                    await _read_capped(response, chunks)
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            async with session.request(
+                call.method,
+                call.url,
+                headers=self._headers(auth, call),
+                timeout=self.client_timeout
+                if left >= self._connect
+                else self._timeout(max(left, 0.001)),
+                allow_redirects=False,
+                raise_for_status=False,
+                middlewares=self.middlewares,
+            ) as response:
+                status = response.status
+                request_id = response.headers.get("X-Request-Id")
+                call.gate.learned.record(loop.time(), started, throttled=status == 429)
+                if 200 <= status < 300:
+                    # The hot path: the status line says it worked, the body is not
+                    # needed but is read (when small) so the connection is reused.
+                    length = response.content_length
+                    if length is not None and length <= MAX_BODY_BYTES:
+                        try:
+                            await response.read()
+                        except (TimeoutError, aiohttp.ClientError):
+                            response.close()  # a broken body cannot undo the 2xx
+                    else:
+                        response.close()  # unbounded or huge: drop, do not read
+                    if _log.isEnabledFor(logging.DEBUG):
+                        _log_attempt(call, status, started, loop)
+                    return Answer(False, call.attempts, request_id)
+                retry_after_header = response.headers.get("Retry-After")
+                await read_capped(response, chunks)
+        except BaseException as exc:  # noqa: BLE001 - sorted here, re-raised if not ours
+            failure = expiry.judge(exc)  # the deadline's cancellation becomes a TimeoutError
             if status is None:
                 _log_attempt(call, None, started, loop)
-                return self._connection_failure(call, exc)
+                return self._connection_failure(call, failure)
             # The status line arrived and the body was cut short: the status decides.
             if 200 <= status < 300:
                 return Answer(False, call.attempts, request_id)
+        finally:
+            del self._watched[expiry]
         _log_attempt(call, status, started, loop)
         return self._judge(
             call,
@@ -590,20 +388,32 @@ class RequestPath:
             generation=generation,
         )
 
-    def _connection_failure(self, call: Call, exc: BaseException) -> _Failure:
+    def _sweep(self) -> None:
+        """Fire the expiry of every attempt past its deadline; come back while any are watched."""
+        self._sweeper = None
+        if not self._watched:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for expiry in list(self._watched):
+            if expiry.deadline <= now and not expiry.fired:
+                expiry.fire()
+        self._sweeper = loop.call_later(_SWEEP_EVERY, self._sweep)
+
+    def _connection_failure(self, call: Call, exc: BaseException) -> Failure:
         """An attempt that got no status line: timed out, refused, dropped."""
-        if _may_have_been_sent(exc):
+        if may_have_been_sent(exc):
             call.may_have_taken_effect = True
         error = translate_client_error(
             exc, what=f"{call.operation} {call.target}", attempts=call.attempts
         )
         resend_now = None
-        if _dropped(exc) and not call.resent_after_drop:
+        if dropped(exc) and not call.resent_after_drop:
             # Most often a keep-alive race (the server closed an idle connection as we
             # reused it): resend at once, as aiohttp itself would, but counted.
             call.resent_after_drop = True
             resend_now = 0.0
-        return _Failure(error, self.retry.retry_connection_errors, resend_now)
+        return Failure(error, self.retry.retry_connection_errors, resend_now)
 
     def _headers(self, auth: Auth | None, call: Call) -> dict[str, str]:
         """The request headers of one attempt: the User-Agent and the credentials'.
@@ -634,7 +444,7 @@ class RequestPath:
         request_id: str | None,
         retry_after_header: str | None,
         generation: int,
-    ) -> Answer | _Failure:
+    ) -> Answer | Failure:
         """Judge a non-2xx answer: a 404 may still mean success; else, retry or not."""
         if status == 404 and (call.may_have_taken_effect or call.missing_ok):
             # After an attempt that may have deleted it, a 404 proves that attempt worked.
@@ -645,7 +455,7 @@ class RequestPath:
         if refreshable and _credentials_refused(error):
             # Expired or revoked: ask the provider once and try again at once.
             call.refreshed = True
-            return _Failure(error, retryable=True, wait=None, refresh=generation)
+            return Failure(error, retryable=True, wait=None, refresh=generation)
         if status >= 500 or status == 408:
             call.may_have_taken_effect = True
         throttled = status == 429
@@ -657,7 +467,7 @@ class RequestPath:
             if call.tracker is not None:
                 call.tracker.throttled += 1
         retryable = status in self.retry.retry_statuses
-        return _Failure(error, retryable, retry_after, throttled=throttled)
+        return Failure(error, retryable, retry_after, throttled=throttled)
 
     def _before_retry(self, details: RetryDetails) -> None:
         if _log.isEnabledFor(logging.DEBUG):

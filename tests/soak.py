@@ -1,12 +1,16 @@
 """The chaos soak: tear down N sessions while the emulator misbehaves in every way at once.
 
-Injected together, per request: 408/500/502/503/504 (15 %), 429 with Retry-After (5 %),
+Injected together, per request: 408/500/502/503/504 (15 %), 429 with Retry-After: 1 (5 %,
+uncorrelated, as a flaky gateway node gives),
 connections dropped before or in the middle of the answer (2 %), answers stalled past the
 read timeout (1 %), malformed bodies (1 %); some faults strike after the delete committed.
 The input repeats some targets. Checks: every input item is accounted exactly once, the
 emulator's final state matches the report, and no task, connection or warning is left.
 
     python tests/soak.py [--items 50000]      # the long form; CI runs 5,000 (test_chaos.py)
+
+The long form also runs the same items without faults and prints the ratio of the two
+throughputs (target: the chaos run keeps at least a sixth of the fault-free one).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ DUPLICATE_EVERY = 50  # every 50th target appears twice in the input
 def chaos() -> list[Fault]:
     faults = [Fault(status=s, probability=0.03) for s in (408, 500, 502, 503, 504)]
     faults += [
-        Fault(status=429, retry_after="0.01", probability=0.05),
+        Fault(status=429, retry_after="1", probability=0.05),
         Fault(kind=FaultKind.DROP, probability=0.005),
         Fault(kind=FaultKind.DROP, probability=0.005, commit=True),
         Fault(kind=FaultKind.TRUNCATE, status=500, probability=0.005),
@@ -66,11 +70,18 @@ def targets(n: int) -> Iterator[tuple[str, str]]:
             yield ("ws-soak", f"s{i}")
 
 
-async def run_soak(n: int, *, seed: int = 1, concurrency: int = 64) -> SoakResult:
-    """Run the soak for ``n`` distinct sessions; return its figures."""
+async def run_soak(
+    n: int, *, seed: int = 1, concurrency: int = 64, faults: bool = True
+) -> SoakResult:
+    """Run the soak for ``n`` distinct sessions (with the chaos, or without); its figures."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        emu = Emulator(faults=chaos(), seed=seed, record_requests=False, latency_jitter=0.002)
+        emu = Emulator(
+            faults=chaos() if faults else (),
+            seed=seed,
+            record_requests=False,
+            latency_jitter=0.002,
+        )
         emu.add_sessions("ws-soak", (f"s{i}" for i in range(n)))
         policy = RetryPolicy(max_tries=12, initial_wait=0.01, max_wait=0.2, max_time=60)
         seen: set[int] = set()
@@ -121,6 +132,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    calm = asyncio.run(run_soak(args.items, seed=args.seed, faults=False))
     result = asyncio.run(run_soak(args.items, seed=args.seed))
     print(f"items (input lines)   {result.items:,}  ({result.duplicates:,} duplicates)")
     print(f"requests sent         {result.requests:,}")
@@ -131,6 +143,10 @@ def main() -> None:
     print(f"failed but gone       {result.failed_but_gone}")
     print(f"warnings              {len(result.warnings)}")
     print(f"elapsed               {result.seconds:.1f} s")
+    share = calm.seconds / result.seconds
+    verdict = "PASS" if share >= 1 / 6 and result.lost == 0 else "MISS"
+    print(f"fault-free run        {calm.seconds:.1f} s")
+    print(f"throughput kept       {share:.0%} of fault-free (target >= 1/6, 0 lost): {verdict}")
     print(f"asyncdeleter {asyncdeleter.__version__}")
 
 

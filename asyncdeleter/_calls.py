@@ -1,0 +1,202 @@
+"""The state of calls: what one call carries across its attempts, and how it ended.
+
+Plain slotted classes, not attrs ones: they are built on every request, and attrs' class
+creation would also add to import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine, Iterator
+from typing import Any
+
+import yarl
+
+from asyncdeleter._errors import APIError
+from asyncdeleter._throttle import ApiGate
+
+__all__ = ["Answer", "Call", "Failure", "StopSignal", "Stopped", "Tracker"]
+
+
+class StopSignal:
+    """Set by a bulk run that must send nothing more (``stop()``, ``fail_fast``, ``break``).
+
+    The request path reads it after its last wait, right before a request would go out,
+    and a call sleeping before a retry wakes at once when it is set.
+    """
+
+    __slots__ = ("_sleepers", "stopped")
+
+    def __init__(self) -> None:
+        self.stopped = False
+        self._sleepers: set[asyncio.Future[None]] = set()
+
+    def set(self) -> None:
+        """Stop: nothing more is sent, and sleeping calls wake to end."""
+        self.stopped = True
+        for sleeper in self._sleepers:
+            if not sleeper.done():
+                sleeper.set_result(None)
+
+    async def unless_stopped(self, waiting: Coroutine[Any, Any, float]) -> float:
+        """Await ``waiting``, unless the signal is set first: then cancel it, raise ``Stopped``."""
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(waiting)
+        waker = loop.create_future()
+        self._sleepers.add(waker)
+        try:
+            await asyncio.wait((task, waker), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._sleepers.discard(waker)
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if task.cancelled():
+            raise Stopped(None)
+        return task.result()
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if the signal is set meanwhile."""
+        if self.stopped:
+            return
+        loop = asyncio.get_running_loop()
+        sleeper = loop.create_future()
+        self._sleepers.add(sleeper)
+        timer = loop.call_later(seconds, _wake, sleeper)
+        try:
+            await sleeper
+        finally:
+            timer.cancel()
+            self._sleepers.discard(sleeper)
+
+
+def _wake(sleeper: asyncio.Future[None]) -> None:
+    if not sleeper.done():
+        sleeper.set_result(None)
+
+
+class Tracker:
+    """What one item of a bulk run shares with the calls made for it.
+
+    Attributes:
+        stop: The run's stop signal.
+        adaptive: Whether its sends pass the learned rate of their (host, API).
+        attempts: Requests sent for the item, over all its calls; 0 means nothing went out.
+        throttled: Throttling answers (429) it met.
+        throttled_seconds: Time it spent waiting because of throttling: after a 429, and
+            for its turn under a learned rate.
+    """
+
+    __slots__ = ("adaptive", "attempts", "stop", "throttled", "throttled_seconds")
+
+    def __init__(self, stop: StopSignal, *, adaptive: bool = True) -> None:
+        self.stop = stop
+        self.adaptive = adaptive
+        self.attempts = 0
+        self.throttled = 0
+        self.throttled_seconds = 0.0
+
+
+class Stopped(Exception):  # noqa: N818 - a signal between modules, not an error users see
+    """A call ended before sending because its run was stopped.
+
+    Attributes:
+        last_error: The error of the attempt it would have retried, if there was one.
+    """
+
+    def __init__(self, last_error: APIError | None) -> None:
+        super().__init__("stopped before sending")
+        self.last_error = last_error
+
+
+class Answer:
+    """How a call ended when it did not raise."""
+
+    __slots__ = ("already_gone", "attempts", "request_id")
+
+    def __init__(self, already_gone: bool, attempts: int, request_id: str | None) -> None:
+        self.already_gone = already_gone
+        self.attempts = attempts
+        self.request_id = request_id
+
+
+class Call:
+    """The state of one call across its attempts.
+
+    ``attempts`` counts requests that went out (or started to: a refused connect counts);
+    a bulk run reads it to tell an item never sent from one cut off mid-way.
+    """
+
+    __slots__ = (
+        "attempts",
+        "budget_spent",
+        "deadline",
+        "gate",
+        "may_have_taken_effect",
+        "method",
+        "missing_ok",
+        "operation",
+        "refreshed",
+        "resent_after_drop",
+        "target",
+        "throttled",
+        "tracker",
+        "url",
+        "waits",
+    )
+
+    def __init__(
+        self,
+        *,
+        method: str,
+        url: yarl.URL,
+        gate: ApiGate,
+        operation: str,
+        target: str,
+        missing_ok: bool,
+        tracker: Tracker | None = None,
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.gate = gate
+        self.operation = operation
+        self.target = target
+        self.missing_ok = missing_ok
+        self.tracker = tracker  # a bulk item's: its stop signal, and its counts to keep
+        self.attempts = 0
+        self.deadline = 0.0
+        # Set once an attempt may have deleted the resource without us seeing the answer
+        # (sent, then dropped or timed out; 408; 5xx): a later 404 then means success.
+        self.may_have_taken_effect = False
+        self.refreshed = False  # the auth provider was asked once already for this call
+        self.resent_after_drop = False  # the one immediate resend after a dropped connection
+        self.budget_spent = 0  # what this call's retries took from the retry budget
+        self.throttled = 0  # 429s met: pushback, never counted toward max_tries
+        self.waits: Iterator[float] | None = None  # backoff generator, made on the 1st retry
+
+
+class Failure:
+    """An attempt that did not succeed: the typed error and whether to try again."""
+
+    __slots__ = ("error", "refresh", "retryable", "throttled", "wait")
+
+    def __init__(
+        self,
+        error: APIError,
+        retryable: bool,
+        wait: float | None,
+        refresh: int | None = None,
+        *,
+        throttled: bool = False,
+    ) -> None:
+        self.error = error
+        self.retryable = retryable
+        # A 429: pushback, not failure. It spends no retry budget and no try.
+        self.throttled = throttled
+        # A wait already decided: the server's Retry-After, or 0 for the immediate resend
+        # after a dropped connection. None: back off as the policy says.
+        self.wait = wait
+        # The credentials generation the service refused: refresh past it, then retry.
+        self.refresh = refresh

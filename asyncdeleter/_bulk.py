@@ -2,8 +2,9 @@
 
 A run keeps ``concurrency`` worker tasks, whatever the input's size. Each worker pulls the
 next item only when there is room for its outcome, so the input is read lazily and a slow
-consumer holds the run back instead of letting outcomes pile up. Every input item ends as
-exactly one ``Outcome``.
+consumer holds the run back instead of letting outcomes pile up. Every input item read ends
+as exactly one ``Outcome`` (and, for a ``Sequence``, every item not read as a ``skipped``
+one); ``report.unread_from`` says where an input that was not read to its end resumes.
 """
 
 from __future__ import annotations

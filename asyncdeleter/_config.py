@@ -238,7 +238,9 @@ class RetryPolicy:
     its first send: a wait that would end past it gives up at once with the last error.
 
     Attributes:
-        max_tries: Requests a call may send in all (1 turns retrying off).
+        max_tries: Failed requests a call may send in all (1 turns retrying off). A 429 is
+            pushback, not failure: it does not count, and is retried while ``max_time``
+            lasts (unless 429 is left out of ``retry_statuses``).
         initial_wait: The first backoff ceiling, in seconds.
         max_wait: The cap on any single backoff wait, in seconds.
         max_time: The overall deadline of a call, in seconds.
@@ -249,8 +251,9 @@ class RetryPolicy:
             retry wait. A hook that raises is logged and otherwise ignored.
         wait: ``False`` turns every wait (backoff and ``Retry-After``) into zero: the
             public switch for tests.
-        retry_budget: The manager-wide retry budget. Every retry spends 5 units (10 after
-            a timeout), every success gives back 1 (or what its retries spent), so that in
+        retry_budget: The manager-wide retry budget, for failures only (a 429 spends
+            nothing). Every retry spends 5 units (10 after a timeout), every success gives
+            back 1 (or what its retries spent), so that in
             a full outage N calls send about N requests, not ``max_tries`` x N. When it is
             spent, failing calls stop retrying (their error says so) until successes
             refill it. ``None`` turns it off.

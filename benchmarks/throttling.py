@@ -261,7 +261,7 @@ def main() -> int:
                     reference = scenario["items"] / run["elapsed"]
                 marks = "; ".join(verdicts(scenario, run, reference)) if mode == "adaptive" else ""
                 if "timeout" in run:
-                    row = f"| {scenario['name']} | {mode} | {scenario['items']} | - | >{run['timeout']:.0f} | - | - | {marks} |"  # noqa: E501
+                    row = f"| {scenario['name']} | {mode} | {scenario['items']} | - | >{run['timeout']:.0f} | - | - | {marks} |"
                 else:
                     row = (
                         f"| {scenario['name']} | {mode} | {scenario['items']} | {run['failed']} "
@@ -294,7 +294,7 @@ def plot(results: dict[str, dict[str, Any]], path: Path) -> None:
     except ImportError:
         print("matplotlib is not installed: no plot")
         return
-    names = [n for n in results if n.startswith("quota") or n.startswith("429 storm")]
+    names = [n for n in results if n.startswith(("quota", "429 storm"))]
     figure, axes = plt.subplots(len(names), 1, figsize=(9, 3 * len(names)), squeeze=False)
     for axis, name in zip(axes[:, 0], names, strict=True):
         for mode, run in results[name].items():

@@ -196,10 +196,12 @@ class RequestPath:
                     raise Stopped(result.error)
 
     async def _wait_for_turn(self, call: Call) -> tuple[Auth | None, int]:
-        """Wait for the credentials, a slot, then the (host, API)'s rate; return holding the slot.
+        """Wait for the credentials, the (host, API)'s rate, then a slot; return holding it.
 
-        The rate comes last, at the moment of sending: a call that queued for a slot
-        obeys it too.
+        The rate's turn comes before the slot, so a throttled API never sits on slots that
+        another API could use; a call that then queued for a slot longer than one turn
+        takes a fresh turn (holding the slot), so what goes out still obeys the rate at
+        the moment of sending.
         """
         credentials = self.credentials
         if credentials.provider is None:
@@ -207,23 +209,42 @@ class RequestPath:
         else:
             # Before taking a slot: a provider's first fetch must not hold one.
             auth, generation = await credentials.current()
+        await self._take_turns(call)
         limit = self.limit
         if not limit.try_acquire():
+            queued_at = asyncio.get_running_loop().time()
             await limit.acquire()
+            try:
+                if self._turn_went_stale(call, queued_at):
+                    await self._take_turns(call)
+            except BaseException:
+                limit.release()
+                raise
+        return auth, generation
+
+    async def _take_turns(self, call: Call) -> None:
+        """Pass the ``max_rate`` cap and the learned rate of the call's (host, API)."""
         gate = call.gate
         tracker = call.tracker
-        try:
-            if gate.cap is not None:
-                await _take_turn(gate.cap, tracker)
-            learned = gate.learned.limiter
-            if learned.rate is not None and (tracker is None or tracker.adaptive):
-                waited = await _take_turn(learned, tracker)
-                if tracker is not None:
-                    tracker.throttled_seconds += waited
-        except BaseException:
-            limit.release()
-            raise
-        return auth, generation
+        if gate.cap is not None:
+            await _take_turn(gate.cap, tracker)
+        learned = gate.learned.limiter
+        if learned.rate is not None and (tracker is None or tracker.adaptive):
+            waited = await _take_turn(learned, tracker)
+            if tracker is not None:
+                tracker.throttled_seconds += waited
+
+    def _turn_went_stale(self, call: Call, queued_at: float) -> bool:
+        """Whether queueing for a slot outlasted a turn of any rate the call must obey."""
+        gate = call.gate
+        rates = [gate.cap.rate if gate.cap is not None else None]
+        tracker = call.tracker
+        if tracker is None or tracker.adaptive:
+            rates.append(gate.learned.limiter.rate)
+        fastest = max((rate for rate in rates if rate), default=None)
+        return fastest is not None and (
+            asyncio.get_running_loop().time() - queued_at > 1.0 / fastest
+        )
 
     async def _refresh_credentials(self, call: Call, result: Failure, generation: int) -> None:
         """Ask the provider for new credentials, within the call's deadline."""

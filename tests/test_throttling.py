@@ -297,3 +297,26 @@ def test_a_lowered_quota_is_followed_down() -> None:
     rate = learner.limiter.rate
     assert rate is not None
     assert rate <= 110
+
+
+async def test_an_api_waiting_for_its_turns_holds_no_slot_another_api_needs() -> None:
+    """Close calls queued on a slow rate must not keep a workspace delete from a slot."""
+    async with Emulator(token=TOKEN) as emu:
+        emu.add_sessions("ws", [f"s{i}" for i in range(12)])
+        emu.add_workspaces(PROJECT, ["w1"])
+        async with SessionManager(
+            endpoints=emu.endpoints(),
+            project_id=PROJECT,
+            auth=TokenAuth(TOKEN),
+            max_concurrency=4,
+            max_rate=1,
+        ) as manager:
+            closing = asyncio.gather(*(manager.close_session("ws", f"s{i}") for i in range(12)))
+            await asyncio.sleep(0.2)  # the close calls now wait for their turns, 1 a second
+            started = time.monotonic()
+            await manager.delete_workspace("w1")  # its API's first turn is free at once
+            took = time.monotonic() - started
+            closing.cancel()
+            await asyncio.gather(closing, return_exceptions=True)
+    assert emu.workspaces(PROJECT) == frozenset()
+    assert took < 0.5  # not queued behind close calls sitting on every slot

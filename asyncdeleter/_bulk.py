@@ -537,75 +537,43 @@ class BulkRun(Generic[T]):
         tracker = Tracker(self._stop, adaptive=self._adaptive)
         self._unsettled[index] = (item, tracker)
         started = _now()
-        try:
-            answer = await self._operation(target, tracker)
-        except Stopped as stopped:
-            # The run stopped before this item's next request: never sent, or cut off
-            # before a retry (then it may have taken effect: failed, safe to re-run).
-            if tracker.attempts == 0:
-                return Outcome(
-                    target=target, index=index, kind=OutcomeKind.SKIPPED, safe_to_retry=True
-                )
-            return Outcome(
-                target=target,
-                index=index,
-                kind=OutcomeKind.FAILED,
-                error=stopped.last_error or stopped,
-                attempts=tracker.attempts,
-                throttled=tracker.throttled,
-                throttled_seconds=tracker.throttled_seconds,
-                elapsed=_now() - started,
-                request_id=getattr(stopped.last_error, "request_id", None),
-                safe_to_retry=True,
-            )
-        except ConfigurationError as exc:
-            # The manager closed (or is used from another loop): nothing more can be sent.
-            self._stop_sending()
-            if tracker.attempts == 0:
-                return Outcome(
-                    target=target, index=index, kind=OutcomeKind.SKIPPED, safe_to_retry=True
-                )
-            return Outcome(
-                target=target,
-                index=index,
-                kind=OutcomeKind.FAILED,
-                error=exc,
-                attempts=tracker.attempts,
-                throttled=tracker.throttled,
-                throttled_seconds=tracker.throttled_seconds,
-                elapsed=_now() - started,
-                safe_to_retry=True,
-            )
-        except Exception as exc:  # noqa: BLE001 - one item's failure must not end the run
-            # Our own typed errors, and anything a user's credentials provider raised: the
-            # item fails, the worker lives on, the run accounts for it.
-            kind = (
-                OutcomeKind.INVALID
-                if isinstance(exc, InvalidIdentifierError)
-                else OutcomeKind.FAILED
-            )
+
+        def ended(
+            kind: OutcomeKind, error: BaseException | None = None, request_id: str | None = None
+        ) -> Outcome[T]:
+            if kind is OutcomeKind.FAILED and tracker.attempts == 0 and not _counts(error):
+                kind = OutcomeKind.SKIPPED  # cut off before anything was sent
             return Outcome(
                 target=target,
                 index=index,
                 kind=kind,
-                error=exc,
+                error=None if kind is OutcomeKind.SKIPPED else error,
                 attempts=tracker.attempts,
                 throttled=tracker.throttled,
                 throttled_seconds=tracker.throttled_seconds,
-                elapsed=_now() - started,
-                request_id=getattr(exc, "request_id", None),
-                safe_to_retry=kind is OutcomeKind.FAILED,
+                elapsed=_now() - started if tracker.attempts else 0.0,
+                request_id=request_id or getattr(error, "request_id", None),
+                safe_to_retry=kind in (OutcomeKind.FAILED, OutcomeKind.SKIPPED),
             )
-        return Outcome(
-            target=target,
-            index=index,
-            kind=OutcomeKind.ALREADY_GONE if answer.already_gone else OutcomeKind.SUCCEEDED,
-            attempts=answer.attempts,
-            throttled=tracker.throttled,
-            throttled_seconds=tracker.throttled_seconds,
-            elapsed=_now() - started,
-            request_id=answer.request_id,
-        )
+
+        try:
+            answer = await self._operation(target, tracker)
+        except Stopped as stopped:
+            # The run stopped before this item's next request: never sent (skipped), or
+            # cut off before a retry (it may have taken effect: failed, safe to re-run).
+            return ended(OutcomeKind.FAILED, stopped.last_error or stopped)
+        except ConfigurationError as exc:
+            # The manager closed (or is used from another loop): nothing more can be sent.
+            self._stop_sending()
+            return ended(OutcomeKind.FAILED, exc)
+        except InvalidIdentifierError as exc:
+            return ended(OutcomeKind.INVALID, exc)
+        except Exception as exc:  # noqa: BLE001 - one item's failure must not end the run
+            # Our own typed errors, and anything a user's credentials provider raised: the
+            # item fails, the worker lives on, the run accounts for it.
+            return ended(OutcomeKind.FAILED, exc)
+        kind = OutcomeKind.ALREADY_GONE if answer.already_gone else OutcomeKind.SUCCEEDED
+        return ended(kind, request_id=answer.request_id)
 
     def _account(self, outcome: Outcome[T]) -> None:
         self._counts[outcome.kind] += 1
@@ -627,6 +595,13 @@ class BulkRun(Generic[T]):
 
 
 _STOPPING_KINDS: Final = frozenset({OutcomeKind.FAILED, OutcomeKind.INVALID})
+
+
+def _counts(error: BaseException | None) -> bool:
+    """Whether an item that sent nothing still failed: its own error, not a stop or a close."""
+    return error is not None and not isinstance(error, Stopped | ConfigurationError)
+
+
 #: While accounting for a huge input's unread items, yield to the loop this often.
 _YIELD_EVERY: Final = 512
 

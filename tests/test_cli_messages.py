@@ -191,3 +191,21 @@ async def test_an_empty_token_file_is_an_error(emu: Emulator, tmp_path: Path) ->
     assert code == 2, err
     assert "empty" in err
     assert emu.request_count == 0
+
+
+async def test_a_connection_failure_is_summarised_in_words_not_class_names(
+    tmp_path: Path,
+) -> None:
+    """No answer at all: the summary and the report say so without Python names."""
+    report = tmp_path / "r.jsonl"
+    source = tmp_path / "in.txt"
+    source.write_text("ws-1 a\n")
+    token = write_token(tmp_path)
+    _, out, err = await cli(
+        "close-sessions", str(source), "--fabric-endpoint", "http://127.0.0.1:1",
+        "--token-file", str(token), "--yes", "--max-tries", "1", "--report", str(report),
+    )  # fmt: skip
+    shown = out + err + report.read_text()
+    assert "APIConnectionError" not in shown
+    assert "close_session" not in shown
+    assert "no-connection" in shown

@@ -343,7 +343,9 @@ async def test_unicode_separators_and_control_characters_do_not_split_a_line(
 # -- 7. protected ids fail closed, whatever the case -------------------------------------
 
 
-@pytest.mark.parametrize("value", ["ws-keep;p-prod", '"ws-keep"', "ws keep", ",", "ws-keep,ws/x"])
+@pytest.mark.parametrize(
+    "value", ["ws-keep;p-prod", '"ws-keep"', "ws keep", ",", "ws-keep,ws/x", "", " "]
+)
 async def test_malformed_protected_ids_are_an_error(
     emu: Emulator, token_file: Path, value: str
 ) -> None:

@@ -16,7 +16,7 @@ import attrs
 
 from asyncdeleter._bulk import Outcome
 from asyncdeleter._cli.lines import Line, Target, printable
-from asyncdeleter._errors import APIError
+from asyncdeleter._errors import APIError, APITimeoutError
 
 __all__ = [
     "DONE_RESULTS",
@@ -78,6 +78,17 @@ def _target_json(target: Target, project_id: str | None) -> dict[str, str]:
 
 def _shown(target: Target) -> str:
     return "/".join(target) if isinstance(target, tuple) else target
+
+
+def _without_call(message: str) -> str:
+    """An error's text without the leading ``operation target:`` the library puts first."""
+    head, separator, rest = message.partition(": ")
+    if separator and head.split(" ", 1)[0] in _OPERATION_NAMES:
+        return rest
+    return message
+
+
+_OPERATION_NAMES: Final = frozenset({"close_session", "delete_workspace"})
 
 
 @attrs.define
@@ -176,9 +187,10 @@ class ReportWriter:
         if isinstance(error, APIError):
             status = error.status
             code = None if error.error_code is None else str(error.error_code)
-            message = error.error_msg or str(error)
+            message = error.error_msg or _without_call(str(error))
             if error.status is None:
-                code = type(error).__name__
+                # No answer: say what kind of failure in words, not a Python class name.
+                code = "timed-out" if isinstance(error, APITimeoutError) else "no-connection"
         elif error is not None:
             code, message = type(error).__name__, str(error) or type(error).__name__
         self.item(

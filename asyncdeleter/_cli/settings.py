@@ -70,8 +70,15 @@ def protected_ids(environ: Mapping[str, str]) -> frozenset[str]:
             protection that silently protects nothing is worse than none.
     """
     value = environ.get(PROTECTED_ENV)
-    if value is None or not value.strip():
+    if value is None:
         return frozenset()
+    if not value.strip():
+        # Set but blank (an empty file read into it, say): fail closed, as for any value
+        # that names nothing; unsetting the variable is how to protect nothing.
+        raise UsageError(
+            f"{PROTECTED_ENV} is set but blank; name the ids to protect (comma-separated), "
+            "or unset it"
+        )
     entries = [entry.strip(" \t") for entry in value.split(",")]
     bad = [entry for entry in entries if entry and not _PROTECTED_ENTRY.fullmatch(entry)]
     if bad or not any(entries):

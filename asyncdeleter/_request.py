@@ -183,7 +183,7 @@ class RequestPath:
                     self.retry_budget.refill(call.budget_spent)
                 return result
             last = result
-            if result.refresh is not None and call.attempts < self.retry.max_tries:
+            if result.refresh is not None and call.attempts - call.throttled < self.retry.max_tries:
                 await self._refresh_credentials(call, result, result.refresh)
                 continue
             # Outside the semaphore: a waiting call must not hold a slot.
@@ -200,8 +200,8 @@ class RequestPath:
 
         The rate's turn comes before the slot, so a throttled API never sits on slots that
         another API could use; a call that then queued for a slot longer than one turn
-        takes a fresh turn (holding the slot), so what goes out still obeys the rate at
-        the moment of sending.
+        gives the slot back and takes a fresh turn, so what goes out still obeys the rate
+        at the moment of sending.
         """
         credentials = self.credentials
         if credentials.provider is None:
@@ -209,30 +209,34 @@ class RequestPath:
         else:
             # Before taking a slot: a provider's first fetch must not hold one.
             auth, generation = await credentials.current()
-        await self._take_turns(call)
         limit = self.limit
-        if not limit.try_acquire():
+        while True:
+            await self._take_turns(call)
+            if limit.try_acquire():
+                return auth, generation
             queued_at = asyncio.get_running_loop().time()
             await limit.acquire()
-            try:
-                if self._turn_went_stale(call, queued_at):
-                    await self._take_turns(call)
-            except BaseException:
-                limit.release()
-                raise
-        return auth, generation
+            if not self._turn_went_stale(call, queued_at):
+                return auth, generation
+            # The wait for a slot outlasted the turn: give the slot back (no slot is ever
+            # held while waiting for a turn) and take a fresh turn first.
+            limit.release()
 
     async def _take_turns(self, call: Call) -> None:
-        """Pass the ``max_rate`` cap and the learned rate of the call's (host, API)."""
+        """Pass the learned rate, then the ``max_rate`` cap, of the call's (host, API).
+
+        The hard cap comes last, closest to the send, so that no turn of it goes stale
+        while the call waits on the (possibly slower) learned rate.
+        """
         gate = call.gate
         tracker = call.tracker
-        if gate.cap is not None:
-            await _take_turn(gate.cap, tracker)
         learned = gate.learned.limiter
         if learned.rate is not None and (tracker is None or tracker.adaptive):
             waited = await _take_turn(learned, tracker)
             if tracker is not None:
                 tracker.throttled_seconds += waited
+        if gate.cap is not None:
+            await _take_turn(gate.cap, tracker)
 
     def _turn_went_stale(self, call: Call, queued_at: float) -> bool:
         """Whether queueing for a slot outlasted a turn of any rate the call must obey."""

@@ -29,8 +29,13 @@ _BUCKETS: Final = 10
 _MARGIN: Final = 0.98
 #: Throttling counts as the quota binding only when it is at least this share of the
 #: trailing second's answers, and at least this many answers.
-_QUOTA_SHARE: Final = 0.10
-_QUOTA_MIN_THROTTLED: Final = 5
+_QUOTA_SHARE: Final = 0.15
+_QUOTA_MIN_THROTTLED: Final = 20
+#: After a decrease, the 429s of the same episode (requests already on their way, retries
+#: bunched by the same Retry-After) are not news for this long.
+_EPISODE: Final = 1.0
+#: Probes won in a row after which the quota is taken to be gone: the limit is dropped.
+_WINS_TO_UNLIMITED: Final = 3
 #: Throttle-free time before each climb step, and the climb factor back to the last good rate.
 _SPELL: Final = 0.5
 _CLIMB: Final = 4.0
@@ -150,12 +155,14 @@ class AdaptiveRate:
         "_ceiling",
         "_climbed_at",
         "_decreased_at",
+        "_peak",
         "_probe_every",
         "_probing_since",
         "_quiet_until",
         "_sent",
         "_settling",
         "_throttled",
+        "_wins",
         "good",
         "limiter",
     )
@@ -170,11 +177,13 @@ class AdaptiveRate:
         self.good: float | None = None
         self._ceiling: float | None = None  # what good was before the decrease settling now
         self._settling = False
+        self._peak = 0  # the most accepted in a trailing second while settling
         self._decreased_at = float("-inf")
         self._climbed_at = float("-inf")
         self._probe_every = _FIRST_PROBE
         self._probing_since: float | None = None
         self._quiet_until = float("-inf")  # a failed probe's fallout ends then
+        self._wins = 0  # probes won in a row
 
     def sending(self, now: float) -> None:
         """A request to this (host, API) is going out now."""
@@ -195,6 +204,10 @@ class AdaptiveRate:
                 self._on_throttle(now)
             return
         self._accepted[bucket % _BUCKETS] += 1
+        if self._settling:
+            # Bursty traffic (retries bunched by one Retry-After) lands at the start of the
+            # gateway's windows: the trailing second may straddle them, so keep its peak.
+            self._peak = max(self._peak, sum(self._accepted))
         if (
             self.limiter.rate is not None
             and now - self._climbed_at >= _SPELL
@@ -224,9 +237,10 @@ class AdaptiveRate:
             # the 429s of the window it overfilled are its own, not news.
             self._probing_since = None
             self._probe_every *= 2
+            self._wins = 0
             self._quiet_until = now + 1.0
             rate = _MARGIN * self.good if self.good else _FLOOR
-        elif now < self._quiet_until:
+        elif now < self._quiet_until or now - self._decreased_at < _EPISODE:
             return
         elif throttled < _QUOTA_MIN_THROTTLED or throttled < _QUOTA_SHARE * sum(self._sent):
             return  # occasional throttling: pushback for that call, not a quota
@@ -242,6 +256,7 @@ class AdaptiveRate:
             ceiling = self._ceiling
             self.good = min(float(accepted), ceiling) if ceiling else float(accepted)
             self._settling = True
+            self._peak = accepted
             rate = _MARGIN * self.good
         self.limiter.set_rate(max(rate, _FLOOR))
         self._decreased_at = self._climbed_at = now
@@ -257,7 +272,7 @@ class AdaptiveRate:
             # The accepted answers in flight at the decrease have arrived: count them, but
             # never above what was good before (only a probe may raise that).
             self._settling = False
-            settled = max(self.good or 0.0, accepted)
+            settled = max(self.good or 0.0, accepted, float(self._peak))
             if not settled:
                 # Nothing was accepted after all (a storm): nothing learned, no limit.
                 self.good = self._ceiling
@@ -269,7 +284,15 @@ class AdaptiveRate:
                 return  # a fixed window fills before it refuses: not judged yet
             # A whole window at the probe rate without a 429: the quota was raised.
             self._probing_since = None
-            self.good = max(self.good or 0.0, accepted)
+            self._wins += 1
+            if self._wins >= _WINS_TO_UNLIMITED:
+                # Again and again more was accepted: the quota is gone (or far above us).
+                self.good, self._wins = None, 0
+                self._probe_every = _FIRST_PROBE
+                limiter.set_rate(None)
+                return
+            # What the probe sent went through: that rate is good now.
+            self.good = max(self.good or 0.0, accepted, rate / _PROBE * 1.25)
             self._probe_every = _SPELL
         target = _MARGIN * self.good if self.good else None
         if target is None or rate >= _UNLIMITED:

@@ -320,3 +320,42 @@ async def test_an_api_waiting_for_its_turns_holds_no_slot_another_api_needs() ->
             await asyncio.gather(closing, return_exceptions=True)
     assert emu.workspaces(PROJECT) == frozenset()
     assert took < 0.5  # not queued behind close calls sitting on every slot
+
+
+def test_small_clusters_of_429s_do_not_ratchet_the_rate_down() -> None:
+    """7 % of answers throttled, in clusters of seven (one at the very start): no slowing."""
+    learner = AdaptiveRate()
+    now = 1000.0
+    for sent in range(150 * 30):  # 30 s at 150 requests/s
+        now += 1 / 150
+        learner.sending(now)
+        learner.record(now, now, throttled=sent % 100 < 7)
+    assert learner.limiter.rate is None
+
+
+async def test_429s_do_not_use_up_the_tries_a_credentials_refresh_needs() -> None:
+    """Four 429s, then a 401 for an expired token: the call still refreshes and succeeds."""
+    from tests.raw_server import RawRequest, RawServer, answer
+
+    tokens = iter(["old-token", "fresh-token"])
+
+    async def provider() -> TokenAuth:
+        return TokenAuth(next(tokens))
+
+    async def script(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        if request.number <= 4:
+            writer.write(answer(429, b"", {"Retry-After": "0"}))
+        elif request.headers.get("x-auth-token") != "fresh-token":
+            writer.write(answer(401))
+        else:
+            writer.write(answer(200))
+
+    async with RawServer(script) as server:
+        url = server.url
+        async with SessionManager(
+            endpoints=asyncdeleter.Endpoints(fabric=url, modelarts=url),
+            auth=provider,
+            retry=RetryPolicy(max_tries=5, wait=False),
+        ) as manager:
+            await manager.close_session("ws", "s")
+    assert len(server.requests) == 6

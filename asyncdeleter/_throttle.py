@@ -158,7 +158,6 @@ class AdaptiveRate:
         "_peak",
         "_probe_every",
         "_probing_since",
-        "_quiet_until",
         "_sent",
         "_settling",
         "_throttled",
@@ -182,7 +181,6 @@ class AdaptiveRate:
         self._climbed_at = float("-inf")
         self._probe_every = _FIRST_PROBE
         self._probing_since: float | None = None
-        self._quiet_until = float("-inf")  # a failed probe's fallout ends then
         self._wins = 0  # probes won in a row
 
     def sending(self, now: float) -> None:
@@ -238,9 +236,8 @@ class AdaptiveRate:
             self._probing_since = None
             self._probe_every *= 2
             self._wins = 0
-            self._quiet_until = now + 1.0
             rate = _MARGIN * self.good if self.good else _FLOOR
-        elif now < self._quiet_until or now - self._decreased_at < _EPISODE:
+        elif now - self._decreased_at < _EPISODE:
             return
         elif throttled < _QUOTA_MIN_THROTTLED or throttled < _QUOTA_SHARE * sum(self._sent):
             return  # occasional throttling: pushback for that call, not a quota

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import TOKEN as CLI_TOKEN
+from cli_support import write_token
 
 import asyncdeleter
 from asyncdeleter.testing import Emulator
@@ -33,6 +36,19 @@ def our_tasks() -> set[asyncio.Task[Any]]:
 async def emulator() -> AsyncIterator[Emulator]:
     async with Emulator(token=TOKEN, seed=1234) as emu:
         yield emu
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[Emulator]:
+    """The emulator for the command-line tests (the test token, no seed)."""
+    async with Emulator(token=CLI_TOKEN) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def token_file(tmp_path: Path) -> Path:
+    """A token file with the command-line tests' token, readable by its owner only."""
+    return write_token(tmp_path)
 
 
 @pytest.fixture

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 from cli_support import (
     TOKEN,
     clean_env,
@@ -17,21 +15,9 @@ from cli_support import (
     endpoint_args,
     items,
     run_on_terminal,
-    write_token,
 )
 
 from asyncdeleter.testing import Emulator, Fault
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(token=TOKEN) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def token_file(tmp_path: Path) -> Path:
-    return write_token(tmp_path)
 
 
 async def test_lines_are_parsed_and_bad_lines_reported_with_their_numbers(

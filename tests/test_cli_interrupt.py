@@ -5,36 +5,22 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from cli_support import (
     PIPE,
-    TOKEN,
     clean_env,
     cli,
     committed_paths,
     endpoint_args,
     items,
     records,
-    write_token,
 )
 
 from asyncdeleter.testing import Emulator
 
 N = 3000
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(token=TOKEN) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def token_file(tmp_path: Path) -> Path:
-    return write_token(tmp_path)
 
 
 def sessions_file(tmp_path: Path, count: int = N) -> Path:

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from cli_support import TOKEN, clean_env, cli, endpoint_args, write_token
+from cli_support import clean_env, cli, endpoint_args, write_token
 
 from asyncdeleter.testing import Emulator
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(token=TOKEN) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def token_file(tmp_path: Path) -> Path:
-    return write_token(tmp_path)
 
 
 def line_with(text: str, needle: str) -> str:

@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import TOKEN, clean_env, cli, endpoint_args, items, records, write_token
+from cli_support import clean_env, cli, endpoint_args, items, records
 
 from asyncdeleter import __version__
 from asyncdeleter.testing import Emulator
 
 SCHEMA = Path(__file__).resolve().parent.parent / "docs" / "report.schema.json"
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(token=TOKEN) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def token_file(tmp_path: Path) -> Path:
-    return write_token(tmp_path)
 
 
 def validate(found: list[dict[str, Any]]) -> None:

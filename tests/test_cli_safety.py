@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,23 +17,10 @@ from cli_support import (
     items,
     records,
     run_on_terminal,
-    write_token,
 )
 
 from asyncdeleter import __version__
 from asyncdeleter.testing import Emulator, Fault
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(token=TOKEN) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def token_file(tmp_path: Path) -> Path:
-    return write_token(tmp_path)
-
 
 # -- 1. --workspace-id is the scope of the run -------------------------------------------
 

@@ -29,7 +29,7 @@ from asyncdeleter._errors import (
 )
 from asyncdeleter._manager import SessionManager
 from asyncdeleter._models import DeletedWorkspace
-from asyncdeleter._retry import RetryDetails
+from asyncdeleter._records import RetryDetails
 from asyncdeleter._version import __version__
 
 if TYPE_CHECKING:

@@ -41,8 +41,14 @@ ENV_SECURITY_TOKEN: Final = "HUAWEICLOUD_SDK_SECURITY_TOKEN"  # noqa: S105 - a n
 class Auth(Protocol):
     """What the manager asks of a credential: headers for one attempt of one request."""
 
-    def headers_for(self, method: str, url: yarl.URL) -> dict[str, str]:
-        """Return the headers that authenticate this attempt (called once per attempt)."""
+    def headers_for(
+        self, method: str, url: yarl.URL, extra: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """Return the headers that authenticate this attempt (called once per attempt).
+
+        ``extra`` are the request's own headers (``X-Project-Id``): a signature covers
+        them, and returns them among its headers.
+        """
         ...
 
 
@@ -104,8 +110,10 @@ class TokenAuth(_Credential):
     def _key(self) -> tuple[object, ...]:
         return (self.token,)
 
-    def headers_for(self, method: str, url: yarl.URL) -> dict[str, str]:
-        """Return ``{"X-Auth-Token": token}``; the same for every attempt."""
+    def headers_for(
+        self, method: str, url: yarl.URL, extra: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """Return ``{"X-Auth-Token": token}``; the same for every attempt (``extra`` unused)."""
         return self._headers
 
     def __repr__(self) -> str:
@@ -161,9 +169,17 @@ class AkSkAuth(_Credential):
             raise ConfigurationError(f"{ENV_AK} and {ENV_SK} must both be set")
         return cls(ak, sk, env.get(ENV_SECURITY_TOKEN) or None)
 
-    def headers_for(self, method: str, url: yarl.URL) -> dict[str, str]:
-        """Sign one attempt: ``Host``, ``X-Sdk-Date``, ``Authorization`` (and the token)."""
-        headers = {"Host": url.host_port_subcomponent or "", "X-Sdk-Date": sdk_date()}
+    def headers_for(
+        self, method: str, url: yarl.URL, extra: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """Sign one attempt: ``Host``, ``X-Sdk-Date``, ``Authorization`` (and the token).
+
+        ``extra`` (the request's own headers, such as ``X-Project-Id``) are signed too and
+        returned with the rest.
+        """
+        headers = dict(extra) if extra else {}
+        headers["Host"] = url.host_port_subcomponent or ""
+        headers["X-Sdk-Date"] = sdk_date()
         if self.security_token is not None:
             headers["X-Security-Token"] = self.security_token
         headers["Authorization"] = authorization(

@@ -14,6 +14,7 @@ from typing import Any
 import yarl
 
 from asyncdeleter._errors import APIError
+from asyncdeleter._operations import Operation
 from asyncdeleter._throttle import ApiGate
 
 __all__ = ["Answer", "Call", "Failure", "StopSignal", "Stopped", "Tracker"]
@@ -112,18 +113,21 @@ class Stopped(Exception):  # noqa: N818 - a signal between modules, not an error
 
 
 class Answer:
-    """How a call ended when it did not raise."""
+    """How a call ended when it did not raise: for a read, ``result`` is the parsed body."""
 
-    __slots__ = ("already_gone", "attempts", "request_id")
+    __slots__ = ("already_gone", "attempts", "request_id", "result")
 
-    def __init__(self, already_gone: bool, attempts: int, request_id: str | None) -> None:
+    def __init__(
+        self, already_gone: bool, attempts: int, request_id: str | None, result: Any = None
+    ) -> None:
         self.already_gone = already_gone
         self.attempts = attempts
         self.request_id = request_id
+        self.result = result
 
 
 class Call:
-    """The state of one call across its attempts.
+    """The state of one call (one operation on one target) across its attempts.
 
     ``attempts`` counts requests that went out (or started to: a refused connect counts);
     a bulk run reads it to tell an item never sent from one cut off mid-way.
@@ -134,10 +138,11 @@ class Call:
         "budget_spent",
         "deadline",
         "gate",
+        "headers",
+        "ids",
         "may_have_taken_effect",
-        "method",
         "missing_ok",
-        "operation",
+        "op",
         "refreshed",
         "resent_after_drop",
         "target",
@@ -150,20 +155,22 @@ class Call:
     def __init__(
         self,
         *,
-        method: str,
+        op: Operation,
         url: yarl.URL,
         gate: ApiGate,
-        operation: str,
+        ids: dict[str, str],
         target: str,
-        missing_ok: bool,
+        missing_ok: bool = False,
+        headers: dict[str, str] | None = None,
         tracker: Tracker | None = None,
     ) -> None:
-        self.method = method
+        self.op = op
         self.url = url
         self.gate = gate
-        self.operation = operation
+        self.ids = ids  # the path's ids, for the parser (a session's workspace id)
         self.target = target
         self.missing_ok = missing_ok
+        self.headers = headers  # headers of the call itself (X-Project-Id), signed too
         self.tracker = tracker  # a bulk item's: its stop signal, and its counts to keep
         self.attempts = 0
         self.deadline = 0.0
@@ -178,21 +185,19 @@ class Call:
 
 
 class Failure:
-    """An attempt that did not succeed: the typed error and whether to try again."""
+    """An attempt to be retried: its typed error, and what was decided about the wait."""
 
-    __slots__ = ("error", "refresh", "retryable", "throttled", "wait")
+    __slots__ = ("error", "refresh", "throttled", "wait")
 
     def __init__(
         self,
         error: APIError,
-        retryable: bool,
         wait: float | None,
         refresh: int | None = None,
         *,
         throttled: bool = False,
     ) -> None:
         self.error = error
-        self.retryable = retryable
         # A 429: pushback, not failure. It spends no retry budget and no try.
         self.throttled = throttled
         # A wait already decided: the server's Retry-After, or 0 for the immediate resend

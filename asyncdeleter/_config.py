@@ -18,9 +18,10 @@ import yarl
 from asyncdeleter._errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from asyncdeleter._retry import RetryDetails
+    from asyncdeleter._records import RetryDetails
 
 __all__ = [
+    "CONFIRMING_PER_SLOT",
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_INITIAL_WAIT",
     "DEFAULT_MAX_CONCURRENCY",
@@ -28,10 +29,15 @@ __all__ = [
     "DEFAULT_MAX_TIME",
     "DEFAULT_MAX_TRIES",
     "DEFAULT_MAX_WAIT",
+    "DEFAULT_POLL_INITIAL_WAIT",
+    "DEFAULT_POLL_MAX_WAIT",
     "DEFAULT_READ_TIMEOUT",
     "DEFAULT_RETRY_BUDGET",
     "DEFAULT_RETRY_STATUSES",
+    "DEFAULT_WAIT_TIMEOUT",
+    "FABRIC_PAGE_MAX",
     "MAX_BODY_BYTES",
+    "MODELARTS_PAGE_MAX",
     "NEVER_RETRIED_STATUSES",
     "RETRY_COST",
     "TIMEOUT_RETRY_COST",
@@ -56,6 +62,17 @@ NEVER_RETRIED_STATUSES: Final = frozenset({400, 401, 403, 404})
 DEFAULT_RETRY_BUDGET: Final = 500
 RETRY_COST: Final = 5
 TIMEOUT_RETRY_COST: Final = 10
+#: A ``wait=True`` deletion polls ShowWorkspace after about this long, the waits growing
+#: (doubling, jittered) to POLL_MAX_WAIT; DEFAULT_WAIT_TIMEOUT bounds the whole wait.
+DEFAULT_POLL_INITIAL_WAIT: Final = 1.0
+DEFAULT_POLL_MAX_WAIT: Final = 15.0
+DEFAULT_WAIT_TIMEOUT: Final = 600.0
+#: A bulk ``wait=True`` run keeps up to this many items in progress per concurrency slot:
+#: most of them wait between polls, holding no slot.
+CONFIRMING_PER_SLOT: Final = 8
+#: The largest pages the services serve (ListSqlSessions, ListWorkspace): the defaults.
+FABRIC_PAGE_MAX: Final = 100
+MODELARTS_PAGE_MAX: Final = 1000
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 DEFAULT_READ_TIMEOUT: Final = 30.0
 #: A response body is read up to this many bytes; a misbehaving gateway cannot exhaust memory.
@@ -257,6 +274,10 @@ class RetryPolicy:
             a full outage N calls send about N requests, not ``max_tries`` x N. When it is
             spent, failing calls stop retrying (their error says so) until successes
             refill it. ``None`` turns it off.
+        poll_initial_wait: A ``wait=True`` deletion first asks whether the workspace is
+            gone about this many seconds after the deletion was accepted (jittered).
+        poll_max_wait: The waits between those polls double up to this. ``wait=False``
+            does not shorten them (they are not retries).
     """
 
     max_tries: int = attrs.field(default=DEFAULT_MAX_TRIES, validator=_at_least_one)
@@ -273,6 +294,8 @@ class RetryPolicy:
     )
     wait: bool = True
     retry_budget: int | None = attrs.field(default=DEFAULT_RETRY_BUDGET)
+    poll_initial_wait: float = attrs.field(default=DEFAULT_POLL_INITIAL_WAIT, validator=_positive)
+    poll_max_wait: float = attrs.field(default=DEFAULT_POLL_MAX_WAIT, validator=_positive)
 
     @retry_budget.validator
     def _check_budget(self, attribute: attrs.Attribute[int | None], value: int | None) -> None:

@@ -1,4 +1,4 @@
-"""The exception tree, and the one place where aiohttp's errors are translated.
+"""The exception tree (aiohttp's errors are translated into it in ``_transport`` only).
 
 ::
 
@@ -6,7 +6,10 @@
      +-- ConfigurationError (ValueError)     missing project id or credentials, bad endpoint,
      |                                       CR/LF in a header value, closed manager
      +-- InvalidIdentifierError (ValueError) an id that must never reach a URL
+     +-- WaitTimeoutError (TimeoutError)     a deletion still not confirmed at wait_timeout
      +-- APIError                            anything the remote side (or the way to it) did
+          +-- DeletionFailedError            the workspace ended DELETE_FAILED
+          +-- MalformedResponseError         a 2xx answer whose body could not be read
           +-- APIStatusError                 the server answered with a non-2xx status
           |    +-- BadRequestError           400
           |    +-- AuthenticationError       401
@@ -36,10 +39,7 @@ Two rules hold for every error raised here, by construction:
 
 from __future__ import annotations
 
-import asyncio
 from typing import Final
-
-import aiohttp
 
 __all__ = [
     "APIConnectionError",
@@ -50,16 +50,18 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
+    "DeletionFailedError",
     "InternalServerError",
     "InvalidIdentifierError",
+    "MalformedResponseError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTimeoutError",
     "ServerError",
     "TransportError",
+    "WaitTimeoutError",
     "escape_control",
-    "translate_client_error",
 ]
 
 #: Types an InvalidIdentifierError's value may keep across pickling.
@@ -88,6 +90,40 @@ def _rebuild(cls: type[BaseException], message: str, state: dict[str, object]) -
 
 class AsyncDeleterError(Exception):
     """The root of every error this package raises on purpose."""
+
+
+class WaitTimeoutError(AsyncDeleterError, TimeoutError):
+    """A deletion was accepted but not confirmed within ``wait_timeout``.
+
+    The workspace may still go; waiting again (or deleting again, which counts a
+    ``DELETING`` workspace as accepted) is safe.
+
+    Attributes:
+        workspace_id: The workspace waited for.
+        last_status: The status it last showed (``DELETING``), or ``None`` if no poll
+            answered.
+        waited: Seconds waited since the deletion was accepted.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workspace_id: str = "",
+        last_status: str | None = None,
+        waited: float = 0.0,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.workspace_id = workspace_id
+        self.last_status = last_status
+        self.waited = waited
+
+    def __str__(self) -> str:
+        return escape_control(self.message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.message, dict(self.__dict__)))
 
 
 class ConfigurationError(AsyncDeleterError, ValueError):
@@ -172,6 +208,49 @@ class APIError(AsyncDeleterError):
         # Keyword-only constructors defeat Exception's default pickling (which calls
         # cls(*args)); rebuild from the message and the attributes instead.
         return (_rebuild, (type(self), self.message, dict(self.__dict__)))
+
+
+class DeletionFailedError(APIError):
+    """The service accepted the deletion, then marked the workspace ``DELETE_FAILED``.
+
+    Attributes:
+        workspace_id: The workspace that did not go.
+        status_info: The service's reason, as given (``str()`` escapes it).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workspace_id: str = "",
+        status_info: str | None = None,
+        request_id: str | None = None,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message, request_id=request_id, attempts=attempts)
+        self.workspace_id = workspace_id
+        self.status_info = status_info
+
+
+class MalformedResponseError(APIError):
+    """The service answered 2xx with a body that is not the documented JSON.
+
+    Attributes:
+        status: The 2xx status.
+        raw_body: The start of the body, for debugging.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        request_id: str | None = None,
+        attempts: int = 1,
+        raw_body: str = "",
+    ) -> None:
+        super().__init__(message, status=status, request_id=request_id, attempts=attempts)
+        self.raw_body = raw_body
 
 
 class APIStatusError(APIError):
@@ -293,31 +372,3 @@ class TransportError(Exception):
     def __str__(self) -> str:
         text = f"{self.type_name}: {self.message}" if self.message else self.type_name
         return escape_control(text)
-
-
-def _redacted(exc: BaseException) -> TransportError:
-    kind = type(exc)
-    message = str(exc) if isinstance(exc, aiohttp.ClientError | OSError) else ""
-    return TransportError(f"{kind.__module__}.{kind.__qualname__}", message[:RAW_BODY_KEPT])
-
-
-def translate_client_error(exc: BaseException, *, what: str, attempts: int) -> APIConnectionError:
-    """Map an aiohttp or socket failure to our tree (the only place that knows aiohttp's).
-
-    Args:
-        exc: What aiohttp (or the socket under it) raised.
-        what: The operation and target, for the message.
-        attempts: How many requests the call has sent so far.
-
-    Returns:
-        The error to raise, its ``__cause__`` already set to a redacted ``TransportError``
-        (never ``exc`` itself, whose request info holds the request headers).
-    """
-    error: APIConnectionError
-    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
-        error = APITimeoutError(f"{what}: timed out ({type(exc).__name__})", attempts=attempts)
-    else:
-        detail = str(exc) or type(exc).__name__
-        error = APIConnectionError(f"{what}: connection failed: {detail}", attempts=attempts)
-    error.__cause__ = _redacted(exc)
-    return error

@@ -2,8 +2,8 @@
 
 It owns one ``aiohttp.ClientSession`` over one ``TCPConnector`` (or borrows the caller's)
 and one concurrency limit that every call of this manager goes through. Each public
-method validates its input, names the call, and hands it to the one request path
-(``_request.RequestPath``).
+method names an operation (``_operations``) and hands it to the one request path
+(``_request.RequestPath``); the calls themselves are built in ``_calls_for``.
 """
 
 from __future__ import annotations
@@ -11,31 +11,53 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl as ssl_module
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+)
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
-import aiohttp
-import attrs
-import yarl
-
 from asyncdeleter._auth import ENV_AK, ENV_SK, AkSkAuth, AuthSource, Credentials
-from asyncdeleter._calls import Answer, Call, Tracker
+from asyncdeleter._calls import Answer, Tracker
+from asyncdeleter._calls_for import CallFactory, list_query, session_target, workspace_target
 from asyncdeleter._config import (
+    CONFIRMING_PER_SLOT,
     DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_WAIT_TIMEOUT,
+    FABRIC_PAGE_MAX,
+    MODELARTS_PAGE_MAX,
     Endpoints,
     RetryPolicy,
     Timeouts,
     check_transport_security,
 )
-from asyncdeleter._errors import ConfigurationError, InvalidIdentifierError
-from asyncdeleter._ids import FABRIC_ID_MAX, MODELARTS_ID_MAX, validate_id
-from asyncdeleter._models import DeletedWorkspace, deleted_workspace
+from asyncdeleter._confirm import wait_until_gone
+from asyncdeleter._errors import ConfigurationError
+from asyncdeleter._ids import MODELARTS_ID_MAX, validate_id
+from asyncdeleter._listing import DeletionWatch, Listing
+from asyncdeleter._models import DeletedWorkspace, SqlSession, Workspace
+from asyncdeleter._operations import (
+    CLOSE_SQL_SESSION,
+    DELETE_WORKSPACE,
+    LIST_SQL_SESSIONS,
+    LIST_WORKSPACE,
+    SHOW_SQL_SESSION,
+    SHOW_WORKSPACE,
+    Operation,
+)
 from asyncdeleter._request import RequestPath, other_loop_error
 from asyncdeleter._retry import RetryBudget
-from asyncdeleter._throttle import ApiGate, ConcurrencyLimit
+from asyncdeleter._throttle import ConcurrencyLimit
+from asyncdeleter._transport import Transport, check_ssl
 
 if TYPE_CHECKING:
+    import aiohttp
+
     from asyncdeleter._bulk import BulkRun, ProgressCallback
 
 __all__ = ["SessionManager"]
@@ -44,31 +66,6 @@ T = TypeVar("T")
 
 ENV_REGION: Final = "HUAWEICLOUD_SDK_REGION"
 ENV_PROJECT_ID: Final = "HUAWEICLOUD_SDK_PROJECT_ID"
-
-
-def _check_ssl(ssl: ssl_module.SSLContext | None, session: aiohttp.ClientSession | None) -> None:
-    """Certificates are always verified: refuse a context, or a caller's connector, that won't."""
-    if ssl is not None:
-        if not isinstance(ssl, ssl_module.SSLContext):
-            raise ConfigurationError("ssl must be an ssl.SSLContext (verification stays on)")
-        if ssl.verify_mode != ssl_module.CERT_REQUIRED or not ssl.check_hostname:
-            raise ConfigurationError(
-                "ssl must verify certificates and host names (verify_mode=CERT_REQUIRED, "
-                "check_hostname=True); load a private CA into it instead of turning checks off"
-            )
-    connector = session.connector if session is not None else None
-    if connector is not None:
-        # aiohttp keeps the connector's choice here: False (or an unverifying context)
-        # would turn verification off for every request on that session.
-        chosen = getattr(connector, "_ssl", True)
-        if chosen is False or (
-            isinstance(chosen, ssl_module.SSLContext)
-            and (chosen.verify_mode != ssl_module.CERT_REQUIRED or not chosen.check_hostname)
-        ):
-            raise ConfigurationError(
-                "the session's connector does not verify certificates (ssl=False or an "
-                "unverifying context); asyncdeleter always verifies them"
-            )
 
 
 class SessionManager:
@@ -81,7 +78,8 @@ class SessionManager:
     Args:
         region: A region id such as ``cn-north-4``; both endpoints are derived from it.
         endpoints: Explicit base URLs; win over ``region``.
-        project_id: The ModelArts project id; ``delete_workspace`` needs it.
+        project_id: The ModelArts project id; every ModelArts call needs it. Fabric calls
+            carry it as ``X-Project-Id`` (signed under AK/SK), as the official SDK does.
         auth: ``TokenAuth`` or ``AkSkAuth``; an async callable returning either, for
             credentials that expire (asked again, once per call, when the service refuses
             them); or ``None`` to send no credentials (``close_session`` only).
@@ -93,8 +91,8 @@ class SessionManager:
             (the manager passes its own, see ``_own_every_attempt``).
         allow_insecure_http: Allow plain ``http://`` endpoints on non-loopback hosts.
         ssl: An ``ssl.SSLContext`` (for a private CA, say); certificates are always verified.
-        max_rate: Send at most this many requests per second to each host (a client-side
-            cap for users who know their quota); ``None`` for no cap.
+        max_rate: Send at most this many requests per second to each API of each host (a
+            client-side cap for users who know their quota); ``None`` for no cap.
 
     Raises:
         ConfigurationError: Neither ``region`` nor ``endpoints``, an insecure endpoint, a
@@ -129,7 +127,7 @@ class SessionManager:
             )
         if max_rate is not None and not max_rate > 0:
             raise ConfigurationError(f"max_rate must be > 0 requests per second, got {max_rate!r}")
-        _check_ssl(ssl, session)
+        check_ssl(ssl, session)
         if session is not None:
             pool = session.connector.limit if session.connector is not None else 0
             if pool and pool < max_concurrency:
@@ -149,29 +147,23 @@ class SessionManager:
         self._ssl = ssl
         self._session = session
         self._owns_session = session is None
+        self._transport = Transport(self.timeouts)
         self._path = RequestPath(
             credentials=self._credentials,
             limit=ConcurrencyLimit(max_concurrency),
             retry=self.retry,
-            timeouts=self.timeouts,
+            transport=self._transport,
             retry_budget=(
                 RetryBudget(self.retry.retry_budget)
                 if self.retry.retry_budget is not None
                 else None
             ),
         )
-        # Built once: a call only appends its ids.
-        # Each URL is the endpoint with a new path: with_path() skips re-parsing the whole
-        # URL per call. The endpoint's own path (a proxy prefix, say) is kept in front.
-        self._fabric_url = yarl.URL(endpoints.fabric)
-        self._modelarts_url = yarl.URL(endpoints.modelarts)
-        self._sessions_prefix = f"{self._fabric_url.raw_path.rstrip('/')}/v1/workspaces/"
-        self._workspaces_prefix = (
-            f"{self._modelarts_url.raw_path.rstrip('/')}/v1/{self.project_id}/workspaces/"
+        # Listings that want to hear of this manager's deletions (see _listing).
+        self._watch = DeletionWatch()
+        self._calls = CallFactory(
+            endpoints, self.project_id, max_rate, self._credentials, self._watch
         )
-        # One gate per (host, API): the gateway's quota is per API, so is the learned rate.
-        self._close_gate = ApiGate(max_rate)
-        self._delete_gate = ApiGate(max_rate)
 
     @classmethod
     def from_env(
@@ -231,7 +223,7 @@ class SessionManager:
         path.closed = True
         await self._credentials.aclose()
         session, self._session = self._session, None
-        path.session = None
+        self._transport.session = None
         if session is not None and self._owns_session and not session.closed:
             await session.close()
 
@@ -255,31 +247,17 @@ class SessionManager:
             raise other_loop_error()
         session = self._session
         if session is None:
-            connector = aiohttp.TCPConnector(
-                # The pool is never the bottleneck: the semaphore is (DESIGN.md, "Bounded").
-                limit=self.max_concurrency,
-                limit_per_host=0,
-                ssl=self._ssl if self._ssl is not None else True,
+            session = self._session = self._transport.open_session(
+                pool=self.max_concurrency, ssl=self._ssl
             )
-            session = self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=path.client_timeout,
-                # Deletions need no cookies; skipping the jar saves work on every answer.
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
-            if isinstance(getattr(session, "_retry_connection", None), bool):
-                # Our own session: switch aiohttp's silent resend off at the source (a
-                # private flag, checked for) and spare every request the middleware.
-                session._retry_connection = False
-                path.middlewares = None
         elif session.closed:
             raise ConfigurationError("the aiohttp session given to this SessionManager is closed")
         else:
             path.borrowed = not self._owns_session
-        path.session = session
+        self._transport.session = session
         return session
 
-    # -- the two operations ------------------------------------------------------------
+    # -- deleting one thing ------------------------------------------------------------
 
     async def close_session(
         self, workspace_id: str, session_id: str, *, missing_ok: bool = False
@@ -300,39 +278,211 @@ class SessionManager:
             APIConnectionError: No usable answer within the retry policy.
             ConfigurationError: The manager is closed.
         """
-        workspace_id = validate_id("workspace_id", workspace_id, FABRIC_ID_MAX)
-        session_id = validate_id("session_id", session_id, FABRIC_ID_MAX)
+        ids = self._calls.ids(CLOSE_SQL_SESSION, (workspace_id, session_id))
         self._ensure_session()
-        await self._path.send(self._close_call(workspace_id, session_id, missing_ok, None))
+        await self._path.send(self._calls.call(CLOSE_SQL_SESSION, ids, missing_ok=missing_ok))
 
     async def delete_workspace(
-        self, workspace_id: str, *, missing_ok: bool = False
+        self,
+        workspace_id: str,
+        *,
+        missing_ok: bool = False,
+        wait: bool = False,
+        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
     ) -> DeletedWorkspace:
-        """Delete one ModelArts workspace.
+        """Delete one ModelArts workspace; with ``wait=True``, until it is really gone.
 
-        ``DELETE {modelarts}/v1/{project_id}/workspaces/{workspace_id}``
+        ``DELETE {modelarts}/v1/{project_id}/workspaces/{workspace_id}``. The service's 200
+        means "accepted": the workspace shows ``DELETING``, then vanishes or ends
+        ``DELETE_FAILED``. ``wait=True`` polls ShowWorkspace (waits from
+        ``retry.poll_initial_wait`` doubling to ``retry.poll_max_wait``, jittered; no
+        concurrency slot held between polls) until it answers 404.
 
         Args:
             workspace_id: The workspace (1-64 letters, digits, hyphens).
             missing_ok: Treat a workspace that was already gone as deleted.
+            wait: Return only once the workspace is confirmed gone.
+            wait_timeout: Seconds, from the deletion's acceptance, to wait for that.
 
         Returns:
             The deleted workspace, with the answer's request id; ``already_gone`` tells
-            whether it was missing before the call.
+            whether it was missing before the call, ``confirmed`` whether it was seen gone.
 
         Raises:
             InvalidIdentifierError: The id is malformed; nothing was sent.
             ConfigurationError: No ``project_id`` or no credentials, or the manager is closed.
             NotFoundError: The workspace did not exist (and ``missing_ok`` is false).
+            DeletionFailedError: (``wait``) The service marked it ``DELETE_FAILED``.
+            WaitTimeoutError: (``wait``) Still not gone at ``wait_timeout``.
             APIStatusError: Another refusal, after retries where they apply.
             APIConnectionError: No usable answer within the retry policy.
         """
-        workspace_id = validate_id("workspace_id", workspace_id, MODELARTS_ID_MAX)
-        self._check_workspace_config()
+        return await self._delete_workspace(workspace_id, missing_ok, wait, wait_timeout, None)
+
+    async def _delete_workspace(
+        self,
+        workspace_id: object,
+        missing_ok: bool,
+        wait: bool,
+        wait_timeout: float,
+        tracker: Tracker | None,
+    ) -> DeletedWorkspace:
+        ids = self._calls.ids(DELETE_WORKSPACE, (workspace_id,))
+        self._calls.check(DELETE_WORKSPACE)
+        _check_wait_timeout(wait_timeout)
         self._ensure_session()
-        answer = await self._path.send(self._workspace_call(workspace_id, missing_ok, None))
-        result = deleted_workspace(workspace_id, answer.request_id)
-        return attrs.evolve(result, already_gone=True) if answer.already_gone else result
+        call = self._calls.call(DELETE_WORKSPACE, ids, missing_ok=missing_ok, tracker=tracker)
+        answer = await self._path.send(call)
+        ws = ids["workspace_id"]
+        if wait and not answer.already_gone:
+            show = self._calls.call(SHOW_WORKSPACE, ids, tracker=tracker)
+            await wait_until_gone(
+                lambda: self._send_show(show),
+                workspace_id=ws,
+                policy=self.retry,
+                wait_timeout=wait_timeout,
+                stop=tracker.stop if tracker is not None else None,
+            )
+        return DeletedWorkspace(
+            workspace_id=ws,
+            request_id=answer.request_id,
+            already_gone=answer.already_gone,
+            confirmed=wait,
+        )
+
+    async def _send_show(self, template: Any) -> Workspace:
+        # A fresh call per poll (its own attempts, deadline and retries).
+        self._ensure_session()
+        call = self._calls.call(SHOW_WORKSPACE, template.ids, tracker=template.tracker)
+        return (await self._path.send(call)).result  # type: ignore[no-any-return]
+
+    # -- reading -----------------------------------------------------------------------
+
+    async def show_session(self, workspace_id: str, session_id: str) -> SqlSession:
+        """Show one DataArts Fabric SQL session (ShowSqlSession).
+
+        Raises:
+            InvalidIdentifierError: An id is malformed; nothing was sent.
+            NotFoundError: No such session (or workspace).
+            MalformedResponseError: The answer was not the documented JSON.
+            APIStatusError: Another refusal, after retries where they apply.
+            APIConnectionError: No usable answer within the retry policy.
+        """
+        ids = self._calls.ids(SHOW_SQL_SESSION, (workspace_id, session_id))
+        self._ensure_session()
+        answer = await self._path.send(self._calls.call(SHOW_SQL_SESSION, ids))
+        return answer.result  # type: ignore[no-any-return]
+
+    async def show_workspace(self, workspace_id: str) -> Workspace:
+        """Show one ModelArts workspace (ShowWorkspace): its status, times, owner, ...
+
+        Raises:
+            InvalidIdentifierError: The id is malformed; nothing was sent.
+            ConfigurationError: No ``project_id`` or no credentials.
+            NotFoundError: No such workspace (or it has been deleted).
+            MalformedResponseError: The answer was not the documented JSON.
+            APIStatusError: Another refusal, after retries where they apply.
+            APIConnectionError: No usable answer within the retry policy.
+        """
+        ids = self._calls.ids(SHOW_WORKSPACE, (workspace_id,))
+        self._calls.check(SHOW_WORKSPACE)
+        self._ensure_session()
+        answer = await self._path.send(self._calls.call(SHOW_WORKSPACE, ids))
+        return answer.result  # type: ignore[no-any-return]
+
+    def list_sessions(
+        self,
+        workspace_id: str,
+        *,
+        status: str | None = None,
+        endpoint_id: str | None = None,
+        page_size: int = FABRIC_PAGE_MAX,
+    ) -> AsyncIterator[SqlSession]:
+        """List the SQL sessions of a Fabric workspace, lazily, page by page.
+
+        Each session that existed when the listing started (and that nobody else deleted
+        meanwhile) is yielded exactly once, even while this manager closes them: paging
+        by offset would skip some (see ``_listing``).
+
+        Args:
+            workspace_id: The Fabric workspace.
+            status: Only sessions in this status (``RUNNING``, ``CLOSED``, ``WAITING``,
+                ``CREATING``, ``FAIL``), filtered by the service.
+            endpoint_id: Only sessions of this SQL endpoint.
+            page_size: Sessions per request, 1 to 100.
+
+        Raises:
+            InvalidIdentifierError: A malformed id or filter; raised here, before any I/O.
+            ValueError: ``page_size`` out of range.
+        """
+        ids = self._calls.ids(LIST_SQL_SESSIONS, (workspace_id,))
+        query = list_query(status=status, endpoint_id=endpoint_id)
+        _check_page_size(page_size, FABRIC_PAGE_MAX)
+        return self._list(
+            LIST_SQL_SESSIONS,
+            ids,
+            query,
+            page_size,
+            lambda session: session.session_id,
+            offset_unit=1,
+            scope=(CLOSE_SQL_SESSION.name, ids["workspace_id"]),
+        )
+
+    def list_workspaces(
+        self, *, name: str | None = None, page_size: int = MODELARTS_PAGE_MAX
+    ) -> AsyncIterator[Workspace]:
+        """List the ModelArts workspaces of the project, lazily, page by page.
+
+        Exactly once per workspace, as ``list_sessions``; correct whether the service's
+        ``offset`` counts records or pages (its documentation says "start page").
+
+        Args:
+            name: The service's fuzzy name filter (it narrows the listing; match exactly
+                on your side if you need to).
+            page_size: Workspaces per request, 1 to 1000.
+
+        Raises:
+            ConfigurationError: No ``project_id`` or no credentials.
+            InvalidIdentifierError: A malformed filter; raised here, before any I/O.
+            ValueError: ``page_size`` out of range.
+        """
+        self._calls.check(LIST_WORKSPACE)
+        query = list_query(name=name)
+        _check_page_size(page_size, MODELARTS_PAGE_MAX)
+        return self._list(
+            LIST_WORKSPACE,
+            {},
+            query,
+            page_size,
+            lambda workspace: workspace.workspace_id,
+            offset_unit=None,
+            scope=(DELETE_WORKSPACE.name, ""),
+        )
+
+    async def _list(
+        self,
+        op: Operation,
+        ids: dict[str, str],
+        query: dict[str, str],
+        limit: int,
+        key: Any,
+        *,
+        offset_unit: int | None,
+        scope: tuple[str, str],
+    ) -> AsyncIterator[Any]:
+        async def fetch(offset: int, size: int) -> Any:
+            self._ensure_session()
+            page_query = {**query, "limit": str(size), "offset": str(offset)}
+            answer = await self._path.send(self._calls.call(op, ids, query=page_query))
+            return answer.result.items
+
+        listing: Listing[Any] = Listing(fetch, key, limit=limit, offset_unit=offset_unit)
+        self._watch.add(scope, listing)
+        try:
+            async for item in listing:
+                yield item
+        finally:
+            self._watch.discard(scope, listing)
 
     # -- bulk runs ---------------------------------------------------------------------
 
@@ -364,10 +514,18 @@ class SessionManager:
             ConfigurationError: The manager is closed.
         """
         self._ensure_open()
+
+        async def one(pair: tuple[str, str], tracker: Tracker) -> Answer:
+            ids = {"workspace_id": pair[0], "session_id": pair[1]}
+            self._ensure_session()
+            call = self._calls.call(CLOSE_SQL_SESSION, ids, missing_ok=missing_ok, tracker=tracker)
+            return await self._path.send(call)
+
         return self._bulk_run(
             targets,
-            _session_target,
-            lambda pair, tracker: self._close_call(pair[0], pair[1], missing_ok, tracker),
+            validate=session_target,
+            one=one,
+            in_progress=self.max_concurrency,
             fail_fast=fail_fast,
             on_progress=on_progress,
             adaptive=adaptive,
@@ -381,21 +539,38 @@ class SessionManager:
         fail_fast: bool = False,
         on_progress: ProgressCallback[str] | None = None,
         adaptive: bool = True,
+        wait: bool = False,
+        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
     ) -> BulkRun[str]:
         """Delete many ModelArts workspaces: ``await`` for a report or ``async for`` outcomes.
 
         Takes the same options as ``close_sessions``; ``workspace_ids`` yields plain ids.
+        With ``wait=True`` an item ends ``succeeded`` only once the workspace is confirmed
+        gone (``failed`` with ``DeletionFailedError`` or ``WaitTimeoutError`` otherwise).
+        Up to ``max_concurrency`` requests are in flight, and up to 8 x
+        ``max_concurrency`` items in progress (most waiting to poll, holding nothing);
+        past that no new input is read.
 
         Raises:
             ConfigurationError: No ``project_id`` or no credentials, or the manager is
                 closed: checked here, before anything is read or sent.
         """
         self._ensure_open()
-        self._check_workspace_config()
+        self._calls.check(DELETE_WORKSPACE)
+        _check_wait_timeout(wait_timeout)
+
+        async def one(workspace_id: str, tracker: Tracker) -> Answer:
+            gone = await self._delete_workspace(
+                workspace_id, missing_ok, wait, wait_timeout, tracker
+            )
+            return Answer(gone.already_gone, tracker.attempts, gone.request_id)
+
+        in_progress = self.max_concurrency * (CONFIRMING_PER_SLOT if wait else 1)
         return self._bulk_run(
             workspace_ids,
-            _workspace_target,
-            lambda workspace_id, tracker: self._workspace_call(workspace_id, missing_ok, tracker),
+            validate=workspace_target,
+            one=one,
+            in_progress=in_progress,
             fail_fast=fail_fast,
             on_progress=on_progress,
             adaptive=adaptive,
@@ -404,86 +579,36 @@ class SessionManager:
     def _bulk_run(
         self,
         source: Iterable[T] | AsyncIterable[T],
-        validate: Callable[[object], T],
-        make_call: Callable[[T, Tracker], Call],
         *,
+        validate: Callable[[object], T],
+        one: Callable[[T, Tracker], Awaitable[Answer]],
+        in_progress: int,
         fail_fast: bool,
         on_progress: ProgressCallback[T] | None,
         adaptive: bool,
     ) -> BulkRun[T]:
-        """A bulk run of one operation: ``make_call`` turns a validated target into a call."""
         from asyncdeleter._bulk import BulkRun  # noqa: PLC0415 - imported on first use
-
-        async def one(target: T, tracker: Tracker) -> Answer:
-            self._ensure_session()
-            return await self._path.send(make_call(target, tracker))
 
         return BulkRun(
             source,
             validate=validate,
             operation=one,
-            concurrency=self.max_concurrency,
+            concurrency=in_progress,
             adaptive=adaptive,
             fail_fast=fail_fast,
             on_progress=on_progress,
         )
 
-    # -- one target, validated ---------------------------------------------------------
 
-    def _close_call(
-        self,
-        workspace_id: str,
-        session_id: str,
-        missing_ok: bool,
-        tracker: Tracker | None,
-    ) -> Call:
-        """The call state of one CloseSqlSession; the ids are already validated."""
-        path = f"{self._sessions_prefix}{workspace_id}/sessions/{session_id}"
-        return Call(
-            method="DELETE",
-            url=self._fabric_url.with_path(path, encoded=True),
-            gate=self._close_gate,
-            operation="close_session",
-            target=f"{workspace_id}/{session_id}",
-            missing_ok=missing_ok,
-            tracker=tracker,
-        )
-
-    def _workspace_call(self, workspace_id: str, missing_ok: bool, tracker: Tracker | None) -> Call:
-        """The call state of one DeleteWorkspace; the id is already validated."""
-        return Call(
-            method="DELETE",
-            url=self._modelarts_url.with_path(
-                f"{self._workspaces_prefix}{workspace_id}", encoded=True
-            ),
-            gate=self._delete_gate,
-            operation="delete_workspace",
-            target=workspace_id,
-            missing_ok=missing_ok,
-            tracker=tracker,
-        )
-
-    def _check_workspace_config(self) -> None:
-        if self.project_id is None:
-            raise ConfigurationError("delete_workspace needs a project_id on the SessionManager")
-        if not self._credentials.present:
-            raise ConfigurationError(
-                "delete_workspace needs credentials: ModelArts requires X-Auth-Token or an "
-                "AK/SK signature"
-            )
+def _check_page_size(page_size: object, largest: int) -> None:
+    if (
+        not isinstance(page_size, int)
+        or isinstance(page_size, bool)
+        or not (1 <= page_size <= largest)
+    ):
+        raise ConfigurationError(f"page_size must be an int from 1 to {largest}, got {page_size!r}")
 
 
-def _session_target(item: object) -> tuple[str, str]:
-    """Validate one ``close_sessions`` input item: a ``(workspace_id, session_id)`` pair."""
-    if not isinstance(item, (tuple, list)) or len(item) != 2:
-        raise InvalidIdentifierError("target", item, "must be a (workspace_id, session_id) pair")
-    workspace_id, session_id = item
-    return (
-        validate_id("workspace_id", workspace_id, FABRIC_ID_MAX),
-        validate_id("session_id", session_id, FABRIC_ID_MAX),
-    )
-
-
-def _workspace_target(item: object) -> str:
-    """Validate one ``delete_workspaces`` input item: a workspace id."""
-    return validate_id("workspace_id", item, MODELARTS_ID_MAX)
+def _check_wait_timeout(wait_timeout: object) -> None:
+    if not isinstance(wait_timeout, int | float) or not wait_timeout > 0:
+        raise ConfigurationError(f"wait_timeout must be > 0 seconds, got {wait_timeout!r}")

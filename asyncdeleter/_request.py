@@ -20,32 +20,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from typing import Any, Final, NoReturn
+from typing import Final, NoReturn
 
 import aiohttp
 
 from asyncdeleter._auth import Auth, Credentials, TokenAuth
 from asyncdeleter._calls import Answer, Call, Failure, Stopped, Tracker
-from asyncdeleter._config import MAX_BODY_BYTES, RetryPolicy, Timeouts
+from asyncdeleter._config import RetryPolicy
+from asyncdeleter._decide import Attempt, Decision, Step, decide
 from asyncdeleter._errors import (
     RAW_BODY_KEPT,
+    APIConnectionError,
     APIError,
     APIStatusError,
     APITimeoutError,
     ConfigurationError,
+    MalformedResponseError,
     status_error_class,
-    translate_client_error,
 )
 from asyncdeleter._models import parse_error_body
-from asyncdeleter._retry import RetryBudget, RetryDetails, backoff_waits, parse_retry_after
+from asyncdeleter._records import RetryDetails
+from asyncdeleter._retry import RetryBudget, backoff_waits, parse_retry_after
 from asyncdeleter._throttle import ConcurrencyLimit, RateLimiter
 from asyncdeleter._transport import (
-    MIDDLEWARES,
-    Expiry,
+    Reply,
+    Transport,
     dropped,
     may_have_been_sent,
-    read_capped,
+    translate_client_error,
 )
 from asyncdeleter._version import __version__
 
@@ -54,16 +58,6 @@ __all__ = ["RequestPath", "other_loop_error"]
 _log: Final = logging.getLogger("asyncdeleter")
 
 USER_AGENT: Final = f"asyncdeleter/{__version__}"
-
-#: The whole-attempt deadline fires this long after the connect-phase one, so that when the
-#: deadline ends an attempt we know which phase it was in: a connect that ran out is
-#: reported by aiohttp as ``ConnectionTimeoutError`` (nothing sent), and only an attempt
-#: that got past connecting meets the outer deadline. Scheduling noise, no more.
-_DEADLINE_GRACE: Final = 0.05
-#: How often the manager's sweep looks for attempts past their deadline (its precision).
-_SWEEP_EVERY: Final = 0.1
-#: aiohttp rounds timeouts above this up to a whole second; a deadline must not move.
-_NO_CEILING: Final = 1e12
 
 _NOT_MERGED: Final = object()  # no headers merged yet (None is a valid auth: no credentials)
 
@@ -90,10 +84,10 @@ def other_loop_error() -> ConfigurationError:
 
 
 class RequestPath:
-    """Sends calls for one manager: its session, limits, credentials, policy and budget.
+    """Sends calls for one manager: its transport, limits, credentials, policy and budget.
 
-    The manager owns the lifecycle and sets ``session``, ``middlewares``, ``loop`` and
-    ``closed``; everything else is fixed when it is built.
+    The manager owns the lifecycle and sets ``transport.session``, ``loop``, ``closed``
+    and ``borrowed``; everything else is fixed when it is built.
     """
 
     def __init__(
@@ -102,41 +96,20 @@ class RequestPath:
         credentials: Credentials,
         limit: ConcurrencyLimit,
         retry: RetryPolicy,
-        timeouts: Timeouts,
+        transport: Transport,
         retry_budget: RetryBudget | None,
     ) -> None:
         self.credentials = credentials
         self.limit = limit
         self.retry = retry
-        self.timeouts = timeouts
+        self.transport = transport
         self.retry_budget = retry_budget
-        self.session: aiohttp.ClientSession | None = None
-        # What stops aiohttp's hidden resend on a caller's session (see _own_every_attempt);
-        # None on our own session, where it is switched off directly.
-        self.middlewares: tuple[Any, ...] | None = MIDDLEWARES
         self.loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
         self.borrowed = False  # the session is the caller's: it may close behind our back
-        # Attempts in flight, each with its deadline: one sweep a tenth of a second fires
-        # the expired ones (a timer per attempt would cost more than the rest of our path).
-        self._watched: dict[Expiry, None] = {}
-        self._sweeper: asyncio.TimerHandle | None = None
-        # The connect phase of an attempt with at least this much time left gets the
-        # plain connect timeout; a shorter one gets what is left of the call's deadline.
-        self._connect = timeouts.connect
-        self.client_timeout = self._timeout(timeouts.connect)
         # Headers of a fixed TokenAuth, with the User-Agent, merged once (see _headers).
         self._merged_for: object = _NOT_MERGED
         self._merged_headers: dict[str, str] = {}
-
-    def _timeout(self, connect: float) -> aiohttp.ClientTimeout:
-        # ``connect`` bounds the whole connect phase: name resolution, TCP and TLS.
-        return aiohttp.ClientTimeout(
-            total=None,
-            connect=connect,
-            sock_read=self.timeouts.read,
-            ceil_threshold=_NO_CEILING,
-        )
 
     def check_usable(self) -> aiohttp.ClientSession:
         """The session to send on, or the reason no request may go out now.
@@ -147,7 +120,7 @@ class RequestPath:
         """
         if self.closed:
             raise ConfigurationError("this SessionManager is closed")
-        session = self.session
+        session = self.transport.session
         if session is None or session.closed:
             raise ConfigurationError("the aiohttp session of this SessionManager is closed")
         if asyncio.get_running_loop() is not self.loop:
@@ -183,7 +156,7 @@ class RequestPath:
                     self.retry_budget.refill(call.budget_spent)
                 return result
             last = result
-            if result.refresh is not None and call.attempts - call.throttled < self.retry.max_tries:
+            if result.refresh is not None:
                 await self._refresh_credentials(call, result, result.refresh)
                 continue
             # Outside the semaphore: a waiting call must not hold a slot.
@@ -293,12 +266,12 @@ class RequestPath:
             )
 
     def _plan_retry(self, call: Call, result: Failure, loop: asyncio.AbstractEventLoop) -> float:
-        """How long to wait before the next attempt; raises the error when there is none."""
+        """How long to wait before the next attempt; raises the error when there is none.
+
+        ``decide`` already said to retry; what is left depends on the clock and on state
+        shared across calls: the deadline and the retry budget.
+        """
         policy = self.retry
-        if not result.retryable or (
-            not result.throttled and call.attempts - call.throttled >= policy.max_tries
-        ):
-            _raise(result.error)
         if result.wait is not None:
             wait = min(result.wait, policy.max_retry_after)
         else:
@@ -322,7 +295,7 @@ class RequestPath:
             call.budget_spent += cost
         self._before_retry(
             RetryDetails(
-                operation=call.operation,
+                operation=call.op.label,
                 target=call.target,
                 attempt=call.attempts,
                 wait=wait,
@@ -348,151 +321,105 @@ class RequestPath:
         call.attempts += 1
         if call.tracker is not None:
             call.tracker.attempts += 1
-        call.gate.learned.sending(started)
-        left = call.deadline - started
-        status: int | None = None
-        request_id: str | None = None
-        retry_after_header: str | None = None
-        chunks: list[bytes] = []
-        # The call's deadline bounds the whole attempt: the manager's sweep cancels this
-        # task once it is past. The sweep runs only between the task's steps, and the
-        # attempt leaves the watch synchronously on its way out, so a late expiry cannot
-        # reach anything else the task does.
-        expiry = Expiry(asyncio.current_task(), call.deadline + _DEADLINE_GRACE)
-        self._watched[expiry] = None
-        if self._sweeper is None:
-            self._sweeper = loop.call_later(_SWEEP_EVERY, self._sweep)
-        try:
-            async with session.request(
-                call.method,
-                call.url,
-                headers=self._headers(auth, call),
-                timeout=self.client_timeout
-                if left >= self._connect
-                else self._timeout(max(left, 0.001)),
-                allow_redirects=False,
-                raise_for_status=False,
-                middlewares=self.middlewares,
-            ) as response:
-                status = response.status
-                request_id = response.headers.get("X-Request-Id")
-                call.gate.learned.record(loop.time(), started, throttled=status == 429)
-                if 200 <= status < 300:
-                    # The hot path: the status line says it worked, the body is not
-                    # needed but is read (when small) so the connection is reused.
-                    length = response.content_length
-                    if length is not None and length <= MAX_BODY_BYTES:
-                        try:
-                            await response.read()
-                        except (TimeoutError, aiohttp.ClientError):
-                            response.close()  # a broken body cannot undo the 2xx
-                    else:
-                        response.close()  # unbounded or huge: drop, do not read
-                    if _log.isEnabledFor(logging.DEBUG):
-                        _log_attempt(call, status, started, loop)
-                    return Answer(False, call.attempts, request_id)
-                retry_after_header = response.headers.get("Retry-After")
-                await read_capped(response, chunks)
-        except BaseException as exc:  # noqa: BLE001 - sorted here, re-raised if not ours
-            failure = expiry.judge(exc)  # the deadline's cancellation becomes a TimeoutError
-            if status is None:
-                _log_attempt(call, None, started, loop)
-                return self._connection_failure(call, failure)
-            # The status line arrived and the body was cut short: the status decides.
-            if 200 <= status < 300:
-                return Answer(False, call.attempts, request_id)
-        finally:
-            del self._watched[expiry]
+        learned = call.gate.learned
+        learned.sending(started)
+        op = call.op
+        reply = await self.transport.exchange(
+            session,
+            op.method,
+            call.url,
+            self._headers(auth, call),
+            call.deadline,
+            want_body=not op.deletes,
+        )
+        status = reply.status
+        if status is not None:
+            learned.record(loop.time(), started, throttled=status == 429)
+            if 200 <= status < 300 and (reply.complete or op.deletes):
+                if _log.isEnabledFor(logging.DEBUG):
+                    _log_attempt(call, status, started, loop)
+                if op.parse is None:
+                    return Answer(False, call.attempts, reply.request_id)
+                return Answer(False, call.attempts, reply.request_id, _parsed(call, reply))
         _log_attempt(call, status, started, loop)
-        return self._judge(
-            call,
-            status=status,
-            raw=b"".join(chunks),
-            request_id=request_id,
-            retry_after_header=retry_after_header,
-            generation=generation,
+        return self._judge(call, reply, generation)
+
+    def _judge(self, call: Call, reply: Reply, generation: int) -> Answer | Failure:
+        """Everything but a plain 2xx: ask ``decide``, apply what it says."""
+        what = f"{call.op.label} {call.target}"
+        status = reply.status
+        retry_after: float | None = None
+        error: APIError
+        if status is None:
+            exc = reply.failure
+            assert exc is not None  # noqa: S101 - a reply without a status has its failure
+            attempt = Attempt(None, sent=may_have_been_sent(exc), dropped=dropped(exc))
+            error = translate_client_error(exc, what=what, attempts=call.attempts)
+        elif 200 <= status < 300:
+            attempt = Attempt(status, complete=False)
+            error = APIConnectionError(
+                f"{what}: the answer's body was cut short", attempts=call.attempts
+            )
+        else:
+            retry_after = parse_retry_after(reply.retry_after)
+            error = _status_error(call, status, reply.body, reply.request_id, retry_after)
+            attempt = Attempt(
+                status, retry_after=retry_after, credentials_refused=_credentials_refused(error)
+            )
+        decision = decide(
+            call, attempt, self.retry, can_refresh=self.credentials.provider is not None
         )
+        return self._apply(call, decision, error, reply.request_id, generation)
 
-    def _sweep(self) -> None:
-        """Fire the expiry of every attempt past its deadline; come back while any are watched."""
-        self._sweeper = None
-        if not self._watched:
-            return
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        for expiry in list(self._watched):
-            if expiry.deadline <= now and not expiry.fired:
-                expiry.fire()
-        self._sweeper = loop.call_later(_SWEEP_EVERY, self._sweep)
-
-    def _connection_failure(self, call: Call, exc: BaseException) -> Failure:
-        """An attempt that got no status line: timed out, refused, dropped."""
-        if may_have_been_sent(exc):
+    def _apply(
+        self,
+        call: Call,
+        decision: Decision,
+        error: APIError,
+        request_id: str | None,
+        generation: int,
+    ) -> Answer | Failure:
+        if decision.took_effect:
             call.may_have_taken_effect = True
-        error = translate_client_error(
-            exc, what=f"{call.operation} {call.target}", attempts=call.attempts
-        )
-        resend_now = None
-        if dropped(exc) and not call.resent_after_drop:
-            # Most often a keep-alive race (the server closed an idle connection as we
-            # reused it): resend at once, as aiohttp itself would, but counted.
-            call.resent_after_drop = True
-            resend_now = 0.0
-        return Failure(error, self.retry.retry_connection_errors, resend_now)
+        if decision.throttled:
+            call.throttled += 1
+            if call.tracker is not None:
+                call.tracker.throttled += 1
+        step = decision.step
+        if step is Step.RETRY:
+            if decision.resend:
+                call.resent_after_drop = True
+            return Failure(error, decision.wait, throttled=decision.throttled)
+        if step is Step.DONE or step is Step.ALREADY_GONE:
+            return Answer(step is Step.ALREADY_GONE, call.attempts, request_id)
+        if step is Step.REFRESH:
+            call.refreshed = True
+            return Failure(error, None, refresh=generation)
+        _raise(error)
 
     def _headers(self, auth: Auth | None, call: Call) -> dict[str, str]:
-        """The request headers of one attempt: the User-Agent and the credentials'.
+        """The request headers of one attempt: the User-Agent, the call's, the credentials'.
 
         Passed per request rather than as session defaults, so aiohttp has nothing to
         merge; a TokenAuth's never change, so they are merged once and reused.
         """
-        if auth is self._merged_for:
+        extra = call.headers
+        if extra is None and auth is self._merged_for:
             return self._merged_headers
         headers: dict[str, str]
         if auth is None:
             headers = {"User-Agent": USER_AGENT}
         elif isinstance(auth, TokenAuth):
-            headers = {"User-Agent": USER_AGENT, **auth.headers_for(call.method, call.url)}
+            headers = {"User-Agent": USER_AGENT, **auth.headers_for(call.op.method, call.url)}
         else:
-            headers = auth.headers_for(call.method, call.url)  # fresh per attempt (AK/SK)
+            # Signed afresh per attempt (AK/SK), the call's own headers signed with it.
+            headers = auth.headers_for(call.op.method, call.url, extra)
             headers["User-Agent"] = USER_AGENT
             return headers
+        if extra is not None:
+            return {**headers, **extra}
         self._merged_for, self._merged_headers = auth, headers
         return headers
-
-    def _judge(
-        self,
-        call: Call,
-        *,
-        status: int,
-        raw: bytes,
-        request_id: str | None,
-        retry_after_header: str | None,
-        generation: int,
-    ) -> Answer | Failure:
-        """Judge a non-2xx answer: a 404 may still mean success; else, retry or not."""
-        if status == 404 and (call.may_have_taken_effect or call.missing_ok):
-            # After an attempt that may have deleted it, a 404 proves that attempt worked.
-            return Answer(not call.may_have_taken_effect, call.attempts, request_id)
-        retry_after = parse_retry_after(retry_after_header)
-        error = _status_error(call, status, raw, request_id, retry_after)
-        refreshable = self.credentials.provider is not None and not call.refreshed
-        if refreshable and _credentials_refused(error):
-            # Expired or revoked: ask the provider once and try again at once.
-            call.refreshed = True
-            return Failure(error, retryable=True, wait=None, refresh=generation)
-        if status >= 500 or status == 408:
-            call.may_have_taken_effect = True
-        throttled = status == 429
-        if throttled:
-            # The gateway's pushback: the call waits (Retry-After, or backoff) and tries
-            # again, for as long as max_time lasts; the (host, API)'s rate learned of it in
-            # _attempt. A 503 is a failure even with Retry-After: it only sets the wait.
-            call.throttled += 1
-            if call.tracker is not None:
-                call.tracker.throttled += 1
-        retryable = status in self.retry.retry_statuses
-        return Failure(error, retryable, retry_after, throttled=throttled)
 
     def _before_retry(self, details: RetryDetails) -> None:
         if _log.isEnabledFor(logging.DEBUG):
@@ -517,12 +444,49 @@ def _log_attempt(
     if _log.isEnabledFor(logging.DEBUG):
         _log.debug(
             "%s %s: status=%s attempt=%d elapsed=%.3fs",
-            call.operation,
+            call.op.label,
             call.target,
             status if status is not None else "no answer",
             call.attempts,
             loop.time() - started,
         )
+
+
+def _parsed(call: Call, reply: Reply) -> object:
+    """A read's 2xx body as its result.
+
+    Raises:
+        MalformedResponseError: The body is too large, not JSON, or not the documented
+            structure (an item without an id, say). Not retried: the same answer would
+            come back.
+    """
+    op = call.op
+    assert op.parse is not None  # noqa: S101 - only reads get here
+    problem: str
+    if reply.oversized:
+        problem = "the body is larger than asyncdeleter reads"
+    else:
+        try:
+            return op.parse(json.loads(reply.body), call.ids)
+        except (ValueError, RecursionError, TypeError, KeyError) as exc:
+            problem = _first_line(exc)
+        except Exception as exc:  # noqa: BLE001 - cattrs wraps what it met in its own groups
+            problem = _first_line(exc)
+    error = MalformedResponseError(
+        f"{op.label} {call.target}: HTTP {reply.status} with an unreadable body ({problem})",
+        status=reply.status,
+        request_id=reply.request_id,
+        attempts=call.attempts,
+        raw_body=reply.body[:RAW_BODY_KEPT].decode("utf-8", "replace"),
+    )
+    raise error from None
+
+
+def _first_line(exc: BaseException) -> str:
+    causes = getattr(exc, "exceptions", None)
+    if causes:  # a cattrs ClassValidationError: say what was wrong inside
+        return _first_line(causes[0])
+    return (str(exc) or type(exc).__name__).splitlines()[0][:200]
 
 
 def _status_error(
@@ -532,7 +496,7 @@ def _status_error(
     detail = body.error_msg or raw[:200].decode("utf-8", "replace").strip() or "(no body)"
     code = f" {body.error_code}" if body.error_code else ""
     return status_error_class(status)(
-        f"{call.operation} {call.target}: HTTP {status}{code}: {detail}",
+        f"{call.op.label} {call.target}: HTTP {status}{code}: {detail}",
         status=status,
         error_code=body.error_code,
         error_msg=body.error_msg,

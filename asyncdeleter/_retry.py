@@ -14,36 +14,14 @@ import time
 from collections.abc import Iterator
 from typing import Final
 
-import attrs
 import backoff
 
 from asyncdeleter._config import RETRY_COST, TIMEOUT_RETRY_COST, RetryPolicy
 
-__all__ = ["RetryBudget", "RetryDetails", "backoff_waits", "parse_retry_after"]
+__all__ = ["RetryBudget", "backoff_waits", "parse_retry_after"]
 
 # The HTTP-date form of Retry-After is absolute; anything past a day is nonsense to us.
 _MAX_SANE_RETRY_AFTER: Final = 86_400.0
-
-
-@attrs.frozen(kw_only=True)
-class RetryDetails:
-    """What a retry hook is told, just before the manager waits and tries again.
-
-    Attributes:
-        operation: ``close_session`` or ``delete_workspace``.
-        target: The ids the call is about, such as ``ws-1/sess-9``.
-        attempt: The number of the attempt that just failed (1 for the first).
-        wait: How long the manager will now wait, in seconds.
-        cause: The typed error of the failed attempt.
-        status: Its HTTP status, or ``None`` when no answer arrived.
-    """
-
-    operation: str
-    target: str
-    attempt: int
-    wait: float
-    cause: BaseException
-    status: int | None
 
 
 class RetryBudget:

@@ -1,20 +1,55 @@
-"""The transport seam: what the request path needs to know about aiohttp, in one place.
+"""The transport seam: the one module of the client that knows aiohttp.
 
-The middleware that owns aiohttp's silent resend, the capped body read, the one predicate
-that says whether a failed attempt may have been sent, and the deadline of an attempt.
-(Errors are translated into the package's tree in ``_errors.translate_client_error``.)
+It builds the session, sends one attempt and reads its answer (``Transport.exchange``),
+bounds the attempt by the call's deadline, and says what a failure means: whether the
+request may have been sent (``may_have_been_sent``), whether the connection dropped after
+sending (``dropped``), and which typed error it becomes (``translate_client_error``, the
+only place aiohttp's exceptions are translated; their ``RequestInfo`` holds the request
+headers, so they are never chained).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl as ssl_module
+from collections.abc import Mapping
 from typing import Any, Final
 
 import aiohttp
+import yarl
 
-from asyncdeleter._config import MAX_BODY_BYTES
+from asyncdeleter._config import MAX_BODY_BYTES, Timeouts
+from asyncdeleter._errors import (
+    RAW_BODY_KEPT,
+    APIConnectionError,
+    APITimeoutError,
+    ConfigurationError,
+    TransportError,
+)
 
-__all__ = ["MIDDLEWARES", "Expiry", "dropped", "may_have_been_sent", "read_capped"]
+__all__ = [
+    "MIDDLEWARES",
+    "Expiry",
+    "Reply",
+    "Transport",
+    "check_ssl",
+    "dropped",
+    "may_have_been_sent",
+    "translate_client_error",
+]
+
+#: A read's answer (a page of up to 1,000 workspaces with their extra fields) may be larger
+#: than an error body; past this it is refused, not read into memory.
+MAX_RESULT_BYTES: Final = 16 * 1024 * 1024
+#: The whole-attempt deadline fires this long after the connect-phase one, so that when the
+#: deadline ends an attempt we know which phase it was in: a connect that ran out is
+#: reported by aiohttp as ``ConnectionTimeoutError`` (nothing sent), and only an attempt
+#: that got past connecting meets the outer deadline. Scheduling noise, no more.
+_DEADLINE_GRACE: Final = 0.05
+#: How often the sweep looks for attempts past their deadline (its precision).
+_SWEEP_EVERY: Final = 0.1
+#: aiohttp rounds timeouts above this up to a whole second; a deadline must not move.
+_NO_CEILING: Final = 1e12
 
 
 class _DroppedConnectionError(aiohttp.ClientConnectionError):
@@ -43,18 +78,6 @@ async def _own_every_attempt(
 
 
 MIDDLEWARES: Final = (_own_every_attempt,)
-
-
-async def read_capped(response: aiohttp.ClientResponse, chunks: list[bytes]) -> None:
-    """Read the body into ``chunks`` up to ``MAX_BODY_BYTES``, keeping what arrived if cut."""
-    size = 0
-    while size < MAX_BODY_BYTES:
-        chunk = await response.content.read(MAX_BODY_BYTES - size)
-        if not chunk:
-            return
-        chunks.append(chunk)
-        size += len(chunk)
-    response.close()  # do not drain (or pool) a connection with an unbounded body
 
 
 class Expiry:
@@ -110,3 +133,245 @@ def dropped(exc: BaseException) -> bool:
     return isinstance(exc, aiohttp.ClientOSError) and not isinstance(
         exc, aiohttp.ClientConnectorError
     )
+
+
+async def _read_capped(
+    response: aiohttp.ClientResponse, cap: int, chunks: list[bytes]
+) -> tuple[bytes, bool]:
+    """Read the body up to ``cap`` bytes; return it and whether it ended within the cap.
+
+    A body cut short raises, leaving what arrived in ``chunks``; one past the cap is
+    dropped unread (its connection is closed, not drained or pooled).
+    """
+    size = 0
+    while size <= cap:
+        chunk = await response.content.read(cap + 1 - size)
+        if not chunk:
+            return b"".join(chunks), True
+        chunks.append(chunk)
+        size += len(chunk)
+    response.close()
+    return b"".join(chunks)[:cap], False
+
+
+class Reply:
+    """What one attempt came to.
+
+    Attributes:
+        status: The status line's code, or ``None`` when no answer arrived.
+        request_id: The ``X-Request-Id`` header.
+        retry_after: The raw ``Retry-After`` header of a non-2xx answer.
+        body: The body read (a 2xx deletion's body is not kept).
+        complete: The body arrived whole and within its cap.
+        oversized: The body was longer than its cap.
+        failure: With no status: the transport's exception (or the deadline's
+            ``TimeoutError``), for ``translate_client_error`` and the predicates.
+    """
+
+    __slots__ = ("body", "complete", "failure", "oversized", "request_id", "retry_after", "status")
+
+    def __init__(
+        self,
+        status: int | None,
+        request_id: str | None = None,
+        *,
+        body: bytes = b"",
+        complete: bool = True,
+        oversized: bool = False,
+        retry_after: str | None = None,
+        failure: BaseException | None = None,
+    ) -> None:
+        self.status = status
+        self.request_id = request_id
+        self.body = body
+        self.complete = complete
+        self.oversized = oversized
+        self.retry_after = retry_after
+        self.failure = failure
+
+
+def check_ssl(ssl: ssl_module.SSLContext | None, session: aiohttp.ClientSession | None) -> None:
+    """Certificates are always verified: refuse a context, or a caller's connector, that won't."""
+    if ssl is not None:
+        if not isinstance(ssl, ssl_module.SSLContext):
+            raise ConfigurationError("ssl must be an ssl.SSLContext (verification stays on)")
+        if ssl.verify_mode != ssl_module.CERT_REQUIRED or not ssl.check_hostname:
+            raise ConfigurationError(
+                "ssl must verify certificates and host names (verify_mode=CERT_REQUIRED, "
+                "check_hostname=True); load a private CA into it instead of turning checks off"
+            )
+    if session is not None and session.connector is not None:
+        # aiohttp keeps the connector's choice here: False (or an unverifying context)
+        # would turn verification off for every request on that session.
+        chosen = getattr(session.connector, "_ssl", True)
+        if chosen is False or (
+            isinstance(chosen, ssl_module.SSLContext)
+            and (chosen.verify_mode != ssl_module.CERT_REQUIRED or not chosen.check_hostname)
+        ):
+            raise ConfigurationError(
+                "the session's connector does not verify certificates (ssl=False or an "
+                "unverifying context); asyncdeleter always verifies them"
+            )
+
+
+class Transport:
+    """Sends attempts for one manager on its session, each bounded by its call's deadline.
+
+    The manager sets ``session`` (its own, from ``open_session``, or the caller's).
+    """
+
+    def __init__(self, timeouts: Timeouts) -> None:
+        self.timeouts = timeouts
+        self.session: aiohttp.ClientSession | None = None
+        # What stops aiohttp's hidden resend on a caller's session (see _own_every_attempt);
+        # None on our own session, where it is switched off directly.
+        self.middlewares: tuple[Any, ...] | None = MIDDLEWARES
+        # Attempts in flight, each with its deadline: one sweep a tenth of a second fires
+        # the expired ones (a timer per attempt would cost more than the rest of our path).
+        self._watched: dict[Expiry, None] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
+        # The connect phase of an attempt with at least this much time left gets the
+        # plain connect timeout; a shorter one gets what is left of the call's deadline.
+        self._connect = timeouts.connect
+        self.client_timeout = self._timeout(timeouts.connect)
+
+    def _timeout(self, connect: float) -> aiohttp.ClientTimeout:
+        # ``connect`` bounds the whole connect phase: name resolution, TCP and TLS.
+        return aiohttp.ClientTimeout(
+            total=None, connect=connect, sock_read=self.timeouts.read, ceil_threshold=_NO_CEILING
+        )
+
+    def open_session(
+        self, *, pool: int, ssl: ssl_module.SSLContext | None, trace_configs: tuple[Any, ...] = ()
+    ) -> aiohttp.ClientSession:
+        """Create the manager's own session over one connector of ``pool`` connections."""
+        connector = aiohttp.TCPConnector(
+            # The pool is never the bottleneck: the manager's concurrency limit is.
+            limit=pool,
+            limit_per_host=0,
+            ssl=ssl if ssl is not None else True,
+        )
+        session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self.client_timeout,
+            # Deletions need no cookies; skipping the jar saves work on every answer.
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trace_configs=list(trace_configs) or None,
+        )
+        if isinstance(getattr(session, "_retry_connection", None), bool):
+            # Our own session: switch aiohttp's silent resend off at the source (a private
+            # flag, checked for) and spare every request the middleware.
+            session._retry_connection = False
+            self.middlewares = None
+        return session
+
+    async def exchange(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: yarl.URL,
+        headers: Mapping[str, str],
+        deadline: float,
+        *,
+        want_body: bool,
+    ) -> Reply:
+        """Send one attempt and read its answer, within ``deadline`` (loop time).
+
+        Never raises for what the network or the server did: that is in the ``Reply``.
+
+        Raises:
+            asyncio.CancelledError: The caller's own cancellation (not the deadline's).
+        """
+        loop = asyncio.get_running_loop()
+        left = deadline - loop.time()
+        status: int | None = None
+        request_id: str | None = None
+        chunks: list[bytes] = []
+        # The deadline bounds the whole attempt: the sweep cancels this task once it is
+        # past. The sweep runs only between the task's steps, and the attempt leaves the
+        # watch synchronously on its way out, so a late expiry cannot reach anything else.
+        expiry = Expiry(asyncio.current_task(), deadline + _DEADLINE_GRACE)
+        self._watched[expiry] = None
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(_SWEEP_EVERY, self._sweep)
+        try:
+            async with session.request(
+                method,
+                url,
+                headers=headers,
+                timeout=self.client_timeout
+                if left >= self._connect
+                else self._timeout(max(left, 0.001)),
+                allow_redirects=False,
+                raise_for_status=False,
+                middlewares=self.middlewares,
+            ) as response:
+                status = response.status
+                request_id = response.headers.get("X-Request-Id")
+                if 200 <= status < 300:
+                    if want_body:
+                        body, within = await _read_capped(response, MAX_RESULT_BYTES, chunks)
+                        return Reply(status, request_id, body=body, oversized=not within)
+                    # The hot path: the status line says it worked, the body is not
+                    # needed but is read (when small) so the connection is reused.
+                    length = response.content_length
+                    if length is not None and length <= MAX_BODY_BYTES:
+                        try:
+                            await response.read()
+                        except (TimeoutError, aiohttp.ClientError):
+                            response.close()  # a broken body cannot undo the 2xx
+                    else:
+                        response.close()  # unbounded or huge: drop, do not read
+                    return Reply(status, request_id)
+                retry_after = response.headers.get("Retry-After")
+                body, _ = await _read_capped(response, MAX_BODY_BYTES, chunks)
+                return Reply(status, request_id, body=body, retry_after=retry_after)
+        except BaseException as exc:  # noqa: BLE001 - sorted here, re-raised if not ours
+            failure = expiry.judge(exc)  # the deadline's cancellation becomes a TimeoutError
+            if status is None:
+                return Reply(None, failure=failure)
+            # The status line arrived and the body was cut short: the status decides
+            # (a read's 2xx is incomplete, and is sent again).
+            return Reply(status, request_id, body=b"".join(chunks), complete=False)
+        finally:
+            del self._watched[expiry]
+
+    def _sweep(self) -> None:
+        """Fire the expiry of every attempt past its deadline; come back while any are watched."""
+        self._sweeper = None
+        if not self._watched:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for expiry in list(self._watched):
+            if expiry.deadline <= now and not expiry.fired:
+                expiry.fire()
+        self._sweeper = loop.call_later(_SWEEP_EVERY, self._sweep)
+
+
+def _redacted(exc: BaseException) -> TransportError:
+    kind = type(exc)
+    message = str(exc) if isinstance(exc, aiohttp.ClientError | OSError) else ""
+    return TransportError(f"{kind.__module__}.{kind.__qualname__}", message[:RAW_BODY_KEPT])
+
+
+def translate_client_error(exc: BaseException, *, what: str, attempts: int) -> APIConnectionError:
+    """Map an aiohttp or socket failure to our tree (the only place that knows aiohttp's).
+
+    Args:
+        exc: What aiohttp (or the socket under it) raised.
+        what: The operation and target, for the message.
+        attempts: How many requests the call has sent so far.
+
+    Returns:
+        The error to raise, its ``__cause__`` already set to a redacted ``TransportError``
+        (never ``exc`` itself, whose request info holds the request headers).
+    """
+    error: APIConnectionError
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        error = APITimeoutError(f"{what}: timed out ({type(exc).__name__})", attempts=attempts)
+    else:
+        detail = str(exc) or type(exc).__name__
+        error = APIConnectionError(f"{what}: connection failed: {detail}", attempts=attempts)
+    error.__cause__ = _redacted(exc)
+    return error

@@ -67,7 +67,7 @@ async def test_concurrent_single_calls_under_a_quota_all_succeed() -> None:
             results = await asyncio.gather(
                 *(manager.close_session("ws", f"s{i}") for i in range(n)), return_exceptions=True
             )
-            learned = manager._close_gate.learned.good
+            learned = manager._calls._gates["CloseSqlSession"].learned.good
         assert emu.session_count == 0
     assert [r for r in results if r is not None] == []
     assert learned is not None

@@ -1,0 +1,165 @@
+"""Turning an operation and its ids into a ``Call``: validated, addressed, gated.
+
+One ``CallFactory`` per manager. It validates every id before anything is built (nothing
+unvalidated reaches a URL), checks what the operation needs (a project id, credentials),
+keeps one rate gate per (host, API), adds ``X-Project-Id`` to Fabric calls when the
+manager has a project id, and tells the manager's listings of each deletion it builds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+import yarl
+
+from asyncdeleter._auth import Credentials
+from asyncdeleter._calls import Call, Tracker
+from asyncdeleter._config import Endpoints, check_header_value
+from asyncdeleter._errors import ConfigurationError, InvalidIdentifierError
+from asyncdeleter._ids import FABRIC_ID_MAX, MODELARTS_ID_MAX, validate_id
+from asyncdeleter._listing import DeletionWatch
+from asyncdeleter._operations import FABRIC, OPERATIONS, Operation
+from asyncdeleter._throttle import ApiGate
+
+__all__ = ["CallFactory", "list_query", "session_target", "workspace_target"]
+
+PROJECT_HEADER: Final = "X-Project-Id"
+
+
+class CallFactory:
+    """Builds the calls of one manager."""
+
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        project_id: str | None,
+        max_rate: float | None,
+        credentials: Credentials,
+        watch: DeletionWatch,
+    ) -> None:
+        self.project_id = project_id
+        self._credentials = credentials
+        self._watch = watch
+        bases = {FABRIC: yarl.URL(endpoints.fabric), "modelarts": yarl.URL(endpoints.modelarts)}
+        # Each URL is the endpoint with a new path: with_path() skips re-parsing the whole
+        # URL per call. The endpoint's own path (a proxy prefix, say) is kept in front.
+        self._bases = bases
+        self._prefixes = {name: url.raw_path.rstrip("/") for name, url in bases.items()}
+        # One gate per (host, API): the gateway's quota is per API, so is the learned rate.
+        self._gates = {op.name: ApiGate(max_rate) for op in OPERATIONS}
+        self._fabric_headers = {PROJECT_HEADER: project_id} if project_id is not None else None
+
+    def check(self, op: Operation) -> None:
+        """Refuse, before anything is read or sent, an operation this manager cannot make.
+
+        Raises:
+            ConfigurationError: A ModelArts call without a project id or credentials.
+        """
+        if op.needs_project:
+            if self.project_id is None:
+                raise ConfigurationError(
+                    f"{op.label} needs a project_id on the SessionManager (--project-id)"
+                )
+            if not self._credentials.present:
+                raise ConfigurationError(
+                    f"{op.label} needs credentials: ModelArts requires X-Auth-Token or an "
+                    "AK/SK signature"
+                )
+
+    def ids(self, op: Operation, values: tuple[object, ...]) -> dict[str, str]:
+        """Validate the path ids of ``op``, in the order of ``op.ids``.
+
+        Raises:
+            InvalidIdentifierError: An id is malformed.
+        """
+        return {
+            name: validate_id(name, value, longest)
+            for (name, longest), value in zip(op.ids, values, strict=True)
+        }
+
+    def call(
+        self,
+        op: Operation,
+        ids: dict[str, str],
+        *,
+        missing_ok: bool = False,
+        tracker: Tracker | None = None,
+        query: Mapping[str, str] | None = None,
+    ) -> Call:
+        """The call of ``op`` on validated ``ids``."""
+        service = op.service
+        path = op.path.format(project_id=self.project_id, **ids)
+        url = self._bases[service].with_path(self._prefixes[service] + path, encoded=True)
+        if query:
+            url = url.with_query(query)
+        if op.deletes and self._watch:
+            *scope, item_id = ids.values()
+            self._watch.removing((op.name, scope[0] if scope else ""), item_id)
+        return Call(
+            op=op,
+            url=url,
+            gate=self._gates[op.name],
+            ids=ids,
+            target="/".join(ids.values()) or str(self.project_id),
+            missing_ok=missing_ok,
+            headers=self._fabric_headers if service == FABRIC else None,
+            tracker=tracker,
+        )
+
+
+def session_target(item: object) -> tuple[str, str]:
+    """Validate one ``close_sessions`` input item: a ``(workspace_id, session_id)`` pair."""
+    if not isinstance(item, (tuple, list)) or len(item) != 2:
+        raise InvalidIdentifierError("target", item, "must be a (workspace_id, session_id) pair")
+    workspace_id, session_id = item
+    return (
+        validate_id("workspace_id", workspace_id, FABRIC_ID_MAX),
+        validate_id("session_id", session_id, FABRIC_ID_MAX),
+    )
+
+
+def workspace_target(item: object) -> str:
+    """Validate one ``delete_workspaces`` input item: a workspace id."""
+    return validate_id("workspace_id", item, MODELARTS_ID_MAX)
+
+
+def query_text(parameter: str, value: object, longest: int) -> str:
+    """A free-text query value (a name filter): 1 to ``longest`` printable characters.
+
+    Raises:
+        InvalidIdentifierError: Not a str, empty, too long, or with control characters.
+    """
+    if not isinstance(value, str) or not 0 < len(value) <= longest or not value.isprintable():
+        raise InvalidIdentifierError(
+            parameter, value, f"must be 1 to {longest} printable characters"
+        )
+    check_header_value(parameter, value)
+    return str.__str__(value)
+
+
+#: The statuses ListSqlSessions filters by (API reference).
+SESSION_STATUSES: Final = frozenset({"RUNNING", "CLOSED", "WAITING", "CREATING", "FAIL"})
+
+
+def list_query(
+    *, status: str | None = None, endpoint_id: str | None = None, name: str | None = None
+) -> dict[str, str]:
+    """The filters of a listing, validated, as query parameters.
+
+    Raises:
+        InvalidIdentifierError: A status the service does not know, a malformed
+            endpoint id, or a name that is not 1-64 printable characters.
+    """
+    query: dict[str, str] = {}
+    if status is not None:
+        if status not in SESSION_STATUSES:
+            raise InvalidIdentifierError(
+                "status", status, f"must be one of {', '.join(sorted(SESSION_STATUSES))}"
+            )
+        query["status"] = str.__str__(status)
+    if endpoint_id is not None:
+        query["endpoint_id"] = validate_id("endpoint_id", endpoint_id, FABRIC_ID_MAX)
+    if name is not None:
+        query["name"] = query_text("name", name, MODELARTS_ID_MAX)
+    return query

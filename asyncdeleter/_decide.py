@@ -1,0 +1,154 @@
+"""What to do after an attempt: a pure function of the call so far, the attempt and the policy.
+
+``decide`` reads no clock, touches no socket and changes nothing; the request path applies
+what it returns (and alone checks the clock-bound rules: the call's deadline, the shared
+retry budget). So every rule of DESIGN's "semantics that are easy to get wrong" is in one
+table-testable place (tests/unit/test_decide.py):
+
+- a deletion's 404 is success after an attempt of ours that may have taken effect,
+  ``already_gone`` with ``missing_ok`` on a clean first try, else ``NotFoundError``;
+  a read's 404 is always "not found";
+- 400, 403, 404 are never retried; 401 (or the 403 that says the token is invalid) is
+  retried once, at once, when the credentials provider can supply fresh ones;
+- a 429 is pushback: retried while it is in ``retry_statuses`` and the deadline lasts,
+  without counting toward ``max_tries`` or spending the budget;
+- a 503 (with or without ``Retry-After``) and every other retryable status is a failure:
+  it counts toward ``max_tries`` and spends the budget; ``Retry-After`` only sets the wait;
+- a connection that dropped after sending is resent once at once (a keep-alive race),
+  then backs off like any failure; only a request that may have been sent can have taken
+  effect.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from asyncdeleter._calls import Call
+from asyncdeleter._config import RetryPolicy
+
+__all__ = ["Attempt", "Decision", "Step", "decide"]
+
+
+class Step(enum.Enum):
+    """The next step of a call."""
+
+    DONE = "done"  #: it worked
+    ALREADY_GONE = "already_gone"  #: a deletion found nothing to delete (missing_ok)
+    RETRY = "retry"  #: wait, then send again
+    REFRESH = "refresh"  #: fetch fresh credentials, then send again at once
+    FAIL = "fail"  #: raise the attempt's error
+
+
+class Attempt:
+    """What one attempt came to, as far as deciding goes.
+
+    Attributes:
+        status: The status line's code, or ``None`` when no answer arrived.
+        sent: For an attempt with no answer: whether the request may have gone out.
+        dropped: The connection broke after the request may have gone out.
+        complete: A 2xx read's body arrived whole.
+        retry_after: The answer's ``Retry-After``, in seconds (already parsed).
+        credentials_refused: The answer says the credentials are bad or expired.
+    """
+
+    __slots__ = ("complete", "credentials_refused", "dropped", "retry_after", "sent", "status")
+
+    def __init__(
+        self,
+        status: int | None,
+        *,
+        sent: bool = True,
+        dropped: bool = False,
+        complete: bool = True,
+        retry_after: float | None = None,
+        credentials_refused: bool = False,
+    ) -> None:
+        self.status = status
+        self.sent = sent
+        self.dropped = dropped
+        self.complete = complete
+        self.retry_after = retry_after
+        self.credentials_refused = credentials_refused
+
+
+class Decision:
+    """``decide``'s answer.
+
+    Attributes:
+        step: What to do next.
+        wait: For ``RETRY``: the wait already decided (the server's ``Retry-After``, or
+            0 for the resend after a drop); ``None`` means back off as the policy says.
+        throttled: The attempt was throttled (429): pushback, not failure.
+        took_effect: The attempt may have deleted the resource without our seeing it.
+        resend: This retry is the one immediate resend after a dropped connection.
+    """
+
+    __slots__ = ("resend", "step", "throttled", "took_effect", "wait")
+
+    def __init__(
+        self,
+        step: Step,
+        *,
+        wait: float | None = None,
+        throttled: bool = False,
+        took_effect: bool = False,
+        resend: bool = False,
+    ) -> None:
+        self.step = step
+        self.wait = wait
+        self.throttled = throttled
+        self.took_effect = took_effect
+        self.resend = resend
+
+    def __repr__(self) -> str:
+        return (
+            f"Decision({self.step.name}, wait={self.wait}, throttled={self.throttled}, "
+            f"took_effect={self.took_effect}, resend={self.resend})"
+        )
+
+
+def decide(  # noqa: PLR0911 - one return per row of the table above
+    call: Call, attempt: Attempt, policy: RetryPolicy, *, can_refresh: bool
+) -> Decision:
+    """The next step after ``attempt`` of ``call`` (whose counts include this attempt).
+
+    Args:
+        call: The call so far: ``attempts`` (this one included), ``throttled`` (429s
+            before this one), ``may_have_taken_effect`` (before this one), ``missing_ok``,
+            ``refreshed``, ``resent_after_drop`` and its operation.
+        attempt: What this attempt came to.
+        policy: The retry policy.
+        can_refresh: The credentials come from a provider that can be asked again.
+    """
+    status = attempt.status
+    deletes = call.op.deletes
+    if status is not None and 200 <= status < 300:
+        if deletes or attempt.complete:
+            return Decision(Step.DONE)
+        # A read whose body was cut short: nothing took effect, send it again.
+        status = None
+        attempt = Attempt(None, sent=True, dropped=True)
+    if status == 404 and deletes:
+        if call.may_have_taken_effect:
+            return Decision(Step.DONE)  # an earlier attempt of ours deleted it
+        if call.missing_ok:
+            return Decision(Step.ALREADY_GONE)
+        return Decision(Step.FAIL)
+    tries_left = call.attempts - call.throttled < policy.max_tries
+    if status is None:
+        took_effect = deletes and attempt.sent
+        if not policy.retry_connection_errors or not tries_left:
+            return Decision(Step.FAIL, took_effect=took_effect)
+        resend = attempt.dropped and not call.resent_after_drop
+        return Decision(
+            Step.RETRY, wait=0.0 if resend else None, took_effect=took_effect, resend=resend
+        )
+    took_effect = deletes and (status >= 500 or status == 408)
+    if attempt.credentials_refused and can_refresh and not call.refreshed and tries_left:
+        return Decision(Step.REFRESH)
+    throttled = status == 429
+    if status not in policy.retry_statuses or (not throttled and not tries_left):
+        return Decision(Step.FAIL, throttled=throttled, took_effect=took_effect)
+    return Decision(
+        Step.RETRY, wait=attempt.retry_after, throttled=throttled, took_effect=took_effect
+    )

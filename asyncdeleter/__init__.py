@@ -1,7 +1,8 @@
 """asyncdeleter: tear down Huawei Cloud resources from asyncio, thousands at a time.
 
 Close DataArts Fabric SQL sessions and delete ModelArts workspaces through one shared
-connection pool, one concurrency limit, typed errors and retries with backoff.
+connection pool, one concurrency limit, typed errors and retries with backoff; list and
+show both services; confirm that a workspace deletion really finished.
 The emulator for tests lives in ``asyncdeleter.testing``.
 """
 
@@ -18,17 +19,20 @@ from asyncdeleter._errors import (
     AuthenticationError,
     BadRequestError,
     ConfigurationError,
+    DeletionFailedError,
     InternalServerError,
     InvalidIdentifierError,
+    MalformedResponseError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
     RequestTimeoutError,
     ServerError,
     TransportError,
+    WaitTimeoutError,
 )
 from asyncdeleter._manager import SessionManager
-from asyncdeleter._models import DeletedWorkspace
+from asyncdeleter._models import DeletedWorkspace, SqlSession, Workspace
 from asyncdeleter._records import RetryDetails
 from asyncdeleter._version import __version__
 
@@ -65,9 +69,11 @@ __all__ = [
     "BulkRun",
     "ConfigurationError",
     "DeletedWorkspace",
+    "DeletionFailedError",
     "Endpoints",
     "InternalServerError",
     "InvalidIdentifierError",
+    "MalformedResponseError",
     "NotFoundError",
     "Outcome",
     "OutcomeKind",
@@ -78,8 +84,11 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "SessionManager",
+    "SqlSession",
     "Timeouts",
     "TokenAuth",
     "TransportError",
+    "WaitTimeoutError",
+    "Workspace",
     "__version__",
 ]

@@ -15,6 +15,7 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable, Iterator
 
+from asyncdeleter._answers import gateway_code
 from asyncdeleter._calls import Stopped, StopSignal
 from asyncdeleter._config import RetryPolicy
 from asyncdeleter._errors import (
@@ -45,12 +46,8 @@ def poll_waits(policy: RetryPolicy) -> Iterator[float]:
 
 
 def _gone(error: NotFoundError) -> bool:
-    """A 404 that says the workspace is gone, not that the API or the route is missing.
-
-    The gateway's own 404s (``APIG.*``: no such API, a wrong endpoint) must never confirm
-    a deletion.
-    """
-    return not (error.error_code or "").upper().startswith("APIG.")
+    """A 404 that says the workspace is gone, not that the API or the route is missing."""
+    return not gateway_code(error.error_code)
 
 
 async def wait_until_gone(

@@ -7,7 +7,8 @@ table-testable place (tests/unit/test_decide.py):
 
 - a deletion's 404 is success after an attempt of ours that may have taken effect,
   ``already_gone`` with ``missing_ok`` on a clean first try, else ``NotFoundError``;
-  a read's 404 is always "not found";
+  a read's 404 is always "not found"; the gateway's own 404 (``APIG.*``, no such API)
+  is never "gone";
 - 400, 403, 404 are never retried; 401 (or the 403 that says the token is invalid) is
   retried once, at once, when the credentials provider can supply fresh ones;
 - a 429 is pushback: retried while it is in ``retry_statuses`` and the deadline lasts,
@@ -49,9 +50,19 @@ class Attempt:
         complete: A 2xx read's body arrived whole.
         retry_after: The answer's ``Retry-After``, in seconds (already parsed).
         credentials_refused: The answer says the credentials are bad or expired.
+        route_missing: A 404 from the API gateway itself (``APIG.*``): no such API here
+            (a wrong endpoint), which says nothing of the resource.
     """
 
-    __slots__ = ("complete", "credentials_refused", "dropped", "retry_after", "sent", "status")
+    __slots__ = (
+        "complete",
+        "credentials_refused",
+        "dropped",
+        "retry_after",
+        "route_missing",
+        "sent",
+        "status",
+    )
 
     def __init__(
         self,
@@ -62,8 +73,10 @@ class Attempt:
         complete: bool = True,
         retry_after: float | None = None,
         credentials_refused: bool = False,
+        route_missing: bool = False,
     ) -> None:
         self.status = status
+        self.route_missing = route_missing
         self.sent = sent
         self.dropped = dropped
         self.complete = complete
@@ -128,7 +141,7 @@ def decide(  # noqa: PLR0911 - one return per row of the table above
         # A read whose body was cut short: nothing took effect, send it again.
         status = None
         attempt = Attempt(None, sent=True, dropped=True)
-    if status == 404 and deletes:
+    if status == 404 and deletes and not attempt.route_missing:
         if call.may_have_taken_effect:
             return Decision(Step.DONE)  # an earlier attempt of ours deleted it
         if call.missing_ok:

@@ -19,31 +19,31 @@ each in one place:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
-from typing import Final, NoReturn
+from typing import Final
 
 import aiohttp
 
+from asyncdeleter._admission import Admission, raise_error
+from asyncdeleter._answers import (
+    credentials_refused,
+    gateway_code,
+    parsed_result,
+    status_error,
+)
 from asyncdeleter._auth import Auth, Credentials, TokenAuth
-from asyncdeleter._calls import Answer, Call, Failure, Stopped, Tracker
+from asyncdeleter._calls import Answer, Call, Failure, Stopped
 from asyncdeleter._config import RetryPolicy
 from asyncdeleter._decide import Attempt, Decision, Step, decide
 from asyncdeleter._errors import (
-    RAW_BODY_KEPT,
     APIConnectionError,
     APIError,
-    APIStatusError,
     APITimeoutError,
     ConfigurationError,
-    MalformedResponseError,
-    status_error_class,
 )
-from asyncdeleter._models import parse_error_body
 from asyncdeleter._records import RetryDetails
 from asyncdeleter._retry import RetryBudget, backoff_waits, parse_retry_after
-from asyncdeleter._throttle import ConcurrencyLimit, RateLimiter
+from asyncdeleter._throttle import ConcurrencyLimit
 from asyncdeleter._transport import (
     Reply,
     Transport,
@@ -60,19 +60,6 @@ _log: Final = logging.getLogger("asyncdeleter")
 USER_AGENT: Final = f"asyncdeleter/{__version__}"
 
 _NOT_MERGED: Final = object()  # no headers merged yet (None is a valid auth: no credentials)
-
-
-def _raise(error: APIError) -> NoReturn:
-    # The error's __cause__ was set when it was made (a redacted TransportError, or None):
-    # raising it "from" that again keeps the chain exactly as built, and nothing else.
-    raise error from error.__cause__
-
-
-async def _take_turn(limiter: RateLimiter, tracker: Tracker | None) -> float:
-    """Wait for a turn; a bulk item's wait ends at once (``Stopped``) if its run stops."""
-    if tracker is None or limiter.ready():
-        return await limiter.turn()
-    return await tracker.stop.unless_stopped(limiter.turn())
 
 
 def other_loop_error() -> ConfigurationError:
@@ -101,6 +88,7 @@ class RequestPath:
     ) -> None:
         self.credentials = credentials
         self.limit = limit
+        self.admission = Admission(credentials, limit)
         self.retry = retry
         self.transport = transport
         self.retry_budget = retry_budget
@@ -140,12 +128,12 @@ class RequestPath:
         last: Failure | None = None
         while True:
             if last is None:
-                if self._turn_now(call):  # the hot path: no coroutine, no wait
+                if self.admission.turn_now(call):  # the hot path: no coroutine, no wait
                     auth, generation = self.credentials.fixed, 0
                 else:
-                    auth, generation = await self._wait_for_turn(call)
+                    auth, generation = await self.admission.wait_for_turn(call)
             else:
-                auth, generation = await self._wait_for_retry_turn(call, last)
+                auth, generation = await self.admission.wait_for_retry_turn(call, last)
             try:
                 self._check_still_wanted(call, last, session)
                 result = await self._attempt(session, call, loop, auth, generation)
@@ -157,7 +145,7 @@ class RequestPath:
                 return result
             last = result
             if result.refresh is not None:
-                await self._refresh_credentials(call, result, result.refresh)
+                await self.admission.refresh_credentials(call, result, result.refresh)
                 continue
             # Outside the semaphore: a waiting call must not hold a slot.
             wait = self._plan_retry(call, result, loop)
@@ -167,91 +155,6 @@ class RequestPath:
                 await call.tracker.stop.sleep(wait)
                 if call.tracker.stop.stopped:
                     raise Stopped(result.error)
-
-    async def _wait_for_turn(self, call: Call) -> tuple[Auth | None, int]:
-        """Wait for the credentials, the (host, API)'s rate, then a slot; return holding it.
-
-        The rate's turn comes before the slot, so a throttled API never sits on slots that
-        another API could use; a call that then queued for a slot longer than one turn
-        gives the slot back and takes a fresh turn, so what goes out still obeys the rate
-        at the moment of sending.
-        """
-        credentials = self.credentials
-        if credentials.provider is None:
-            auth, generation = credentials.fixed, 0
-        else:
-            # Before taking a slot: a provider's first fetch must not hold one.
-            auth, generation = await credentials.current()
-        limit = self.limit
-        while True:
-            await self._take_turns(call)
-            if limit.try_acquire():
-                return auth, generation
-            queued_at = asyncio.get_running_loop().time()
-            await limit.acquire()
-            if not self._turn_went_stale(call, queued_at):
-                return auth, generation
-            # The wait for a slot outlasted the turn: give the slot back (no slot is ever
-            # held while waiting for a turn) and take a fresh turn first.
-            limit.release()
-
-    async def _take_turns(self, call: Call) -> None:
-        """Pass the learned rate, then the ``max_rate`` cap, of the call's (host, API).
-
-        The hard cap comes last, closest to the send, so that no turn of it goes stale
-        while the call waits on the (possibly slower) learned rate.
-        """
-        gate = call.gate
-        tracker = call.tracker
-        learned = gate.learned.limiter
-        if learned.rate is not None and (tracker is None or tracker.adaptive):
-            waited = await _take_turn(learned, tracker)
-            if tracker is not None:
-                tracker.throttled_seconds += waited
-        if gate.cap is not None:
-            await _take_turn(gate.cap, tracker)
-
-    def _turn_went_stale(self, call: Call, queued_at: float) -> bool:
-        """Whether queueing for a slot outlasted a turn of any rate the call must obey."""
-        gate = call.gate
-        rates = [gate.cap.rate if gate.cap is not None else None]
-        tracker = call.tracker
-        if tracker is None or tracker.adaptive:
-            rates.append(gate.learned.limiter.rate)
-        fastest = max((rate for rate in rates if rate), default=None)
-        return fastest is not None and (
-            asyncio.get_running_loop().time() - queued_at > 1.0 / fastest
-        )
-
-    async def _refresh_credentials(self, call: Call, result: Failure, generation: int) -> None:
-        """Ask the provider for new credentials, within the call's deadline."""
-        refreshed = False
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout_at(call.deadline):
-                await self.credentials.refresh(generation)
-                refreshed = True
-        if not refreshed:
-            _raise(result.error)  # max_time ran out while fetching credentials
-
-    async def _wait_for_retry_turn(self, call: Call, last: Failure) -> tuple[Auth | None, int]:
-        """``_wait_for_turn`` for a retry: from the first send on, waits count to the deadline."""
-        turn = None
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout_at(call.deadline):
-                turn = await self._wait_for_turn(call)
-        if turn is None:
-            _raise(last.error)
-        return turn
-
-    def _turn_now(self, call: Call) -> bool:
-        """Take a slot at once if nothing stands in the way (fixed credentials, no rate)."""
-        gate = call.gate
-        return (
-            self.credentials.provider is None
-            and gate.cap is None
-            and gate.learned.limiter.rate is None
-            and self.limit.try_acquire()
-        )
 
     def _check_still_wanted(
         self, call: Call, last: Failure | None, session: aiohttp.ClientSession
@@ -282,7 +185,7 @@ class RequestPath:
             wait = 0.0
         if loop.time() + wait >= call.deadline:
             # The wait would end past max_time: give up now, with the real error.
-            _raise(result.error)
+            raise_error(result.error)
         budget = self.retry_budget
         if result.throttled:
             if call.tracker is not None:
@@ -291,7 +194,7 @@ class RequestPath:
             cost = budget.spend(timeout=isinstance(result.error, APITimeoutError))
             if not cost:
                 result.error.retry_budget_exhausted = True
-                _raise(result.error)
+                raise_error(result.error)
             call.budget_spent += cost
         self._before_retry(
             RetryDetails(
@@ -340,7 +243,7 @@ class RequestPath:
                     _log_attempt(call, status, started, loop)
                 if op.parse is None:
                     return Answer(False, call.attempts, reply.request_id)
-                return Answer(False, call.attempts, reply.request_id, _parsed(call, reply))
+                return Answer(False, call.attempts, reply.request_id, parsed_result(call, reply))
         _log_attempt(call, status, started, loop)
         return self._judge(call, reply, generation)
 
@@ -362,9 +265,12 @@ class RequestPath:
             )
         else:
             retry_after = parse_retry_after(reply.retry_after)
-            error = _status_error(call, status, reply.body, reply.request_id, retry_after)
+            error = status_error(call, status, reply.body, reply.request_id, retry_after)
             attempt = Attempt(
-                status, retry_after=retry_after, credentials_refused=_credentials_refused(error)
+                status,
+                retry_after=retry_after,
+                credentials_refused=credentials_refused(error),
+                route_missing=status == 404 and gateway_code(error.error_code),
             )
         decision = decide(
             call, attempt, self.retry, can_refresh=self.credentials.provider is not None
@@ -395,7 +301,7 @@ class RequestPath:
         if step is Step.REFRESH:
             call.refreshed = True
             return Failure(error, None, refresh=generation)
-        _raise(error)
+        raise error from error.__cause__  # as raise_error: the chain exactly as built
 
     def _headers(self, auth: Auth | None, call: Call) -> dict[str, str]:
         """The request headers of one attempt: the User-Agent, the call's, the credentials'.
@@ -450,67 +356,3 @@ def _log_attempt(
             call.attempts,
             loop.time() - started,
         )
-
-
-def _parsed(call: Call, reply: Reply) -> object:
-    """A read's 2xx body as its result.
-
-    Raises:
-        MalformedResponseError: The body is too large, not JSON, or not the documented
-            structure (an item without an id, say). Not retried: the same answer would
-            come back.
-    """
-    op = call.op
-    assert op.parse is not None  # noqa: S101 - only reads get here
-    problem: str
-    if reply.oversized:
-        problem = "the body is larger than asyncdeleter reads"
-    else:
-        try:
-            return op.parse(json.loads(reply.body), call.ids)
-        except (ValueError, RecursionError, TypeError, KeyError) as exc:
-            problem = _first_line(exc)
-        except Exception as exc:  # noqa: BLE001 - cattrs wraps what it met in its own groups
-            problem = _first_line(exc)
-    error = MalformedResponseError(
-        f"{op.label} {call.target}: HTTP {reply.status} with an unreadable body ({problem})",
-        status=reply.status,
-        request_id=reply.request_id,
-        attempts=call.attempts,
-        raw_body=reply.body[:RAW_BODY_KEPT].decode("utf-8", "replace"),
-    )
-    raise error from None
-
-
-def _first_line(exc: BaseException) -> str:
-    causes = getattr(exc, "exceptions", None)
-    if causes:  # a cattrs ClassValidationError: say what was wrong inside
-        return _first_line(causes[0])
-    return (str(exc) or type(exc).__name__).splitlines()[0][:200]
-
-
-def _status_error(
-    call: Call, status: int, raw: bytes, request_id: str | None, retry_after: float | None
-) -> APIStatusError:
-    body = parse_error_body(raw)
-    detail = body.error_msg or raw[:200].decode("utf-8", "replace").strip() or "(no body)"
-    code = f" {body.error_code}" if body.error_code else ""
-    return status_error_class(status)(
-        f"{call.op.label} {call.target}: HTTP {status}{code}: {detail}",
-        status=status,
-        error_code=body.error_code,
-        error_msg=body.error_msg,
-        solution_msg=body.solution_msg,
-        request_id=request_id,
-        attempts=call.attempts,
-        raw_body=raw[: RAW_BODY_KEPT * 4].decode("utf-8", "replace"),
-        retry_after=retry_after,
-    )
-
-
-def _credentials_refused(error: APIStatusError) -> bool:
-    """A 401, or the 403 whose body says the token is invalid (the seed page's example)."""
-    if error.status == 401:
-        return True
-    message = (error.error_msg or "").lower()
-    return error.status == 403 and "token" in message and "invalid" in message

@@ -16,6 +16,9 @@ EXPECTED = {
     "RequestTimeoutError", "RetryDetails", "RetryPolicy", "ServerError", "SessionManager",
     "Timeouts", "TokenAuth",
     "TransportError", "__version__",
+    # The read side and confirmed deletion.
+    "SqlSession", "Workspace", "DeletionFailedError", "WaitTimeoutError",
+    "MalformedResponseError",
 }  # fmt: skip
 
 

@@ -1,0 +1,90 @@
+"""Reading an answer: a read's 2xx body as its result, any other answer as a typed error."""
+
+from __future__ import annotations
+
+import json
+
+from asyncdeleter._calls import Call
+from asyncdeleter._errors import (
+    RAW_BODY_KEPT,
+    APIStatusError,
+    MalformedResponseError,
+    status_error_class,
+)
+from asyncdeleter._models import parse_error_body
+from asyncdeleter._transport import Reply
+
+__all__ = ["credentials_refused", "gateway_code", "parsed_result", "status_error"]
+
+
+def parsed_result(call: Call, reply: Reply) -> object:
+    """A read's 2xx body as its result.
+
+    Raises:
+        MalformedResponseError: The body is too large, not JSON, or not the documented
+            structure (an item without an id, say). Not retried: the same answer would
+            come back.
+    """
+    op = call.op
+    assert op.parse is not None  # noqa: S101 - only reads get here
+    problem: str
+    if reply.oversized:
+        problem = "the body is larger than asyncdeleter reads"
+    else:
+        try:
+            return op.parse(json.loads(reply.body), call.ids)
+        except (ValueError, RecursionError, TypeError, KeyError) as exc:
+            problem = _first_line(exc)
+        except Exception as exc:  # noqa: BLE001 - cattrs wraps what it met in its own groups
+            problem = _first_line(exc)
+    error = MalformedResponseError(
+        f"{op.label} {call.target}: HTTP {reply.status} with an unreadable body ({problem})",
+        status=reply.status,
+        request_id=reply.request_id,
+        attempts=call.attempts,
+        raw_body=reply.body[:RAW_BODY_KEPT].decode("utf-8", "replace"),
+    )
+    raise error from None
+
+
+def _first_line(exc: BaseException) -> str:
+    causes = getattr(exc, "exceptions", None)
+    if causes:  # a cattrs ClassValidationError: say what was wrong inside
+        return _first_line(causes[0])
+    return (str(exc) or type(exc).__name__).splitlines()[0][:200]
+
+
+def status_error(
+    call: Call, status: int, raw: bytes, request_id: str | None, retry_after: float | None
+) -> APIStatusError:
+    body = parse_error_body(raw)
+    detail = body.error_msg or raw[:200].decode("utf-8", "replace").strip() or "(no body)"
+    code = f" {body.error_code}" if body.error_code else ""
+    return status_error_class(status)(
+        f"{call.op.label} {call.target}: HTTP {status}{code}: {detail}",
+        status=status,
+        error_code=body.error_code,
+        error_msg=body.error_msg,
+        solution_msg=body.solution_msg,
+        request_id=request_id,
+        attempts=call.attempts,
+        raw_body=raw[: RAW_BODY_KEPT * 4].decode("utf-8", "replace"),
+        retry_after=retry_after,
+    )
+
+
+def credentials_refused(error: APIStatusError) -> bool:
+    """A 401, or the 403 whose body says the token is invalid (the seed page's example)."""
+    if error.status == 401:
+        return True
+    message = (error.error_msg or "").lower()
+    return error.status == 403 and "token" in message and "invalid" in message
+
+
+def gateway_code(error_code: str | None) -> bool:
+    """An error code of the API gateway itself (``APIG.0101``: no such API, ...).
+
+    The gateway's 404 says the route is missing (a wrong endpoint or path prefix), not the
+    resource: it never counts as "already gone" or as a confirmed deletion.
+    """
+    return (error_code or "").upper().startswith("APIG.")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import enum
 import logging
 import time
 from collections.abc import (
@@ -23,16 +22,15 @@ from collections.abc import (
     Callable,
     Generator,
     Iterable,
-    Sequence,
     Sized,
 )
 from typing import Final, Generic, TypeVar
 
-import attrs
-
+from asyncdeleter._bulk_input import BulkInput
 from asyncdeleter._calls import Answer, Stopped, StopSignal, Tracker
 from asyncdeleter._errors import ConfigurationError, InvalidIdentifierError
 from asyncdeleter._histogram import LatencyHistogram
+from asyncdeleter._outcomes import BulkReport, Outcome, OutcomeKind, ProgressCallback
 from asyncdeleter._throttle import ConcurrencyLimit
 
 __all__ = ["BulkReport", "BulkRun", "Outcome", "OutcomeKind", "ProgressCallback"]
@@ -40,103 +38,6 @@ __all__ = ["BulkReport", "BulkRun", "Outcome", "OutcomeKind", "ProgressCallback"
 _log: Final = logging.getLogger("asyncdeleter")
 
 T = TypeVar("T")
-
-
-class OutcomeKind(enum.StrEnum):
-    """How one input item of a bulk run ended (the CLI report uses the same words)."""
-
-    SUCCEEDED = "succeeded"  #: deleted or closed by this run
-    ALREADY_GONE = "already_gone"  #: a first-attempt 404 with ``missing_ok``
-    FAILED = "failed"  #: the call raised; ``Outcome.error`` says why
-    INVALID = "invalid"  #: failed local validation; never sent
-    SKIPPED = "skipped"  #: never sent (``fail_fast``, ``stop()``, ``break``, cancellation)
-
-
-@attrs.frozen(kw_only=True, slots=True)
-class Outcome(Generic[T]):
-    """What happened to one input item.
-
-    Attributes:
-        target: The item as given: ``(workspace_id, session_id)`` or a workspace id (for
-            an ``invalid`` item, whatever object was in the input).
-        index: The item's position in the input, from 0.
-        kind: How it ended.
-        error: The typed error of a ``failed`` or ``invalid`` item (``CancelledError`` for
-            work cut off by cancelling the run).
-        attempts: Requests sent for it (throttled ones included).
-        throttled: Throttling answers (429) it met: pushback, not failure.
-        throttled_seconds: Time it spent waiting because of throttling.
-        elapsed: Seconds from its first send to its end (0 if never sent).
-        request_id: The ``X-Request-Id`` of the last answer, if any.
-        safe_to_retry: Running the item again cannot do harm and may succeed (every
-            ``failed`` or ``skipped`` item of an idempotent delete is).
-    """
-
-    target: T
-    index: int
-    kind: OutcomeKind
-    error: BaseException | None = None
-    attempts: int = 0
-    throttled: int = 0
-    throttled_seconds: float = 0.0
-    elapsed: float = 0.0
-    request_id: str | None = None
-    safe_to_retry: bool = False
-
-
-#: ``on_progress(done, total_or_None, last_outcome)``, called once per item, in order.
-ProgressCallback = Callable[[int, int | None, Outcome[T]], object]
-
-
-@attrs.frozen(kw_only=True)
-class BulkReport(Generic[T]):
-    """The figures of a bulk run, complete or so far.
-
-    Attributes:
-        total: Items accounted for (each input item once).
-        succeeded: Items this run deleted.
-        already_gone: Items that were missing before the run.
-        failed: Items whose call raised.
-        invalid: Items that failed validation and were never sent.
-        skipped: Items never started.
-        attempts: Requests sent, in all.
-        retries: Requests beyond each item's first.
-        throttled: Throttling answers (429) met, in all.
-        throttled_seconds: Time items spent waiting because of throttling, summed over items.
-        elapsed: Seconds from the start of the run to its end (or to now).
-        latency_p50: Median item latency in seconds (``None`` if nothing was sent).
-        latency_p95: 95th percentile item latency.
-        latency_p99: 99th percentile item latency.
-        cancelled: The run was cancelled or stopped, or its consumer stopped early.
-        unread_from: The index of the first input item never read (``None`` when the
-            whole input was read): re-run the input from there to finish the job.
-        failures: The ``failed`` and ``invalid`` outcomes (awaited form only).
-        outcomes: Every outcome in completion order (awaited form only: O(N)).
-    """
-
-    total: int
-    succeeded: int
-    already_gone: int
-    failed: int
-    invalid: int
-    skipped: int
-    attempts: int
-    retries: int
-    throttled: int
-    throttled_seconds: float
-    elapsed: float
-    latency_p50: float | None
-    latency_p95: float | None
-    latency_p99: float | None
-    cancelled: bool
-    unread_from: int | None = None
-    failures: tuple[Outcome[T], ...] = ()
-    outcomes: tuple[Outcome[T], ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        """Every item succeeded or was already gone."""
-        return self.failed == self.invalid == self.skipped == 0 and not self.cancelled
 
 
 #: The single-target operation a run drives; the tracker carries the run's stop signal
@@ -178,7 +79,6 @@ class BulkRun(Generic[T]):
         fail_fast: bool,
         on_progress: ProgressCallback[T] | None,
     ) -> None:
-        self._source = source
         self._validate = validate
         self._operation = operation
         self._concurrency = concurrency
@@ -199,15 +99,10 @@ class BulkRun(Generic[T]):
         self._ended_at: float | None = None
         self._cancelled = False
         # Run state, all O(concurrency):
-        self._sync_items: Iterable[object] | None = None
-        self._async_items: AsyncIterator[object] | None = None
-        self._pull_lock = asyncio.Lock()
-        self._exhausted = False
-        self._pulled = 0
+        self._input = BulkInput(source)
         self._stop = StopSignal()
         self._stopped_by_caller = False
         self._workers: list[asyncio.Task[None]] = []
-        self._puller: asyncio.Task[object] | None = None  # a worker waiting on an async input
         self._ended = asyncio.Event()
         self._source_error: BaseException | None = None  # what the input raised
         self._in_flight: dict[T, asyncio.Future[None]] = {}
@@ -260,9 +155,7 @@ class BulkRun(Generic[T]):
     def _stop_sending(self) -> None:
         """Start nothing more; a worker waiting on an async input stops waiting for it."""
         self._stop.set()
-        puller = self._puller
-        if puller is not None and puller is not asyncio.current_task():
-            puller.cancel()
+        self._input.interrupt()
 
     def _halt(self) -> None:
         """The consumer left the loop (``break``): send nothing more, cancel what is in flight.
@@ -298,7 +191,7 @@ class BulkRun(Generic[T]):
             latency_p95=sent.percentile(0.95),
             latency_p99=sent.percentile(0.99),
             cancelled=self._cancelled,
-            unread_from=None if self._exhausted else self._pulled,
+            unread_from=None if self._input.exhausted else self._input.pulled,
             failures=tuple(self._failures),
             outcomes=tuple(self._outcomes),
         )
@@ -310,10 +203,7 @@ class BulkRun(Generic[T]):
             raise RuntimeError("a bulk run can be awaited or iterated only once")
         self._claimed = True
         self._started_at = _now()
-        if isinstance(self._source, AsyncIterable):
-            self._async_items = aiter(self._source)
-        else:
-            self._sync_items = iter(self._source)
+        self._input.open()
         loop = asyncio.get_running_loop()
         workers = self._workers = [
             loop.create_task(self._worker()) for _ in range(self._concurrency)
@@ -343,21 +233,17 @@ class BulkRun(Generic[T]):
             if self._source_error is not None:
                 raise self._source_error
             # Ended early (fail_fast, stop()): a sized input accounts for each item not started.
-            source = self._source
-            if isinstance(source, Sequence) and not self._exhausted:
-                for index in range(self._pulled, len(source)):
-                    self._pulled = index + 1
-                    skipped = Outcome[T](
-                        target=source[index],
-                        index=index,
-                        kind=OutcomeKind.SKIPPED,
-                        safe_to_retry=True,
-                    )
-                    self._account(skipped)
-                    yield skipped
-                    if index % _YIELD_EVERY == 0:
-                        await asyncio.sleep(0)  # a huge list must not freeze the loop
-                self._exhausted = True
+            for index, item in self._input.unread():
+                skipped = Outcome[T](
+                    target=item,  # type: ignore[arg-type]
+                    index=index,
+                    kind=OutcomeKind.SKIPPED,
+                    safe_to_retry=True,
+                )
+                self._account(skipped)
+                yield skipped
+                if index % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # a huge list must not freeze the loop
             completed = True
         finally:
             await self._shut_down(workers, completed=completed)
@@ -398,7 +284,7 @@ class BulkRun(Generic[T]):
         cancelled_again = await self._skip_unread_sequence() or cancelled_again
         self._cancelled = not completed or self._stopped_by_caller
         self._ended_at = _now()
-        await self._close_source()
+        await self._input.close()
         self._ended.set()
         if cancelled_again:
             raise asyncio.CancelledError
@@ -409,14 +295,11 @@ class BulkRun(Generic[T]):
         Returns whether the task was cancelled (again) meanwhile: the accounting finishes
         regardless, yielding to the loop now and then.
         """
-        source = self._source
         cancelled = False
-        if self._exhausted or not isinstance(source, Sequence):
-            return cancelled
-        for index in range(self._pulled, len(source)):
+        for index, item in self._input.unread():
             self._account(
                 Outcome[T](
-                    target=source[index],
+                    target=item,  # type: ignore[arg-type]
                     index=index,
                     kind=OutcomeKind.SKIPPED,
                     safe_to_retry=True,
@@ -427,49 +310,14 @@ class BulkRun(Generic[T]):
                     await asyncio.sleep(0)
                 except asyncio.CancelledError:
                     cancelled = True
-        self._pulled = len(source)
-        self._exhausted = True
         return cancelled
 
-    async def _close_source(self) -> None:
-        """Let a generator input run its own clean-up now, not at garbage collection."""
-        items = self._async_items if self._async_items is not None else self._sync_items
-        try:
-            if isinstance(items, AsyncGenerator):
-                await items.aclose()
-            elif isinstance(items, Generator):
-                items.close()
-        except Exception:  # noqa: BLE001 - the input's clean-up must not hide the run's end
-            _log.exception("closing the bulk run's input failed")
-
     async def _pull(self) -> tuple[int, object] | None:
-        """The next input item with its index, or ``None`` once the input is exhausted."""
-        if self._exhausted:
-            return None
-        if self._sync_items is not None:
-            try:
-                item = next(self._sync_items)  # type: ignore[call-overload]
-            except StopIteration:
-                self._exhausted = True
-                return None
-        else:
-            assert self._async_items is not None  # noqa: S101 - set together in _stream
-            # An async generator cannot be advanced by two workers at once.
-            async with self._pull_lock:
-                if self._exhausted or self._stop.stopped:
-                    return None
-                self._puller = asyncio.current_task()
-                try:
-                    item = await anext(self._async_items)
-                except StopAsyncIteration:
-                    self._exhausted = True
-                    return None
-                finally:
-                    self._puller = None
-        index = self._pulled
-        self._pulled += 1
-        self._unsettled[index] = (item, None)
-        return index, item
+        """The next input item with its index; it is unsettled until its outcome is in."""
+        pulled = await self._input.pull(self._stop)
+        if pulled is not None:
+            self._unsettled[pulled[0]] = (pulled[1], None)
+        return pulled
 
     async def _worker(self) -> None:
         stop = self._stop

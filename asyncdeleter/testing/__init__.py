@@ -1,7 +1,8 @@
 """Test against DataArts Fabric and ModelArts without a cloud account.
 
-``Emulator`` serves both services on loopback, with state, the services' exact error
-bodies, credential checks and fault injection::
+``Emulator`` serves both services on loopback: deletes, lists and shows (with the
+services' paging, filters and the workspace deletion lifecycle), their exact error bodies,
+credential checks, the gateway's quota and fault injection::
 
     async with Emulator(token="t") as emu:
         emu.add_sessions("ws-1", ["sess-1"])

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Final
 
-__all__ = ["error_answer", "forbidden_body", "not_found_body"]
+from aiohttp import web
+
+__all__ = [
+    "error_answer",
+    "error_response",
+    "flat_body",
+    "forbidden_body",
+    "json_response",
+    "not_found_body",
+    "respond",
+]
 
 JSON: Final = "application/json"
 
@@ -52,9 +63,14 @@ def forbidden_body(message: str = "X-Auth-Token is invalid in the request") -> b
     ).encode()
 
 
+def flat_body(error_code: str, message: str) -> bytes:
+    """An error in the usual flat shape: ``{"error_code": ..., "error_msg": ...}``."""
+    return json.dumps({"error_code": error_code, "error_msg": message}).encode()
+
+
 def not_found_body(error_code: str, message: str) -> bytes:
     """A 404 in the flat shape, naming what is missing."""
-    return json.dumps({"error_code": error_code, "error_msg": message}).encode()
+    return flat_body(error_code, message)
 
 
 def error_answer(status: int, message: str | None = None) -> tuple[str, bytes]:
@@ -68,3 +84,28 @@ def error_answer(status: int, message: str | None = None) -> tuple[str, bytes]:
         status, (JSON, f"common.00000{status:03d}", f"error {status}")
     )
     return content_type, json.dumps({"error_code": code, "error_msg": message or default}).encode()
+
+
+def json_response(status: int, body: bytes) -> web.Response:
+    """A JSON answer with a fresh ``X-Request-Id``, as every real answer carries."""
+    return web.Response(
+        status=status, body=body, content_type=JSON, headers={"X-Request-Id": uuid.uuid4().hex}
+    )
+
+
+def error_response(status: int) -> web.Response:
+    """The service's or gateway's usual answer for ``status`` (see ``error_answer``)."""
+    content_type, body = error_answer(status)
+    return web.Response(
+        status=status,
+        body=body,
+        content_type=content_type,
+        headers={"X-Request-Id": uuid.uuid4().hex},
+    )
+
+
+def respond(status: int, body: bytes) -> web.Response:
+    """A service answer: JSON, or nothing at all when ``body`` is empty (a Fabric 200)."""
+    if body:
+        return json_response(status, body)
+    return web.Response(status=status, headers={"X-Request-Id": uuid.uuid4().hex})

@@ -9,6 +9,8 @@ The emulator for tests lives in ``asyncdeleter.testing``.
 from typing import TYPE_CHECKING, Any
 
 from asyncdeleter._auth import AkSkAuth, TokenAuth
+from asyncdeleter._calls_for import session_target as check_session_target
+from asyncdeleter._calls_for import workspace_target as check_workspace_id
 from asyncdeleter._config import Endpoints, RetryPolicy, Timeouts
 from asyncdeleter._errors import (
     APIConnectionError,
@@ -91,4 +93,6 @@ __all__ = [
     "WaitTimeoutError",
     "Workspace",
     "__version__",
+    "check_session_target",
+    "check_workspace_id",
 ]

@@ -109,7 +109,15 @@ class CallFactory:
 
 
 def session_target(item: object) -> tuple[str, str]:
-    """Validate one ``close_sessions`` input item: a ``(workspace_id, session_id)`` pair."""
+    """Validate one ``close_sessions`` item: a ``(workspace_id, session_id)`` pair.
+
+    Public as ``asyncdeleter.check_session_target``: the same check a bulk run makes, for
+    callers (the command line) that validate input before a run.
+
+    Raises:
+        InvalidIdentifierError: Not a pair, or an id that is not 1-36 letters, digits and
+            hyphens.
+    """
     if not isinstance(item, (tuple, list)) or len(item) != 2:
         raise InvalidIdentifierError("target", item, "must be a (workspace_id, session_id) pair")
     workspace_id, session_id = item
@@ -120,7 +128,13 @@ def session_target(item: object) -> tuple[str, str]:
 
 
 def workspace_target(item: object) -> str:
-    """Validate one ``delete_workspaces`` input item: a workspace id."""
+    """Validate one ``delete_workspaces`` item: a workspace id (1-64 letters, digits, hyphens).
+
+    Public as ``asyncdeleter.check_workspace_id``.
+
+    Raises:
+        InvalidIdentifierError: Not a valid workspace id.
+    """
     return validate_id("workspace_id", item, MODELARTS_ID_MAX)
 
 

@@ -17,8 +17,9 @@ cannot pass an item it has not seen:
   a seen item shows it, and the listing steps back a page and trusts only the second.
 - ModelArts documents ``offset`` as a "start page". The first full page is followed by a
   probe at offset 1 (before any item is yielded, so nothing of ours moved): if it starts
-  inside the first page, offsets count records, else pages. Positions are then rounded
-  down to the unit, which keeps every bound a lower bound.
+  inside the first page, offsets count records, else pages. With page offsets a request
+  starts at a multiple of its limit, so each request picks the limit whose page starts
+  at or before the bound and reaches furthest past it: every bound stays a lower bound.
 
 Cost: about one page per page of items when nothing is deleted; under deletion, pages
 overlap by what was deleted meanwhile, at most about twice the pages of a plain listing.
@@ -76,13 +77,29 @@ class Listing(Generic[T]):
             self._seen[item_id] = True
             self._removed += 1
 
-    async def _page(self, position: int) -> tuple[int, Sequence[T]]:
-        """Fetch the page that starts at or before ``position``; return its start and items."""
-        unit = self._unit or 1
-        index = position // unit
+    def _window(self, position: int) -> tuple[int, int, int]:
+        """The request that starts at or before ``position``: ``(offset, limit, start)``.
+
+        With record offsets, simply ``position`` itself. With page offsets a request can
+        only start at a multiple of its own limit: among limits up to the page size, take
+        the one whose page starting at or before ``position`` reaches furthest past it.
+        """
+        if self._unit == 1 or position == 0:
+            return position, self._limit, position
+        best = (0, self._limit, 0)
+        best_end = self._limit
+        for limit in range(1, self._limit + 1):
+            index = position // limit
+            end = (index + 1) * limit
+            if end > best_end:
+                best, best_end = (index, limit, index * limit), end
+        return best
+
+    async def _page(self, position: int) -> tuple[int, int, Sequence[T]]:
+        """Fetch a page that starts at or before ``position``: its start, limit and items."""
+        offset, limit, start = self._window(position)
         self.pages += 1
-        items = await self._fetch(index, self._limit)
-        return index * unit, items
+        return start, limit, await self._fetch(offset, limit)
 
     async def _find_unit(self, first: Sequence[T]) -> None:
         """Tell a record offset from a page offset with one probe at offset 1."""
@@ -97,7 +114,7 @@ class Listing(Generic[T]):
         trust_count = True  # whether only this manager deleted what we have seen
         step_backs = 0
         while True:
-            start, items = await self._page(position)
+            start, limit, items = await self._page(position)
             if start > 0 and (not items or self._key(items[0]) not in self._seen):
                 # This page may begin past items not yet seen (someone else deleted seen
                 # ones, moving the rest forward): step back a page.
@@ -107,7 +124,7 @@ class Listing(Generic[T]):
                 continue
             step_backs = 0
             if self._unit is None:
-                if len(items) < self._limit:
+                if len(items) < limit:
                     self._unit = 1  # one page holds it all: the unit never matters
                 else:
                     await self._find_unit(items)
@@ -118,7 +135,7 @@ class Listing(Generic[T]):
                     continue
                 self._seen[item_id] = False
                 yield item
-            if len(items) < self._limit:
+            if len(items) < limit:
                 return  # the end of the list, as it was when this page was read
             # Seen items fill positions [0, start + len(items)) as the page was read; the
             # deletions started since may have removed some of them.

@@ -126,7 +126,7 @@ async def test_no_secret_is_reachable_from_a_raised_error(
         text = reachable_text(error)
         for secret in SECRETS:
             assert secret not in text
-        assert pickle.loads(pickle.dumps(error)).args == error.args  # noqa: S301 - our own bytes
+        assert pickle.loads(pickle.dumps(error)).args == error.args
 
 
 async def test_a_connection_refused_carries_no_secret_either() -> None:
@@ -277,6 +277,6 @@ def test_an_invalid_item_of_any_type_pickles() -> None:
     import threading
 
     error = asyncdeleter.InvalidIdentifierError("target", threading.Lock(), "not a pair")
-    copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
+    copy = pickle.loads(pickle.dumps(error))
     assert "lock" in repr(copy.value).lower()
     assert copy.reason == "not a pair"

@@ -18,7 +18,7 @@ EXPECTED = {
     "TransportError", "__version__",
     # The read side and confirmed deletion.
     "SqlSession", "Workspace", "DeletionFailedError", "WaitTimeoutError",
-    "MalformedResponseError",
+    "MalformedResponseError", "check_session_target", "check_workspace_id",
 }  # fmt: skip
 
 

@@ -36,7 +36,8 @@ WHEN = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
 def test_times_in_every_documented_form(raw: object, expected: datetime) -> None:
     parsed = parse_time(raw)
     assert parsed == expected
-    assert parsed is not None and parsed.tzinfo is not None
+    assert parsed is not None
+    assert parsed.tzinfo is not None
 
 
 @pytest.mark.parametrize(
@@ -117,7 +118,8 @@ def test_a_workspace_without_a_usable_id_is_refused(body: Any) -> None:
 
 
 def test_pages_and_their_totals() -> None:
-    assert LIST_WORKSPACE.parse is not None and LIST_SQL_SESSIONS.parse is not None
+    assert LIST_WORKSPACE.parse is not None
+    assert LIST_SQL_SESSIONS.parse is not None
     page = LIST_WORKSPACE.parse({"total_count": 3, "count": 1, "workspaces": [{"id": "a"}]}, {})
     assert page.total == 3
     assert [w.workspace_id for w in page.items] == ["a"]
@@ -132,7 +134,12 @@ def test_pages_and_their_totals() -> None:
 def test_own_converter_round_trips_a_confirmed_deletion() -> None:
     gone = asyncdeleter.DeletedWorkspace(workspace_id="w", request_id="r", confirmed=True)
     plain = converter.unstructure(gone)
-    assert plain == {"workspace_id": "w", "request_id": "r", "already_gone": False, "confirmed": True}
+    assert plain == {
+        "workspace_id": "w",
+        "request_id": "r",
+        "already_gone": False,
+        "confirmed": True,
+    }
     assert converter.structure(plain, asyncdeleter.DeletedWorkspace) == gone
     # The global converter is never configured by us: it has no hook for our 403 bodies.
     assert cattrs.global_converter is not converter

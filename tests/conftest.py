@@ -68,12 +68,12 @@ def make_manager(emulator: Emulator) -> Callable[..., asyncdeleter.SessionManage
     return make
 
 
-async def until(condition: Callable[[], bool], *, timeout: float = 30.0) -> None:
-    """Wait until ``condition()`` holds (checked every 10 ms); fail after ``timeout`` seconds.
+async def until(condition: Callable[[], bool], *, within: float = 30.0) -> None:
+    """Wait until ``condition()`` holds (checked every 10 ms); fail after ``within`` seconds.
 
     For state the emulator keeps in another task or thread (requests seen, statuses): a
     one-sided wait, generous so a busy machine cannot make a test flaky.
     """
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(within):
         while not condition():  # noqa: ASYNC110 - polls another party's state, no event to await
             await asyncio.sleep(0.01)

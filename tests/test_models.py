@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import cattrs
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -98,6 +99,16 @@ def test_random_json_objects_give_string_or_none_fields(data: dict[str, object])
 def test_own_converter_round_trips_deleted_workspace() -> None:
     result = deleted_workspace("ws-1", "req-1")
     assert result == DeletedWorkspace(workspace_id="ws-1", request_id="req-1")
-    assert converter.structure(converter.unstructure(result), DeletedWorkspace) == result
-    # The package never configures cattrs' global converter.
-    assert cattrs.global_converter is not converter
+    plain = converter.unstructure(result)
+    assert plain == {
+        "workspace_id": "ws-1",
+        "request_id": "req-1",
+        "already_gone": False,
+        "confirmed": False,
+    }
+    assert converter.structure(plain, DeletedWorkspace) == result
+    # Our converter has hooks the global one lacks: the 403 shape's integer error_code.
+    body = {"error": {"code": "403", "message": "m"}, "error_code": 403}
+    assert converter.structure(body, ErrorBody).error_code == "403"
+    with pytest.raises(cattrs.errors.StructureHandlerNotFoundError):
+        cattrs.global_converter.structure(body, ErrorBody)  # we never configured it

@@ -166,10 +166,17 @@ async def test_retry_after_is_capped_by_max_retry_after(
 ) -> None:
     emulator.add_sessions("ws-1", ["s"])
     emulator.add_fault(Fault(status=503, retry_after="3600", times=1))
-    policy = RetryPolicy(max_retry_after=0.05, initial_wait=0.0, max_wait=0.0)
+    waits: list[float] = []
+    policy = RetryPolicy(
+        max_retry_after=0.05,
+        initial_wait=0.0,
+        max_wait=0.0,
+        on_retry=[lambda details: waits.append(details.wait)],
+    )
     async with make_manager(retry=policy) as manager:
         started = time.monotonic()
         await manager.close_session("ws-1", "s")
+    assert waits == [0.05]  # the server asked for an hour; the cap decided, exactly
     assert time.monotonic() - started < 30  # generous: nowhere near the hour asked for
 
 
@@ -231,11 +238,19 @@ async def test_a_failing_hook_does_not_break_the_retry(
     emulator.add_sessions("ws-1", ["s"])
     emulator.add_fault(Fault(status=500, times=1))
 
+    calls: list[str] = []
+
     def bad_hook(details: RetryDetails) -> None:
+        calls.append("bad")
         raise RuntimeError("hook bug")
 
-    async with make_manager(retry=RetryPolicy(wait=False, on_retry=[bad_hook])) as manager:
+    def good_hook(details: RetryDetails) -> None:
+        calls.append("good")
+
+    hooks = [bad_hook, good_hook]
+    async with make_manager(retry=RetryPolicy(wait=False, on_retry=hooks)) as manager:
         await manager.close_session("ws-1", "s")
+    assert calls == ["bad", "good"]  # the hooks ran, and the failing one stopped nothing
     assert emulator.sessions("ws-1") == frozenset()
 
 

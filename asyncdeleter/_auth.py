@@ -31,7 +31,7 @@ __all__ = [
     "TokenAuth",
 ]
 
-# The names the official Huawei Cloud SDK reads (API.md, section 4).
+# The names the official Huawei Cloud SDK reads (docs/api-facts.md, section 4).
 ENV_AK: Final = "HUAWEICLOUD_SDK_AK"
 ENV_SK: Final = "HUAWEICLOUD_SDK_SK"
 ENV_SECURITY_TOKEN: Final = "HUAWEICLOUD_SDK_SECURITY_TOKEN"  # noqa: S105 - a name, not a secret

@@ -85,7 +85,7 @@ def _region_pattern() -> re.Pattern[str]:
     return re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]+")
 
 
-# ModelArts in ap-southeast-1 is served under .myhuaweicloud.cn (API.md, section 2).
+# ModelArts in ap-southeast-1 is served under .myhuaweicloud.cn (docs/api-facts.md, section 2).
 _MODELARTS_DOMAIN_BY_REGION: Final = {"ap-southeast-1": "myhuaweicloud.cn"}
 _DEFAULT_DOMAIN: Final = "myhuaweicloud.com"
 
@@ -146,7 +146,7 @@ def _endpoint_validator(instance: object, attribute: attrs.Attribute[str], value
 
 @attrs.frozen(kw_only=True)
 class Endpoints:
-    """The base URLs of the two services: they are different hosts (API.md).
+    """The base URLs of the two services: they are different hosts (docs/api-facts.md).
 
     Attributes:
         fabric: DataArts Fabric, e.g. ``https://fabric.cn-north-4.myhuaweicloud.com``.

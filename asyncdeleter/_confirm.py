@@ -1,6 +1,6 @@
 """Confirmed deletion: after DeleteWorkspace is accepted, poll until the workspace is gone.
 
-A ModelArts deletion finishes in the background (docs/read-side.md): the 200 means
+A ModelArts deletion finishes in the background (docs/api-facts.md, section 5): the 200 means
 "accepted", the workspace shows ``DELETING``, then either vanishes (ShowWorkspace answers
 404 ``ModelArts.0104``) or ends ``DELETE_FAILED`` with the reason in ``status_info``.
 

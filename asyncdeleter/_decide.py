@@ -2,7 +2,7 @@
 
 ``decide`` reads no clock, touches no socket and changes nothing; the request path applies
 what it returns (and alone checks the clock-bound rules: the call's deadline, the shared
-retry budget). So every rule of DESIGN's "semantics that are easy to get wrong" is in one
+retry budget). So every rule below (the README's "Retries" and "Already gone" sections) is in one
 table-testable place (tests/unit/test_decide.py):
 
 - a deletion's 404 is success after an attempt of ours that may have taken effect,

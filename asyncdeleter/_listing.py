@@ -1,6 +1,6 @@
 """Paging that survives deletion: each item that existed when a listing started, once.
 
-Both services page by offset, and offsets shift under deletion (docs/read-side.md): read
+Both services page by offset, and offsets shift under deletion (docs/api-facts.md, section 5): read
 page 2 after closing page 1 and a page's worth of items is skipped. A listing here keeps
 the ids it has yielded (O(N) ids, by necessity) and chooses every next offset so that it
 cannot pass an item it has not seen:

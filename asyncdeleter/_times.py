@@ -1,6 +1,6 @@
 """Reading the services' timestamps: one function, and it never guesses an age.
 
-The formats met (docs/read-side.md): ModelArts sends integers (epoch milliseconds; older
+The formats met (docs/api-facts.md, section 5): ModelArts sends integers (epoch milliseconds; older
 answers epoch seconds), Fabric's ``create_time`` is an undocumented string, seen as ISO
 8601 and as epoch seconds or milliseconds in text. Anything else is unknown, and an unknown
 time is ``None``, so that an age filter, which fails closed, never matches it.

@@ -162,6 +162,7 @@ SNIPPETS = {
         sessions=(("ws-1", "sess-1"),),
     ),
     "proxy": Snippet(sessions=(("ws-1", "sess-9"),)),
+    "read-side": Snippet(wrap="manager", sessions=SESSIONS[:2], workspaces=("w1", "w2")),
     "emulator": Snippet(wrap="async", gone=False),
     "pytest-fixture": Snippet(pytest=True, needs=("pytest_asyncio",), gone=False),
 }

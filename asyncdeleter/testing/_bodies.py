@@ -1,4 +1,4 @@
-"""The answers the real services and their gateway give, byte-compatible with API.md."""
+"""The answers the real services and their gateway give, byte-compatible with docs/api-facts.md."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ _MESSAGES: Final[dict[int, tuple[str, str, str]]] = {
     500: (JSON, "common.00000500", "internal error"),
 }
 
-# The gateway's own failures arrive as pages or plain text, not JSON (API.md, section 3).
+# The gateway's own failures arrive as pages or plain text, not JSON (docs/api-facts.md, section 3).
 _GATEWAY_PAGES: Final[dict[int, tuple[str, bytes]]] = {
     502: (
         "text/html",

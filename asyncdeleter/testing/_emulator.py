@@ -53,7 +53,7 @@ class Emulator(Backends):
 
     Both services answer on ``url``; their states are apart, as in reality: Fabric
     workspaces hold sessions, ModelArts projects hold workspaces. Each serves its delete,
-    list and show APIs (API.md, sections 1, 2 and 6); seeding and inspecting the state
+    list and show APIs (docs/api-facts.md, sections 1, 2 and 5); seeding and inspecting the state
     is inherited from ``Backends``. State methods may be called from any thread.
 
     Args:

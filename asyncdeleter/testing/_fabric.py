@@ -1,4 +1,4 @@
-"""The DataArts Fabric state: workspaces holding SQL sessions (API.md, sections 1 and 6).
+"""The DataArts Fabric state: workspaces holding SQL sessions (docs/api-facts.md, sections 1 and 5).
 
 Sessions keep their creation order, and listing is by record offset over that order, so
 closing sessions between two pages really shifts the second one (the paging trap).

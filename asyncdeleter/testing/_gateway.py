@@ -1,7 +1,7 @@
 """The API gateway in front of both services: the refusals that come before any backend.
 
 Credentials (a token, or an AK/SK signature over the path *and* query string), the quota
-(a fixed one-second window per API, API.md section 3), a smoother token-bucket throttle,
+(a fixed one-second window per API, docs/api-facts.md, section 3), a smoother token-bucket throttle,
 and the requests it does not route at all.
 """
 

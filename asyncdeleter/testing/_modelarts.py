@@ -1,4 +1,4 @@
-"""The ModelArts state: projects holding workspaces (API.md, sections 2 and 6).
+"""The ModelArts state: projects holding workspaces (docs/api-facts.md, sections 2 and 5).
 
 A deleted workspace shows ``DELETING`` for ``deleting_seconds``, then vanishes, or ends
 ``DELETE_FAILED`` (with the reason in ``status_info``) if its id was marked to fail. The

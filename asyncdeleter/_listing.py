@@ -53,6 +53,9 @@ class Listing(Generic[T]):
         key: An item's id.
         limit: Items per page.
         offset_unit: 1 when ``offset`` counts records; ``None`` to find out (ModelArts).
+        watch: Where this manager announces its deletions; the listing listens while it
+            runs, under ``scope``.
+        scope: What deletions can take items out of this listing.
     """
 
     def __init__(
@@ -62,7 +65,11 @@ class Listing(Generic[T]):
         *,
         limit: int,
         offset_unit: int | None = 1,
+        watch: DeletionWatch | None = None,
+        scope: tuple[str, str] = ("", ""),
     ) -> None:
+        self._watch = watch
+        self._scope = scope
         self._fetch = fetch
         self._key = key
         self._limit = limit
@@ -110,39 +117,45 @@ class Listing(Generic[T]):
 
     async def __aiter__(self) -> AsyncIterator[T]:
         """Yield every item of the listing once, in the service's order."""
-        position = 0
-        trust_count = True  # whether only this manager deleted what we have seen
-        step_backs = 0
-        while True:
-            start, limit, items = await self._page(position)
-            if start > 0 and (not items or self._key(items[0]) not in self._seen):
-                # This page may begin past items not yet seen (someone else deleted seen
-                # ones, moving the rest forward): step back a page.
-                trust_count = False
-                step_backs += 1
-                position = 0 if step_backs > _MAX_STEP_BACKS else max(0, start - self._limit)
-                continue
+        if self._watch is not None:
+            self._watch.add(self._scope, self)
+        try:
+            position = 0
+            trust_count = True  # whether only this manager deleted what we have seen
             step_backs = 0
-            if self._unit is None:
-                if len(items) < limit:
-                    self._unit = 1  # one page holds it all: the unit never matters
-                else:
-                    await self._find_unit(items)
-            removed_at_fetch = self._removed
-            for item in items:
-                item_id = self._key(item)
-                if item_id in self._seen:
+            while True:
+                start, limit, items = await self._page(position)
+                if start > 0 and (not items or self._key(items[0]) not in self._seen):
+                    # This page may begin past items not yet seen (someone else deleted seen
+                    # ones, moving the rest forward): step back a page.
+                    trust_count = False
+                    step_backs += 1
+                    position = 0 if step_backs > _MAX_STEP_BACKS else max(0, start - self._limit)
                     continue
-                self._seen[item_id] = False
-                yield item
-            if len(items) < limit:
-                return  # the end of the list, as it was when this page was read
-            # Seen items fill positions [0, start + len(items)) as the page was read; the
-            # deletions started since may have removed some of them.
-            since = self._removed - removed_at_fetch
-            position = max(0, start + len(items) - 1 - since)
-            if trust_count:
-                position = max(position, len(self._seen) - self._removed - 1)
+                step_backs = 0
+                if self._unit is None:
+                    if len(items) < limit:
+                        self._unit = 1  # one page holds it all: the unit never matters
+                    else:
+                        await self._find_unit(items)
+                removed_at_fetch = self._removed
+                for item in items:
+                    item_id = self._key(item)
+                    if item_id in self._seen:
+                        continue
+                    self._seen[item_id] = False
+                    yield item
+                if len(items) < limit:
+                    return  # the end of the list, as it was when this page was read
+                # Seen items fill positions [0, start + len(items)) as the page was read; the
+                # deletions started since may have removed some of them.
+                since = self._removed - removed_at_fetch
+                position = max(0, start + len(items) - 1 - since)
+                if trust_count:
+                    position = max(position, len(self._seen) - self._removed - 1)
+        finally:
+            if self._watch is not None:
+                self._watch.discard(self._scope, self)
 
 
 class DeletionWatch:

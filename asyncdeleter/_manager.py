@@ -459,7 +459,7 @@ class SessionManager:
             scope=(DELETE_WORKSPACE.name, ""),
         )
 
-    async def _list(
+    def _list(
         self,
         op: Operation,
         ids: dict[str, str],
@@ -476,13 +476,11 @@ class SessionManager:
             answer = await self._path.send(self._calls.call(op, ids, query=page_query))
             return answer.result.items
 
-        listing: Listing[Any] = Listing(fetch, key, limit=limit, offset_unit=offset_unit)
-        self._watch.add(scope, listing)
-        try:
-            async for item in listing:
-                yield item
-        finally:
-            self._watch.discard(scope, listing)
+        return aiter(
+            Listing(
+                fetch, key, limit=limit, offset_unit=offset_unit, watch=self._watch, scope=scope
+            )
+        )
 
     # -- bulk runs ---------------------------------------------------------------------
 

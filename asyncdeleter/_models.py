@@ -210,6 +210,9 @@ converter: Final = cattrs.Converter()
 converter.register_structure_hook(ErrorBody, _structure_error_body)
 converter.register_structure_hook(DeletedWorkspace, _structure_deleted_workspace_full)
 converter.register_structure_hook(datetime, lambda value, _: parse_time(value))
+# Registered for the optional form too: cattrs' generic Optional dispatch would cost more
+# than reading the time itself, once per item of every page.
+converter.register_structure_hook(datetime | None, lambda value, _: parse_time(value))
 converter.register_unstructure_hook(datetime, datetime.isoformat)
 
 
@@ -264,11 +267,13 @@ def _with_extra(cls: type[Any], renames: Mapping[str, str], skip: frozenset[str]
     )
 
     def hook(data: Any, _: object) -> Any:
-        if not isinstance(data, Mapping):
+        if not isinstance(data, dict):
             raise TypeError(f"expected a JSON object, got {type(data).__name__}")
         item = structure(data, cls)
+        if known.issuperset(data):
+            return item  # the usual case: only documented fields
         extra = {key: value for key, value in data.items() if key not in known}
-        return attrs.evolve(item, extra=extra) if extra else item
+        return attrs.evolve(item, extra=extra)
 
     return hook
 

@@ -19,6 +19,7 @@ _MILLISECONDS_ABOVE: Final = 1e11
 #: Nothing the services made can predate this (2000-01-01) or lie past 9999.
 _EARLIEST: Final = 946_684_800.0
 _LATEST: Final = 253_402_300_799.0
+_EARLIEST_YEAR: Final = 2000
 
 
 def parse_time(value: object) -> datetime | None:  # noqa: PLR0911 - one return per format
@@ -46,13 +47,13 @@ def parse_time(value: object) -> datetime | None:  # noqa: PLR0911 - one return 
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    try:
-        parsed = parsed.astimezone(UTC)
-    except (OverflowError, ValueError):
-        return None
-    if not _EARLIEST <= parsed.timestamp() <= _LATEST:
-        return None
-    return parsed
+    elif parsed.tzinfo is not UTC:
+        try:
+            parsed = parsed.astimezone(UTC)
+        except (OverflowError, ValueError):
+            return None
+    # The same bounds as for epoch values: 2000 to 9999.
+    return parsed if _EARLIEST_YEAR <= parsed.year else None
 
 
 def _is_decimal(text: str) -> bool:

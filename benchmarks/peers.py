@@ -177,3 +177,47 @@ def official_sdk(base: str, n: int, concurrency: int) -> Sample:
 
 def median(samples: list[Sample], key: Callable[[Sample], float]) -> float:
     return statistics.median(key(s) for s in samples)
+
+
+# -- listing: ListSqlSessions paged through, N sessions in pages of P ------------------------
+
+
+def raw_aiohttp_listing(base: str, workspace: str, page: int) -> Sample:
+    """The naive paging loop: GET offset/limit until a short page, json() each page."""
+
+    async def main() -> int:
+        headers = {"X-Auth-Token": TOKEN}
+        seen = 0
+        async with aiohttp.ClientSession() as session:
+            offset = 0
+            while True:
+                url = f"{base}/v1/workspaces/{workspace}/sessions"
+                query = {"limit": str(page), "offset": str(offset)}
+                async with session.get(url, params=query, headers=headers) as r:
+                    if r.status != 200:
+                        raise RuntimeError(f"status {r.status}")
+                    body = await r.json()
+                items = body["sessions"]
+                seen += len(items)
+                offset += len(items)
+                if len(items) < page:
+                    return seen
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    n = asyncio.run(main())
+    return Sample(time.perf_counter() - wall, time.process_time() - cpu, n)
+
+
+def asyncdeleter_listing(base: str, workspace: str, page: int) -> Sample:
+    """``SessionManager.list_sessions``: typed models, each item once even under deletion."""
+
+    async def main() -> int:
+        seen = 0
+        async with _manager(base, 8, False) as manager:
+            async for _ in manager.list_sessions(workspace, page_size=page):
+                seen += 1
+        return seen
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    n = asyncio.run(main())
+    return Sample(time.perf_counter() - wall, time.process_time() - cpu, n)

@@ -21,7 +21,8 @@ __all__ = [
 
 #: DataArts Fabric workspace and session ids: 1 to 36 characters (seed page).
 FABRIC_ID_MAX: Final = 36
-#: ModelArts project ids: 1 to 64 characters; workspace ids are treated the same (docs/api-facts.md).
+#: ModelArts project ids: 1 to 64 characters; workspace ids are treated the same
+#: (docs/api-facts.md, section 2).
 MODELARTS_ID_MAX: Final = 64
 
 _ALLOWED_CHARS: Final = string.ascii_letters + string.digits + "-"

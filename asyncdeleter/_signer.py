@@ -1,7 +1,7 @@
 """The ``SDK-HMAC-SHA256`` request signer (Huawei "API Request Signing Guide"): pure, no I/O.
 
-The steps, as docs/api-facts.md, section 4, and the signing guide number them: canonical URI (percent-decoded, re-encoded per
-segment, always ending in ``/``), canonical query (pairs sorted, encoded), canonical headers
+The steps, as the signing guide numbers them (docs/api-facts.md, section 4): canonical URI
+(percent-decoded, re-encoded per segment, always ending in ``/``), canonical query (pairs sorted, encoded), canonical headers
 (lower-cased names, sorted, stripped values), the payload hash, the string to sign, and the
 HMAC-SHA256 signature with the secret key.
 """

@@ -53,7 +53,7 @@ def parse_time(value: object) -> datetime | None:  # noqa: PLR0911 - one return 
         except (OverflowError, ValueError):
             return None
     # The same bounds as for epoch values: 2000 to 9999.
-    return parsed if _EARLIEST_YEAR <= parsed.year else None
+    return parsed if parsed.year >= _EARLIEST_YEAR else None
 
 
 def _is_decimal(text: str) -> bool:

@@ -1,9 +1,9 @@
 """The ``SDK-HMAC-SHA256`` request signer (Huawei "API Request Signing Guide"): pure, no I/O.
 
 The steps, as the signing guide numbers them (docs/api-facts.md, section 4): canonical URI
-(percent-decoded, re-encoded per segment, always ending in ``/``), canonical query (pairs sorted, encoded), canonical headers
-(lower-cased names, sorted, stripped values), the payload hash, the string to sign, and the
-HMAC-SHA256 signature with the secret key.
+(percent-decoded, re-encoded per segment, always ending in ``/``), canonical query (pairs
+sorted, encoded), canonical headers (lower-cased names, sorted, stripped values), the
+payload hash, the string to sign, and the HMAC-SHA256 signature with the secret key.
 """
 
 from __future__ import annotations

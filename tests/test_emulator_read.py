@@ -1,4 +1,4 @@
-"""The emulator's read side and workspace deletion lifecycle (API.md, sections 2 and 6).
+"""The emulator's read side and workspace deletion lifecycle (docs/api-facts.md, sections 2 and 5).
 
 Driven with plain aiohttp requests, not the client library: these tests pin down the
 server the client's tests rely on, including the offset-paging trap.

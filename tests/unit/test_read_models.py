@@ -154,7 +154,7 @@ def test_new_errors_survive_pickle() -> None:
         "w", "bound", "r", 3, str(failed),
     )  # fmt: skip
     timeout = asyncdeleter.WaitTimeoutError("m\x1b[31m", workspace_id="w", last_status="DELETING")
-    back_timeout = pickle.loads(pickle.dumps(timeout))
+    back_timeout: asyncdeleter.WaitTimeoutError = pickle.loads(pickle.dumps(timeout))
     assert isinstance(back_timeout, TimeoutError)
     assert back_timeout.last_status == "DELETING"
     assert "\x1b" not in str(back_timeout)  # server text is data, escaped when shown

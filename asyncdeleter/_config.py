@@ -46,6 +46,7 @@ __all__ = [
     "Timeouts",
     "check_header_value",
     "check_transport_security",
+    "check_wait_timeout",
 ]
 
 DEFAULT_MAX_CONCURRENCY: Final = 64
@@ -314,3 +315,9 @@ class Timeouts:
 
     connect: float = attrs.field(default=DEFAULT_CONNECT_TIMEOUT, validator=_positive)
     read: float = attrs.field(default=DEFAULT_READ_TIMEOUT, validator=_positive)
+
+
+def check_wait_timeout(wait_timeout: object) -> None:
+    """Refuse a ``wait_timeout`` that is not a positive number of seconds."""
+    if not isinstance(wait_timeout, int | float) or not wait_timeout > 0:
+        raise ConfigurationError(f"wait_timeout must be > 0 seconds, got {wait_timeout!r}")

@@ -12,44 +12,35 @@ import asyncio
 import os
 import ssl as ssl_module
 from collections.abc import (
-    AsyncIterable,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Iterable,
     Mapping,
 )
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 from asyncdeleter._auth import ENV_AK, ENV_SK, AkSkAuth, AuthSource, Credentials
-from asyncdeleter._calls import Answer, Tracker
-from asyncdeleter._calls_for import CallFactory, list_query, session_target, workspace_target
+from asyncdeleter._bulk_api import BulkMethods
+from asyncdeleter._calls import Tracker
+from asyncdeleter._calls_for import CallFactory
 from asyncdeleter._config import (
-    CONFIRMING_PER_SLOT,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_WAIT_TIMEOUT,
-    FABRIC_PAGE_MAX,
-    MODELARTS_PAGE_MAX,
     Endpoints,
     RetryPolicy,
     Timeouts,
     check_transport_security,
+    check_wait_timeout,
 )
 from asyncdeleter._confirm import wait_until_gone
 from asyncdeleter._errors import ConfigurationError
 from asyncdeleter._ids import MODELARTS_ID_MAX, validate_id
-from asyncdeleter._listing import DeletionWatch, Listing
-from asyncdeleter._models import DeletedWorkspace, SqlSession, Workspace
+from asyncdeleter._listing import DeletionWatch
+from asyncdeleter._models import DeletedWorkspace, Workspace
 from asyncdeleter._operations import (
     CLOSE_SQL_SESSION,
     DELETE_WORKSPACE,
-    LIST_SQL_SESSIONS,
-    LIST_WORKSPACE,
-    SHOW_SQL_SESSION,
     SHOW_WORKSPACE,
-    Operation,
 )
+from asyncdeleter._reading import ReadMethods
 from asyncdeleter._request import RequestPath, other_loop_error
 from asyncdeleter._retry import RetryBudget
 from asyncdeleter._throttle import ConcurrencyLimit
@@ -58,7 +49,6 @@ from asyncdeleter._transport import Transport, check_ssl
 if TYPE_CHECKING:
     import aiohttp
 
-    from asyncdeleter._bulk import BulkRun, ProgressCallback
 
 __all__ = ["SessionManager"]
 
@@ -68,7 +58,7 @@ ENV_REGION: Final = "HUAWEICLOUD_SDK_REGION"
 ENV_PROJECT_ID: Final = "HUAWEICLOUD_SDK_PROJECT_ID"
 
 
-class SessionManager:
+class SessionManager(ReadMethods, BulkMethods):
     """Closes DataArts Fabric SQL sessions and deletes ModelArts workspaces, concurrently.
 
     Use it as ``async with SessionManager(...) as manager:``, or call ``await
@@ -140,7 +130,7 @@ class SessionManager:
         self.project_id: Final = (
             None if project_id is None else validate_id("project_id", project_id, MODELARTS_ID_MAX)
         )
-        self.max_concurrency: Final = max_concurrency
+        self.max_concurrency: int = max_concurrency
         self.retry: Final = retry if retry is not None else RetryPolicy()
         self.timeouts: Final = timeouts if timeouts is not None else Timeouts()
         self._credentials = Credentials(auth)
@@ -329,7 +319,7 @@ class SessionManager:
     ) -> DeletedWorkspace:
         ids = self._calls.ids(DELETE_WORKSPACE, (workspace_id,))
         self._calls.check(DELETE_WORKSPACE)
-        _check_wait_timeout(wait_timeout)
+        check_wait_timeout(wait_timeout)
         self._ensure_session()
         call = self._calls.call(DELETE_WORKSPACE, ids, missing_ok=missing_ok, tracker=tracker)
         answer = await self._path.send(call)
@@ -355,258 +345,3 @@ class SessionManager:
         self._ensure_session()
         call = self._calls.call(SHOW_WORKSPACE, template.ids, tracker=template.tracker)
         return (await self._path.send(call)).result  # type: ignore[no-any-return]
-
-    # -- reading -----------------------------------------------------------------------
-
-    async def show_session(self, workspace_id: str, session_id: str) -> SqlSession:
-        """Show one DataArts Fabric SQL session (ShowSqlSession).
-
-        Raises:
-            InvalidIdentifierError: An id is malformed; nothing was sent.
-            NotFoundError: No such session (or workspace).
-            MalformedResponseError: The answer was not the documented JSON.
-            APIStatusError: Another refusal, after retries where they apply.
-            APIConnectionError: No usable answer within the retry policy.
-        """
-        ids = self._calls.ids(SHOW_SQL_SESSION, (workspace_id, session_id))
-        self._ensure_session()
-        answer = await self._path.send(self._calls.call(SHOW_SQL_SESSION, ids))
-        return answer.result  # type: ignore[no-any-return]
-
-    async def show_workspace(self, workspace_id: str) -> Workspace:
-        """Show one ModelArts workspace (ShowWorkspace): its status, times, owner, ...
-
-        Raises:
-            InvalidIdentifierError: The id is malformed; nothing was sent.
-            ConfigurationError: No ``project_id`` or no credentials.
-            NotFoundError: No such workspace (or it has been deleted).
-            MalformedResponseError: The answer was not the documented JSON.
-            APIStatusError: Another refusal, after retries where they apply.
-            APIConnectionError: No usable answer within the retry policy.
-        """
-        ids = self._calls.ids(SHOW_WORKSPACE, (workspace_id,))
-        self._calls.check(SHOW_WORKSPACE)
-        self._ensure_session()
-        answer = await self._path.send(self._calls.call(SHOW_WORKSPACE, ids))
-        return answer.result  # type: ignore[no-any-return]
-
-    def list_sessions(
-        self,
-        workspace_id: str,
-        *,
-        status: str | None = None,
-        endpoint_id: str | None = None,
-        page_size: int = FABRIC_PAGE_MAX,
-    ) -> AsyncIterator[SqlSession]:
-        """List the SQL sessions of a Fabric workspace, lazily, page by page.
-
-        Each session that existed when the listing started (and that nobody else deleted
-        meanwhile) is yielded exactly once, even while this manager closes them: paging
-        by offset would skip some (see ``_listing``).
-
-        Args:
-            workspace_id: The Fabric workspace.
-            status: Only sessions in this status (``RUNNING``, ``CLOSED``, ``WAITING``,
-                ``CREATING``, ``FAIL``), filtered by the service.
-            endpoint_id: Only sessions of this SQL endpoint.
-            page_size: Sessions per request, 1 to 100.
-
-        Raises:
-            InvalidIdentifierError: A malformed id or filter; raised here, before any I/O.
-            ValueError: ``page_size`` out of range.
-        """
-        ids = self._calls.ids(LIST_SQL_SESSIONS, (workspace_id,))
-        query = list_query(status=status, endpoint_id=endpoint_id)
-        _check_page_size(page_size, FABRIC_PAGE_MAX)
-        return self._list(
-            LIST_SQL_SESSIONS,
-            ids,
-            query,
-            page_size,
-            lambda session: session.session_id,
-            offset_unit=1,
-            scope=(CLOSE_SQL_SESSION.name, ids["workspace_id"]),
-        )
-
-    def list_workspaces(
-        self, *, name: str | None = None, page_size: int = MODELARTS_PAGE_MAX
-    ) -> AsyncIterator[Workspace]:
-        """List the ModelArts workspaces of the project, lazily, page by page.
-
-        Exactly once per workspace, as ``list_sessions``; correct whether the service's
-        ``offset`` counts records or pages (its documentation says "start page").
-
-        Args:
-            name: The service's fuzzy name filter (it narrows the listing; match exactly
-                on your side if you need to).
-            page_size: Workspaces per request, 1 to 1000.
-
-        Raises:
-            ConfigurationError: No ``project_id`` or no credentials.
-            InvalidIdentifierError: A malformed filter; raised here, before any I/O.
-            ValueError: ``page_size`` out of range.
-        """
-        self._calls.check(LIST_WORKSPACE)
-        query = list_query(name=name)
-        _check_page_size(page_size, MODELARTS_PAGE_MAX)
-        return self._list(
-            LIST_WORKSPACE,
-            {},
-            query,
-            page_size,
-            lambda workspace: workspace.workspace_id,
-            offset_unit=None,
-            scope=(DELETE_WORKSPACE.name, ""),
-        )
-
-    def _list(
-        self,
-        op: Operation,
-        ids: dict[str, str],
-        query: dict[str, str],
-        limit: int,
-        key: Any,
-        *,
-        offset_unit: int | None,
-        scope: tuple[str, str],
-    ) -> AsyncIterator[Any]:
-        async def fetch(offset: int, size: int) -> Any:
-            self._ensure_session()
-            page_query = {**query, "limit": str(size), "offset": str(offset)}
-            answer = await self._path.send(self._calls.call(op, ids, query=page_query))
-            return answer.result.items
-
-        return aiter(
-            Listing(
-                fetch, key, limit=limit, offset_unit=offset_unit, watch=self._watch, scope=scope
-            )
-        )
-
-    # -- bulk runs ---------------------------------------------------------------------
-
-    def close_sessions(
-        self,
-        targets: Iterable[tuple[str, str]] | AsyncIterable[tuple[str, str]],
-        *,
-        missing_ok: bool = True,
-        fail_fast: bool = False,
-        on_progress: ProgressCallback[tuple[str, str]] | None = None,
-        adaptive: bool = True,
-    ) -> BulkRun[tuple[str, str]]:
-        """Close many SQL sessions: ``await`` for a report or ``async for`` the outcomes.
-
-        Args:
-            targets: ``(workspace_id, session_id)`` pairs: a list, a generator or an async
-                generator of any length; it is read lazily.
-            missing_ok: Count a first-attempt 404 as ``already_gone`` (else ``failed``).
-            fail_fast: Stop starting new work at the first ``failed`` or ``invalid`` item.
-            on_progress: Called as ``on_progress(done, total_or_None, outcome)`` per item.
-            adaptive: Pace sends at the rate the gateway was seen to accept (learned per
-                host and API, shared with every call of the manager); False ignores the
-                learned rate (a hard ``max_rate`` still applies).
-
-        Returns:
-            A ``BulkRun``; nothing is sent until it is awaited or iterated.
-
-        Raises:
-            ConfigurationError: The manager is closed.
-        """
-        self._ensure_open()
-
-        async def one(pair: tuple[str, str], tracker: Tracker) -> Answer:
-            ids = {"workspace_id": pair[0], "session_id": pair[1]}
-            self._ensure_session()
-            call = self._calls.call(CLOSE_SQL_SESSION, ids, missing_ok=missing_ok, tracker=tracker)
-            return await self._path.send(call)
-
-        return self._bulk_run(
-            targets,
-            validate=session_target,
-            one=one,
-            in_progress=self.max_concurrency,
-            fail_fast=fail_fast,
-            on_progress=on_progress,
-            adaptive=adaptive,
-        )
-
-    def delete_workspaces(
-        self,
-        workspace_ids: Iterable[str] | AsyncIterable[str],
-        *,
-        missing_ok: bool = True,
-        fail_fast: bool = False,
-        on_progress: ProgressCallback[str] | None = None,
-        adaptive: bool = True,
-        wait: bool = False,
-        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
-    ) -> BulkRun[str]:
-        """Delete many ModelArts workspaces: ``await`` for a report or ``async for`` outcomes.
-
-        Takes the same options as ``close_sessions``; ``workspace_ids`` yields plain ids.
-        With ``wait=True`` an item ends ``succeeded`` only once the workspace is confirmed
-        gone (``failed`` with ``DeletionFailedError`` or ``WaitTimeoutError`` otherwise).
-        Up to ``max_concurrency`` requests are in flight, and up to 8 x
-        ``max_concurrency`` items in progress (most waiting to poll, holding nothing);
-        past that no new input is read.
-
-        Raises:
-            ConfigurationError: No ``project_id`` or no credentials, or the manager is
-                closed: checked here, before anything is read or sent.
-        """
-        self._ensure_open()
-        self._calls.check(DELETE_WORKSPACE)
-        _check_wait_timeout(wait_timeout)
-
-        async def one(workspace_id: str, tracker: Tracker) -> Answer:
-            gone = await self._delete_workspace(
-                workspace_id, missing_ok, wait, wait_timeout, tracker
-            )
-            return Answer(gone.already_gone, tracker.attempts, gone.request_id)
-
-        in_progress = self.max_concurrency * (CONFIRMING_PER_SLOT if wait else 1)
-        return self._bulk_run(
-            workspace_ids,
-            validate=workspace_target,
-            one=one,
-            in_progress=in_progress,
-            fail_fast=fail_fast,
-            on_progress=on_progress,
-            adaptive=adaptive,
-        )
-
-    def _bulk_run(
-        self,
-        source: Iterable[T] | AsyncIterable[T],
-        *,
-        validate: Callable[[object], T],
-        one: Callable[[T, Tracker], Awaitable[Answer]],
-        in_progress: int,
-        fail_fast: bool,
-        on_progress: ProgressCallback[T] | None,
-        adaptive: bool,
-    ) -> BulkRun[T]:
-        from asyncdeleter._bulk import BulkRun  # noqa: PLC0415 - imported on first use
-
-        return BulkRun(
-            source,
-            validate=validate,
-            operation=one,
-            concurrency=in_progress,
-            adaptive=adaptive,
-            fail_fast=fail_fast,
-            on_progress=on_progress,
-        )
-
-
-def _check_page_size(page_size: object, largest: int) -> None:
-    if (
-        not isinstance(page_size, int)
-        or isinstance(page_size, bool)
-        or not (1 <= page_size <= largest)
-    ):
-        raise ConfigurationError(f"page_size must be an int from 1 to {largest}, got {page_size!r}")
-
-
-def _check_wait_timeout(wait_timeout: object) -> None:
-    if not isinstance(wait_timeout, int | float) or not wait_timeout > 0:
-        raise ConfigurationError(f"wait_timeout must be > 0 seconds, got {wait_timeout!r}")

@@ -29,8 +29,14 @@ from typing import Final, Generic, TypeVar
 from asyncdeleter._bulk_input import BulkInput
 from asyncdeleter._calls import Answer, Stopped, StopSignal, Tracker
 from asyncdeleter._errors import ConfigurationError, InvalidIdentifierError
-from asyncdeleter._histogram import LatencyHistogram
-from asyncdeleter._outcomes import BulkReport, Outcome, OutcomeKind, ProgressCallback
+from asyncdeleter._outcomes import (
+    STOPPING_KINDS,
+    BulkReport,
+    Outcome,
+    OutcomeKind,
+    ProgressCallback,
+    Tally,
+)
 from asyncdeleter._throttle import ConcurrencyLimit
 
 __all__ = ["BulkReport", "BulkRun", "Outcome", "OutcomeKind", "ProgressCallback"]
@@ -84,17 +90,10 @@ class BulkRun(Generic[T]):
         self._concurrency = concurrency
         self._adaptive = adaptive
         self._fail_fast = fail_fast
-        self._on_progress = on_progress
-        self._total_hint = len(source) if isinstance(source, Sized) else None
+        self._tally: Tally[T] = Tally(
+            on_progress, len(source) if isinstance(source, Sized) else None
+        )
         self._claimed = False
-        self._keep_outcomes = False
-        self._outcomes: list[Outcome[T]] = []
-        self._failures: list[Outcome[T]] = []
-        self._counts = dict.fromkeys(OutcomeKind, 0)
-        self._attempts = 0
-        self._throttled = 0
-        self._throttled_seconds = 0.0
-        self._histogram = LatencyHistogram()
         self._started_at: float | None = None
         self._ended_at: float | None = None
         self._cancelled = False
@@ -135,7 +134,7 @@ class BulkRun(Generic[T]):
         return await self._collect()
 
     async def _collect(self) -> BulkReport[T]:
-        self._keep_outcomes = True
+        self._tally.keep_outcomes = True
         async with contextlib.aclosing(self._stream()) as stream:
             async for _ in stream:
                 pass
@@ -173,27 +172,10 @@ class BulkRun(Generic[T]):
         loop_time = _now()
         started = self._started_at if self._started_at is not None else loop_time
         ended = self._ended_at if self._ended_at is not None else loop_time
-        counts = self._counts
-        sent = self._histogram
-        return BulkReport(
-            total=sum(counts.values()),
-            succeeded=counts[OutcomeKind.SUCCEEDED],
-            already_gone=counts[OutcomeKind.ALREADY_GONE],
-            failed=counts[OutcomeKind.FAILED],
-            invalid=counts[OutcomeKind.INVALID],
-            skipped=counts[OutcomeKind.SKIPPED],
-            attempts=self._attempts,
-            retries=self._attempts - sent.count,
-            throttled=self._throttled,
-            throttled_seconds=self._throttled_seconds,
+        return self._tally.report(
             elapsed=ended - started,
-            latency_p50=sent.percentile(0.50),
-            latency_p95=sent.percentile(0.95),
-            latency_p99=sent.percentile(0.99),
             cancelled=self._cancelled,
             unread_from=None if self._input.exhausted else self._input.pulled,
-            failures=tuple(self._failures),
-            outcomes=tuple(self._outcomes),
         )
 
     # -- the engine --------------------------------------------------------------------
@@ -349,7 +331,7 @@ class BulkRun(Generic[T]):
                     return
                 outcome = await self._process(*pulled)
                 del self._unsettled[outcome.index]
-                if self._fail_fast and outcome.kind in _STOPPING_KINDS:
+                if self._fail_fast and outcome.kind in STOPPING_KINDS:
                     self._stop_sending()
                 self._deliver(outcome)
         finally:
@@ -424,25 +406,7 @@ class BulkRun(Generic[T]):
         return ended(kind, request_id=answer.request_id)
 
     def _account(self, outcome: Outcome[T]) -> None:
-        self._counts[outcome.kind] += 1
-        if outcome.attempts:
-            self._attempts += outcome.attempts
-            self._throttled += outcome.throttled
-            self._throttled_seconds += outcome.throttled_seconds
-            self._histogram.add(outcome.elapsed)
-        if self._keep_outcomes:
-            self._outcomes.append(outcome)
-            if outcome.kind in _STOPPING_KINDS:
-                self._failures.append(outcome)
-        if self._on_progress is not None:
-            done = sum(self._counts.values())
-            try:
-                self._on_progress(done, self._total_hint, outcome)
-            except Exception:  # noqa: BLE001 - a progress display must not break the run
-                _log.exception("on_progress callback failed; the run goes on")
-
-
-_STOPPING_KINDS: Final = frozenset({OutcomeKind.FAILED, OutcomeKind.INVALID})
+        self._tally.add(outcome)
 
 
 def _counts(error: BaseException | None) -> bool:

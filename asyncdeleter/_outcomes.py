@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 import attrs
 
-__all__ = ["BulkReport", "Outcome", "OutcomeKind", "ProgressCallback"]
+from asyncdeleter._histogram import LatencyHistogram
+
+__all__ = ["STOPPING_KINDS", "BulkReport", "Outcome", "OutcomeKind", "ProgressCallback", "Tally"]
+
+_log: Final = logging.getLogger("asyncdeleter")
 
 T = TypeVar("T")
 
@@ -108,3 +113,72 @@ class BulkReport(Generic[T]):
     def ok(self) -> bool:
         """Every item succeeded or was already gone."""
         return self.failed == self.invalid == self.skipped == 0 and not self.cancelled
+
+
+#: The kinds that stop a ``fail_fast`` run, and that ``BulkReport.failures`` keeps.
+STOPPING_KINDS: Final = frozenset({OutcomeKind.FAILED, OutcomeKind.INVALID})
+
+
+class Tally(Generic[T]):
+    """The running figures of a bulk run: O(1) state, unless outcomes are kept.
+
+    Args:
+        on_progress: Called once per outcome, in the order they are counted.
+        total_hint: The input's length when it has one (for ``on_progress``).
+    """
+
+    def __init__(self, on_progress: ProgressCallback[T] | None, total_hint: int | None) -> None:
+        self._on_progress = on_progress
+        self._total_hint = total_hint
+        self.keep_outcomes = False  # the awaited form keeps them: O(N) by nature
+        self._outcomes: list[Outcome[T]] = []
+        self._failures: list[Outcome[T]] = []
+        self._counts = dict.fromkeys(OutcomeKind, 0)
+        self._attempts = 0
+        self._throttled = 0
+        self._throttled_seconds = 0.0
+        self._histogram = LatencyHistogram()
+
+    def add(self, outcome: Outcome[T]) -> None:
+        """Count one outcome, and tell the progress callback."""
+        self._counts[outcome.kind] += 1
+        if outcome.attempts:
+            self._attempts += outcome.attempts
+            self._throttled += outcome.throttled
+            self._throttled_seconds += outcome.throttled_seconds
+            self._histogram.add(outcome.elapsed)
+        if self.keep_outcomes:
+            self._outcomes.append(outcome)
+            if outcome.kind in STOPPING_KINDS:
+                self._failures.append(outcome)
+        if self._on_progress is not None:
+            done = sum(self._counts.values())
+            try:
+                self._on_progress(done, self._total_hint, outcome)
+            except Exception:  # noqa: BLE001 - a progress display must not break the run
+                _log.exception("on_progress callback failed; the run goes on")
+
+    def report(self, *, elapsed: float, cancelled: bool, unread_from: int | None) -> BulkReport[T]:
+        """The figures so far as a ``BulkReport``."""
+        counts = self._counts
+        sent = self._histogram
+        return BulkReport(
+            total=sum(counts.values()),
+            succeeded=counts[OutcomeKind.SUCCEEDED],
+            already_gone=counts[OutcomeKind.ALREADY_GONE],
+            failed=counts[OutcomeKind.FAILED],
+            invalid=counts[OutcomeKind.INVALID],
+            skipped=counts[OutcomeKind.SKIPPED],
+            attempts=self._attempts,
+            retries=self._attempts - sent.count,
+            throttled=self._throttled,
+            throttled_seconds=self._throttled_seconds,
+            elapsed=elapsed,
+            latency_p50=sent.percentile(0.50),
+            latency_p95=sent.percentile(0.95),
+            latency_p99=sent.percentile(0.99),
+            cancelled=cancelled,
+            unread_from=unread_from,
+            failures=tuple(self._failures),
+            outcomes=tuple(self._outcomes),
+        )

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import logging
 import time
 from collections.abc import (
     AsyncGenerator,
@@ -41,7 +40,6 @@ from asyncdeleter._throttle import ConcurrencyLimit
 
 __all__ = ["BulkReport", "BulkRun", "Outcome", "OutcomeKind", "ProgressCallback"]
 
-_log: Final = logging.getLogger("asyncdeleter")
 
 T = TypeVar("T")
 

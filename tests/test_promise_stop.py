@@ -16,7 +16,7 @@ import pytest
 
 from asyncdeleter import OutcomeKind, RetryPolicy, SessionManager, TokenAuth
 from asyncdeleter.testing import Emulator, Fault
-from tests.conftest import PROJECT, TOKEN
+from tests.conftest import PROJECT, TOKEN, until
 
 
 class Sends:
@@ -101,7 +101,7 @@ async def test_stop_does_not_send_calls_queued_on_the_semaphore(
     async with manager:
         emulator.latency = 0.3
         holder = asyncio.create_task(manager.close_session("ws-1", "slow"))
-        await asyncio.sleep(0.05)  # the single slot is now held
+        await until(lambda: emulator.in_flight == 1)  # the single slot is now held
         run = manager.close_sessions([("ws-1", "a"), ("ws-1", "b"), ("ws-1", "c")])
         collecting = asyncio.create_task(run.wait())
         await asyncio.sleep(0.05)  # the run's worker is queued on the slot

@@ -13,7 +13,7 @@ import pytest
 import asyncdeleter
 from asyncdeleter import RetryDetails, RetryPolicy, SessionManager, Timeouts
 from asyncdeleter.testing import Emulator, Fault, FaultKind
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, until
 
 Make = Callable[..., SessionManager]
 PATH = "/v1/workspaces/ws-1/sessions/s"
@@ -259,7 +259,7 @@ async def test_cancellation_releases_the_semaphore(emulator: Emulator, make_mana
     emulator.add_fault(Fault(kind=FaultKind.STALL, stall_seconds=30, path=PATH))
     async with make_manager(max_concurrency=1) as manager:
         stuck = asyncio.create_task(manager.close_session("ws-1", "s"))
-        await asyncio.sleep(0.2)
+        await until(lambda: emulator.in_flight == 1)  # the stalled request holds the slot
         stuck.cancel()
         with pytest.raises(asyncio.CancelledError):
             await stuck

@@ -13,10 +13,23 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from asyncdeleter.testing import Emulator
+import pytest
+
+from asyncdeleter.testing import Emulator, RecordedRequest
 
 TOKEN = "cli-token"
 PIPE = asyncio.subprocess.PIPE
+SCHEMA = Path(__file__).resolve().parent.parent / "docs" / "report.schema.json"
+
+
+def validate(found: list[dict[str, Any]]) -> None:
+    """Check report records against docs/report.schema.json."""
+    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema (the test extra) checks")
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    for record in found:
+        validator.validate(record)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -67,6 +80,11 @@ def records(path: Path) -> list[dict[str, Any]]:
 def items(path: Path) -> list[dict[str, Any]]:
     """The item records of a report."""
     return [r for r in records(path) if r.get("record") == "item"]
+
+
+def deletes(emu: Emulator) -> list[RecordedRequest]:
+    """The DELETE requests the emulator received (a run also reads: its preflight)."""
+    return [r for r in emu.requests if r.method == "DELETE"]
 
 
 def committed_paths(emu: Emulator) -> Counter[str]:

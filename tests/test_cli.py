@@ -12,6 +12,7 @@ from cli_support import (
     TOKEN,
     clean_env,
     cli,
+    deletes,
     endpoint_args,
     items,
     run_on_terminal,
@@ -132,7 +133,7 @@ async def test_retry_from_runs_only_what_was_not_done(
     assert code == 0, err
     sent = [r["target"] for r in items(second) if r["result"] != "done_before"]
     assert sent == [{"workspace_id": "ws-1", "session_id": "b"}]
-    assert emu.request_count == 1
+    assert [r.path for r in deletes(emu)] == ["/v1/workspaces/ws-1/sessions/b"]
     # With the input beside it: every input item the report does not mark done.
     emu.add_sessions("ws-1", ["d"])
     source.write_text("ws-1 a\nws-1 b\nws-1 c\nws-1 d\n")
@@ -142,7 +143,7 @@ async def test_retry_from_runs_only_what_was_not_done(
         *endpoint_args(emu, token_file),
     )  # fmt: skip
     assert code == 0, err
-    assert sorted(r.path.rsplit("/", 1)[-1] for r in emu.requests) == ["b", "d"]
+    assert sorted(r.path.rsplit("/", 1)[-1] for r in deletes(emu)) == ["b", "d"]
 
 
 async def test_protected_ids_are_refused(emu: Emulator, token_file: Path) -> None:
@@ -173,8 +174,9 @@ async def test_flags_win_over_the_environment(emu: Emulator, token_file: Path) -
         *endpoint_args(emu, token_file, modelarts=True), stdin=b"w1\n", env=env,
     )  # fmt: skip
     assert code == 0, err
-    assert emu.requests[0].path == "/v1/p-flag/workspaces/w1"
-    assert emu.requests[0].headers["X-Auth-Token"] == TOKEN
+    [delete] = deletes(emu)
+    assert delete.path == "/v1/p-flag/workspaces/w1"
+    assert delete.headers["X-Auth-Token"] == TOKEN
 
 
 async def test_demo_runs_end_to_end_and_empties_the_emulator() -> None:
@@ -234,7 +236,7 @@ async def test_retries_and_faults_show_in_the_report(
     emu: Emulator, token_file: Path, tmp_path: Path
 ) -> None:
     emu.add_sessions("ws-1", ["a"])
-    emu.add_fault(Fault(status=500, times=1))
+    emu.add_fault(Fault(status=500, times=1, method="DELETE"))
     report = tmp_path / "r.jsonl"
     code, _, err = await cli(
         "close-sessions", "--report", str(report), "--max-tries", "3", "--yes",

@@ -13,6 +13,7 @@ from cli_support import (
     clean_env,
     cli,
     committed_paths,
+    deletes,
     endpoint_args,
     items,
     records,
@@ -291,7 +292,7 @@ async def test_ctrl_c_works_while_a_pipe_sends_nothing(
     assert process.stdin is not None
     process.stdin.write(b"ws-1 s0\nws-1 s1\n")  # then a producer that has nothing more yet
     await process.stdin.drain()
-    await until(lambda: emu.request_count == 2)
+    await until(lambda: len(deletes(emu)) == 2)  # after the preflight read
     await asyncio.sleep(0.2)
     process.send_signal(signal.SIGINT)
     _, err = await asyncio.wait_for(process.communicate(), 10)  # not blocked in a read

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_support import clean_env, cli, endpoint_args, write_token
+from cli_support import clean_env, cli, deletes, endpoint_args, write_token
 
 from asyncdeleter.testing import Emulator
 
@@ -39,10 +39,12 @@ async def test_no_credentials_is_said_before_sending(emu: Emulator) -> None:
     code, _, err = await cli(
         "close-sessions", "-", "--yes", "--fabric-endpoint", emu.url, stdin=b"ws-1 a\nws-1 b\n"
     )
-    assert code == 1, err
+    assert code == 2, err  # the preflight read met the 401: nothing deleted
     assert "no credentials" in err
     assert err.index("no credentials") < err.index("401")
     assert "APIG.1002" in err
+    assert deletes(emu) == []
+    assert emu.sessions("ws-1") == {"a", "b"}
     sent = emu.request_count
     code, _, err = await cli(
         "delete-workspaces", "-", "--yes", "--project-id", "p-1", "--modelarts-endpoint",
@@ -55,17 +57,19 @@ async def test_no_credentials_is_said_before_sending(emu: Emulator) -> None:
 
 
 async def test_refused_credentials_stop_the_run(emu: Emulator, tmp_path: Path) -> None:
+    """Without the preflight read (which would stop it first), the first 401s stop the run."""
     emu.add_sessions("ws-1", [f"s{i}" for i in range(500)])
     wrong = write_token(tmp_path, "not-the-token")
     source = tmp_path / "in.txt"
     source.write_text("".join(f"ws-1 s{i}\n" for i in range(500)))
     code, _, err = await cli(
-        "close-sessions", str(source), "--yes", "--concurrency", "4",
+        "close-sessions", str(source), "--yes", "--concurrency", "4", "--no-preflight",
         *endpoint_args(emu, wrong),
     )  # fmt: skip
     assert code == 1, err
     assert "refused the credentials" in err
     assert emu.request_count < 50
+    assert all(r.method == "DELETE" for r in emu.requests)  # --no-preflight: no read
     assert len(emu.sessions("ws-1")) == 500
 
 
@@ -74,8 +78,10 @@ async def test_refused_credentials_stop_the_run(emu: Emulator, tmp_path: Path) -
 
 async def test_nearly_everything_already_gone_warns(emu: Emulator, token_file: Path) -> None:
     emu.add_workspaces("right-project", ["w1"])
+    # The preflight read would stop this run (tests/test_cli_preflight.py); without it,
+    # the summary still warns.
     code, _, err = await cli(
-        "delete-workspaces", "-", "--project-id", "rigth-project", "--yes",
+        "delete-workspaces", "-", "--project-id", "rigth-project", "--yes", "--no-preflight",
         *endpoint_args(emu, token_file, modelarts=True), stdin=b"w1\n",
     )  # fmt: skip
     assert code == 0, err
@@ -124,6 +130,7 @@ async def test_messages_are_not_wrapped_when_not_on_a_terminal(
     emu: Emulator, token_file: Path
 ) -> None:
     long_id = "w" * 30
+    emu.add_sessions("ws-1", [])  # the --workspace-id the preflight read lists
     code, _, err = await cli(
         "close-sessions", "-", "--yes", "--workspace-id", "ws-1",
         *endpoint_args(emu, token_file), stdin=f"{long_id}-other {long_id}\n".encode(),

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
-import pytest
-from cli_support import clean_env, cli, endpoint_args, items, records
+from cli_support import clean_env, cli, endpoint_args, items, records, validate
 
 from asyncdeleter import __version__
 from asyncdeleter.testing import Emulator
-
-SCHEMA = Path(__file__).resolve().parent.parent / "docs" / "report.schema.json"
-
-
-def validate(found: list[dict[str, Any]]) -> None:
-    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema (the test extra) checks")
-    schema = json.loads(SCHEMA.read_text())
-    jsonschema.Draft202012Validator.check_schema(schema)
-    validator = jsonschema.Draft202012Validator(schema)
-    for record in found:
-        validator.validate(record)
 
 
 async def test_every_record_has_the_documented_shape(

@@ -13,6 +13,7 @@ from cli_support import (
     TOKEN,
     clean_env,
     cli,
+    deletes,
     endpoint_args,
     items,
     records,
@@ -157,7 +158,7 @@ async def test_a_report_without_header_needs_its_input(
     )  # fmt: skip
     assert code == 0, err
     assert "cannot be checked" in err
-    assert [r.path.rsplit("/", 1)[-1] for r in emu.requests] == ["b"]
+    assert [r.path.rsplit("/", 1)[-1] for r in deletes(emu)] == ["b"]
 
 
 # -- 3. confirmation: a terminal, or --yes -----------------------------------------------
@@ -356,7 +357,7 @@ async def test_protected_ids_match_without_case(emu: Emulator, token_file: Path)
     assert code == 2, err
     assert "line 1: protected by ASYNCDELETER_PROTECTED_IDS" in err
     assert "line 2: protected by ASYNCDELETER_PROTECTED_IDS" in err
-    assert [r.path for r in emu.requests] == ["/v1/workspaces/ws-1/sessions/b"]
+    assert [r.path for r in deletes(emu)] == ["/v1/workspaces/ws-1/sessions/b"]
     code, _, err = await cli(
         "close-sessions", "-", "--yes", "--workspace-id", "Ws-Keep",
         *endpoint_args(emu, token_file), stdin=b"a\n",

@@ -1,9 +1,10 @@
 """``close-sessions`` and ``delete-workspaces``: from flags to a confirmed, recorded run.
 
 The order matters: everything that can be checked is checked before the confirmation
-(flags, the protected ids, the report's target, the input), the report file is opened
-only once the run is confirmed (so a declined run truncates nothing), and nothing is
-sent before all of it has passed.
+(flags, the protected ids, the report's target, the input); then one cheap read checks
+the credentials and the scope (``preflight``); the report file is opened only once the
+run is confirmed and checked (so a declined or stopped run truncates nothing), and
+nothing is deleted before all of it has passed.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+from asyncdeleter import __version__
 from asyncdeleter._cli.confirm import can_ask, confirm
 from asyncdeleter._cli.display import Display
-from asyncdeleter._cli.lines import Line, printable, read_lines, session_line, workspace_line
+from asyncdeleter._cli.lines import Line, printable, read_lines
+from asyncdeleter._cli.operations import DEFAULT_WAIT_TIMEOUT, Operation, RunOptions
+from asyncdeleter._cli.preflight import preflight
 from asyncdeleter._cli.report import ReportWriter
 from asyncdeleter._cli.retry import ReportError, Scan, header_mismatches, report_lines, scan
 from asyncdeleter._cli.settings import (
@@ -31,31 +35,27 @@ from asyncdeleter._cli.settings import (
 )
 from asyncdeleter._cli.source import Source
 from asyncdeleter._cli.teardown import EXIT_USAGE, Job, Prescan, now_iso, prescan, run_job
-from asyncdeleter._version import __version__
 
 __all__ = ["run_bulk"]
 
 
 def _parse(
-    operation: str, scope: str | None, raw: Iterable[tuple[int, str, str | None]]
+    op: Operation, scope: str | None, raw: Iterable[tuple[int, str, str | None]]
 ) -> Iterator[Line]:
     for number, text, problem in raw:
-        if operation == "close-sessions":
-            yield session_line(number, text, problem, scope)
-        else:
-            yield workspace_line(number, text, problem)
+        yield op.parse_line(number, text, problem, scope)
 
 
-def _input_lines(operation: str, scope: str | None, path: str) -> Iterator[Line]:
+def _input_lines(op: Operation, scope: str | None, path: str) -> Iterator[Line]:
     """The parsed lines of ``path`` (``-``: stdin), streamed."""
     if path == "-":
         # Our own reader over a copy of fd 0: the thread that reads a pipe may still be
         # blocked in it at exit, and must not hold the lock of sys.stdin's reader then.
         with open(os.dup(sys.stdin.fileno()), "rb") as stream:
-            yield from _parse(operation, scope, read_lines(stream))
+            yield from _parse(op, scope, read_lines(stream))
         return
     with open(path, "rb") as stream:
-        yield from _parse(operation, scope, read_lines(stream))
+        yield from _parse(op, scope, read_lines(stream))
 
 
 def _is_regular(path: str) -> bool:
@@ -110,10 +110,10 @@ def _marked_done(lines: Iterator[Line], done: set[Any]) -> Iterator[Line]:
 
 
 def _read_report(
-    operation: str, settings: Settings, path: str, with_input: bool, display: Display
+    op: Operation, settings: Settings, path: str, with_input: bool, display: Display
 ) -> Scan:
     try:
-        found = scan(path, operation, settings.project_id, collect_done=with_input)
+        found = scan(path, op, settings.project_id, collect_done=with_input)
     except ReportError as exc:
         raise UsageError(f"cannot use --retry-from {path}: {exc}") from None
     if found.torn:
@@ -139,21 +139,23 @@ def _read_report(
 
 
 def _plan(
-    operation: str, settings: Settings, options: dict[str, Any], display: Display
+    op: Operation, settings: Settings, options: dict[str, Any], display: Display
 ) -> tuple[Job, Iterator[Line] | None]:
     """The job (without its report) and, for a finite input, a second pass to prescan."""
     scope: str | None = options.get("workspace_id")
     if problem := scope_problem(scope):
         raise UsageError(problem)
+    if options.get("wait_timeout") is not None and not options.get("wait"):
+        raise UsageError("--wait-timeout applies only with --wait")
     file, retry_from = options.get("file"), options["retry_from"]
-    header = {"tool": "asyncdeleter", "version": __version__, "operation": operation,
+    header = {"tool": "asyncdeleter", "version": __version__, "operation": op.command,
               "started": now_iso(), **settings.header_fields()}  # fmt: skip
     found: Scan | None = None
     if retry_from is not None:
-        found = _read_report(operation, settings, retry_from, file is not None, display)
+        found = _read_report(op, settings, retry_from, file is not None, display)
         if found.header is not None:
             current = {**header, "workspace_id": scope}
-            mismatches = header_mismatches(found.header, current)
+            mismatches = header_mismatches(found.header, current, op)
             if mismatches:
                 raise UsageError(
                     f"--retry-from {retry_from} was made for another target: "
@@ -163,14 +165,18 @@ def _plan(
             if scope is None and isinstance(old_scope, str):
                 scope = old_scope  # the scope confirmed then is the scope now
     job = Job(
-        operation=operation,
+        op=op,
         source=Source(iter(()), regular=True, numbered=True),
         writer=ReportWriter(None, settings.project_id),
         display=display,
         header={},
         scope=scope,
         dry_run=bool(options["dry_run"]),
-        missing_ok=bool(options["missing_ok"]),
+        options=RunOptions(
+            missing_ok=bool(options["missing_ok"]),
+            wait=bool(options.get("wait")),
+            wait_timeout=float(options.get("wait_timeout") or DEFAULT_WAIT_TIMEOUT),
+        ),
         project_id=settings.project_id,
         report_path=options["report_path"],
         input_name=file or "-",
@@ -180,18 +186,16 @@ def _plan(
         job.input_name = old_input if isinstance(old_input, str) else "-"
 
         def from_report() -> Iterator[Line]:
-            return report_lines(retry_from, operation, settings.project_id)
+            return report_lines(retry_from, op, settings.project_id)
 
         job.source = Source(from_report(), regular=True, numbered=False)
         second: Iterator[Line] | None = from_report()
     else:
         path = file or "-"
         done = found.done if found is not None else set()
-        job.source = Source(_marked_done(_input_lines(operation, scope, path), done),
+        job.source = Source(_marked_done(_input_lines(op, scope, path), done),
                             regular=_is_regular(path), numbered=True)  # fmt: skip
-        second = (
-            _marked_done(_input_lines(operation, scope, path), done) if _is_regular(path) else None
-        )
+        second = _marked_done(_input_lines(op, scope, path), done) if _is_regular(path) else None
     job.header = {**header, "workspace_id": scope, "input": job.input_name,
                   "retry_from": retry_from, "dry_run": job.dry_run}  # fmt: skip
     return job, second
@@ -202,7 +206,7 @@ def _refuse_protected(settings: Settings, job: Job) -> None:
         if (
             value is not None
             and value.casefold() in job.protected
-            and (flag == "--workspace-id" or settings.operation == "delete-workspaces")
+            and (flag == "--workspace-id" or settings.op.project_scoped)
         ):
             raise UsageError(f"{flag} {value} is protected by {PROTECTED_ENV}")
 
@@ -217,20 +221,22 @@ def _open_report(path: str | None) -> IO[str] | None:
 
 
 def _prepare(
-    operation: str, options: dict[str, Any], display: Display
-) -> tuple[Job, Settings] | None:
+    op: Operation, options: dict[str, Any], display: Display
+) -> tuple[Job, Settings, Prescan | None] | None:
     """Check everything and ask; the job to run, or ``None`` when it was not confirmed.
+
+    Also what the input holds, when it could be read beforehand (a regular file).
 
     Raises:
         UsageError: Something is wrong; nothing was sent and no file was written.
     """
     dry_run = bool(options["dry_run"])
     protected = protected_ids(os.environ)
-    settings = resolve(operation, options, os.environ, dry_run=dry_run)
+    settings = resolve(op, options, os.environ, dry_run=dry_run)
     for warning in settings.warnings:
         display.message(warning)
     _check_files(options["report_path"], options)
-    job, second = _plan(operation, settings, options, display)
+    job, second = _plan(op, settings, options, display)
     job.protected = protected
     _refuse_protected(settings, job)
     counts: Prescan | None = None
@@ -250,38 +256,57 @@ def _prepare(
     if not dry_run and not options["yes"] and (counts is None or counts.to_run):
         if not can_ask():
             raise UsageError(
-                f"refusing to {operation.partition('-')[0]} without confirmation: stdin or "
+                f"refusing to {op.verb} without confirmation: stdin or "
                 "stderr is not a terminal; pass --yes to confirm non-interactively (or "
                 "--dry-run to check first); nothing was sent"
             )
         name = "stdin" if job.input_name == "-" else job.input_name
         if not confirm(display, settings, job.scope, counts, name):
             return None
-    return job, settings
+    return job, settings, counts
 
 
-def run_bulk(operation: str, options: dict[str, Any]) -> int:
-    """Run ``close-sessions`` or ``delete-workspaces`` with parsed flags; return the exit status."""
+def run_bulk(op: Operation, options: dict[str, Any]) -> int:
+    """Run a destructive command with its parsed flags; return the exit status."""
     display = Display(quiet=bool(options["quiet"]))
     try:
-        prepared = _prepare(operation, options, display)
+        prepared = _prepare(op, options, display)
         if prepared is None:
             display.message("not confirmed; nothing was sent")
             return EXIT_USAGE
-        job, settings = prepared
+        job, settings, counts = prepared
         manager = None if job.dry_run else build_manager(settings, options)
-        job.writer = ReportWriter(_open_report(options["report_path"]), settings.project_id)
     except UsageError as exc:
         display.message(f"error: {exc}")
         return EXIT_USAGE
 
-    async def go() -> int:
+    def open_report() -> bool:
+        """Open the report (only now: a run that stops before deleting truncates nothing)."""
         try:
-            if manager is None:
+            job.writer = ReportWriter(_open_report(options["report_path"]), settings.project_id)
+        except UsageError as exc:
+            display.message(f"error: {exc}")
+            return False
+        return True
+
+    async def go() -> int:
+        if manager is None:
+            if not open_report():
+                return EXIT_USAGE
+            try:
                 return await run_job(job, None)
-            async with manager:
+            finally:
+                job.writer.close()
+        async with manager:
+            if not options.get("no_preflight"):
+                stop = await preflight(job, settings, manager, counts)
+                if stop is not None:
+                    return stop
+            if not open_report():
+                return EXIT_USAGE
+            try:
                 return await run_job(job, manager)
-        finally:
-            job.writer.close()  # whatever happened, what was recorded reaches the disk
+            finally:
+                job.writer.close()  # whatever happened, what was recorded reaches the disk
 
     return asyncio.run(go())

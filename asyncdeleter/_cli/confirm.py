@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 
 import click
-import yarl
 
 from asyncdeleter._cli.display import Display
 from asyncdeleter._cli.lines import Target, printable
@@ -17,11 +16,6 @@ from asyncdeleter._cli.settings import Settings
 from asyncdeleter._cli.teardown import Prescan
 
 __all__ = ["can_ask", "confirm", "confirmation_word"]
-
-_NOUNS = {
-    "close-sessions": ("close", "SQL session(s)"),
-    "delete-workspaces": ("delete", "workspace(s)"),
-}
 
 
 def can_ask() -> bool:
@@ -31,15 +25,7 @@ def can_ask() -> bool:
 
 def confirmation_word(settings: Settings, scope: str | None) -> tuple[str, str]:
     """What the person must type, and what it is called: the scope they agree to."""
-    if settings.operation == "delete-workspaces":
-        return "project id", settings.project_id or ""
-    if scope is not None:
-        return "workspace id", scope
-    url = yarl.URL(settings.endpoint)
-    host = url.host or ""
-    if ":" in host:
-        host = f"[{host}]"
-    return "Fabric host", f"{host}:{url.port}" if url.explicit_port else host
+    return settings.op.confirmation(settings.endpoint, settings.project_id, scope)
 
 
 def _shown(target: Target) -> str:
@@ -54,10 +40,10 @@ def confirm(
     source_name: str,
 ) -> bool:
     """Show the plan and ask for the scope word; ``True`` only if it was typed exactly."""
-    verb, noun = _NOUNS[settings.operation]
+    op = settings.op
     amount = "an unknown number of" if counts is None else f"{counts.to_run:,}"
-    display.message(f"About to {verb} {amount} {noun} at {settings.endpoint}")
-    if settings.operation == "delete-workspaces":
+    display.message(f"About to {op.verb} {amount} {op.noun} at {settings.endpoint}")
+    if op.project_scoped:
         display.message(f"  in project {settings.project_id} (--project-id)")
     elif scope is not None:
         display.message(

@@ -11,12 +11,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from asyncdeleter._auth import TokenAuth
-from asyncdeleter._bulk import BulkReport, BulkRun
+from asyncdeleter import BulkReport, BulkRun, RetryPolicy, SessionManager, TokenAuth
 from asyncdeleter._cli.display import Display
+from asyncdeleter._cli.operations import CLOSE_SESSIONS, DELETE_WORKSPACES
 from asyncdeleter._cli.teardown import EXIT_FAILED, EXIT_OK
-from asyncdeleter._config import RetryPolicy
-from asyncdeleter._manager import SessionManager
 from asyncdeleter.testing import Emulator, Fault, FaultKind
 
 __all__ = ["run_demo"]
@@ -69,13 +67,13 @@ async def run_demo(sessions: int, workspaces: int, concurrency: int, display: Di
         ) as manager:
             sessions_report = await _teardown(
                 display,
-                "close-sessions",
+                CLOSE_SESSIONS.command,
                 sessions,
                 manager.close_sessions(_session_targets(sessions)),
             )
             workspaces_report = await _teardown(
                 display,
-                "delete-workspaces",
+                DELETE_WORKSPACES.command,
                 workspaces,
                 manager.delete_workspaces(f"demo-w-{i:05d}" for i in range(workspaces)),
             )

@@ -22,7 +22,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from asyncdeleter._bulk import BulkReport, OutcomeKind
+from asyncdeleter import BulkReport, OutcomeKind
+from asyncdeleter._cli.operations import Operation
 from asyncdeleter._cli.report import RESULTS, Reasons
 
 __all__ = ["Display"]
@@ -52,6 +53,8 @@ class Display:
         self._started = 0.0
         self._last_plain = 0.0
         self.done = self.retries = self.failed = 0
+        #: What the requests beyond each item's first are: with --wait, polls count too.
+        self.retries_label = "retries"
 
     def message(self, text: str) -> None:
         """A line for the person at the terminal (errors and warnings are never silenced)."""
@@ -78,7 +81,7 @@ class Display:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[rate]:>7.0f}/s"),
-            TextColumn("retries {task.fields[retries]}"),
+            TextColumn(f"{self.retries_label} {{task.fields[retries]}}"),
             TextColumn("[red]failed {task.fields[failed]}"),
             TimeElapsedColumn(),
             console=self.console,
@@ -103,7 +106,7 @@ class Display:
             self._last_plain = now
             self.message(
                 f"{self._label}: {self.done:,} done, {rate:,.0f}/s, "
-                f"{self.retries:,} retries, {self.failed:,} failed"
+                f"{self.retries:,} {self.retries_label}, {self.failed:,} failed"
             )
 
     def finish(self) -> None:
@@ -128,7 +131,7 @@ class Display:
                 if counts.get(name) or name in ("succeeded", "already_gone", "failed"):
                     table.add_row(name, f"{counts.get(name, 0):,}")
             if report is not None:
-                self._figures(table, report)
+                self._figures(table, report, self.retries_label)
             self.console.print(table)
         if reasons is not None and counts.get("failed"):
             lines = reasons.commonest()
@@ -137,12 +140,12 @@ class Display:
                 self.message(f"  {line}")
 
     @staticmethod
-    def _figures(table: Table, report: BulkReport[Any]) -> None:
+    def _figures(table: Table, report: BulkReport[Any], retries_label: str) -> None:
         table.add_section()
         sent = report.succeeded + report.already_gone + report.failed
         rate = sent / report.elapsed if report.elapsed > 0 else 0.0
         table.add_row("throughput", f"{rate:,.0f}/s")
-        table.add_row("requests (retries)", f"{report.attempts:,} ({report.retries:,})")
+        table.add_row(f"requests ({retries_label})", f"{report.attempts:,} ({report.retries:,})")
         throttled = getattr(report, "throttled", None)
         if throttled is not None:
             seconds = getattr(report, "throttled_seconds", None)
@@ -154,17 +157,18 @@ class Display:
         table.add_row("elapsed", f"{report.elapsed:,.2f} s")
 
     def already_gone_warning(
-        self, operation: str, counts: Mapping[str, int], project_id: str | None
+        self, op: Operation, counts: Mapping[str, int], project_id: str | None
     ) -> None:
         """Warn when nearly everything sent was already gone: the target may be wrong."""
         gone = counts.get("already_gone", 0)
         sent = gone + counts.get("succeeded", 0) + counts.get("failed", 0)
         if not sent or gone < _ALREADY_GONE_SHARE * sent:
             return
-        if operation == "delete-workspaces":
-            where = f"is --project-id {project_id} right, and the region or --modelarts-endpoint?"
+        endpoint = f"--{op.service}-endpoint"
+        if op.project_scoped:
+            where = f"is --project-id {project_id} right, and the region or {endpoint}?"
         else:
-            where = "are the workspace ids, the region or --fabric-endpoint right?"
+            where = f"are the workspace ids, the region or {endpoint} right?"
         self.message(
             f"warning: {gone:,} of {sent:,} item(s) were already gone: {where} "
             "(or was this input done before?)"

@@ -9,13 +9,12 @@ other character must belong to an identifier and is then refused by its validati
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Final
 
 import attrs
 
-from asyncdeleter._errors import InvalidIdentifierError
-from asyncdeleter._ids import FABRIC_ID_MAX, MODELARTS_ID_MAX, validate_id
+from asyncdeleter import InvalidIdentifierError, check_session_target, check_workspace_id
 
 __all__ = [
     "MAX_LINE_BYTES",
@@ -108,9 +107,10 @@ def _fields(text: str) -> list[str]:
     return [field for field in _SEPARATORS.split(text) if field]
 
 
-def _checked(parameter: str, value: str, max_length: int) -> str | None:
+def _problem(check: Callable[[object], object], value: object) -> str | None:
+    """Why ``check`` (one of the library's public validators) refuses ``value``, or ``None``."""
     try:
-        validate_id(parameter, value, max_length)
+        check(value)
     except InvalidIdentifierError as exc:
         return str(exc)
     return None
@@ -128,9 +128,7 @@ def session_line(number: int, text: str, problem: str | None, scope: str | None)
             return Line(number, text, None, "a lone session id needs --workspace-id")
         return Line(number, text, None, f"expected 1 or 2 fields, found {len(fields)}")
     workspace_id, session_id = fields
-    problem = _checked("workspace_id", workspace_id, FABRIC_ID_MAX) or _checked(
-        "session_id", session_id, FABRIC_ID_MAX
-    )
+    problem = _problem(check_session_target, (workspace_id, session_id))
     if problem is not None:
         return Line(number, text, None, problem)
     return Line(number, text, (workspace_id, session_id))
@@ -143,7 +141,7 @@ def workspace_line(number: int, text: str, problem: str | None) -> Line:
     fields = _fields(text)
     if len(fields) != 1:
         return Line(number, text, None, f"expected one workspace id, found {len(fields)} fields")
-    problem = _checked("workspace_id", fields[0], MODELARTS_ID_MAX)
+    problem = _problem(check_workspace_id, fields[0])
     if problem is not None:
         return Line(number, text, None, problem)
     return Line(number, text, fields[0])

@@ -9,11 +9,17 @@ from typing import Any
 
 import click
 
+from asyncdeleter import __version__
 from asyncdeleter._cli.bulk import run_bulk
 from asyncdeleter._cli.demo import run_demo
 from asyncdeleter._cli.display import Display
+from asyncdeleter._cli.operations import (
+    CLOSE_SESSIONS,
+    DEFAULT_WAIT_TIMEOUT,
+    DELETE_WORKSPACES,
+    Operation,
+)
 from asyncdeleter._cli.serve import serve
-from asyncdeleter._version import __version__
 
 __all__ = ["main"]
 
@@ -27,7 +33,8 @@ def main() -> None:
     """
 
 
-def _bulk_options(service: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def _bulk_options(op: Operation) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    service = op.service
     name = {"fabric": "DataArts Fabric", "modelarts": "ModelArts"}[service]
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -61,6 +68,9 @@ def _bulk_options(service: str) -> Callable[[Callable[..., Any]], Callable[..., 
                               "of FILE it does not mark done)."),
             click.option("--yes", "-y", is_flag=True,
                          help="Do not ask for confirmation (required when not on a terminal)."),
+            click.option("--no-preflight", is_flag=True,
+                         help="Skip the one-item listing made before deleting, which checks "
+                              "the credentials and the scope."),
             click.option("--quiet", "-q", is_flag=True, help="No progress or summary."),
             click.option("--allow-insecure-http", is_flag=True,
                          help="Allow http:// to a non-loopback host."),
@@ -78,7 +88,7 @@ def _bulk_options(service: str) -> Callable[[Callable[..., Any]], Callable[..., 
     help="Close sessions of this workspace only: lines may hold just a session id, and a "
     "line naming another workspace is refused.",
 )
-@_bulk_options("fabric")
+@_bulk_options(CLOSE_SESSIONS)
 def close_sessions(**options: Any) -> None:
     """Close the SQL sessions listed in FILE (or stdin), one per line.
 
@@ -86,17 +96,31 @@ def close_sessions(**options: Any) -> None:
     --workspace-id. On a terminal it asks you to type the workspace id (or the Fabric
     host); elsewhere it needs --yes.
     """
-    sys.exit(run_bulk("close-sessions", options))
+    sys.exit(run_bulk(CLOSE_SESSIONS, options))
 
 
 @main.command("delete-workspaces")
-@_bulk_options("modelarts")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Count a workspace as succeeded only once the service confirms it gone "
+    "(DELETE_FAILED and a wait that runs out are failures).",
+)
+@click.option(
+    "--wait-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="With --wait: give up on a workspace not gone this long after its deletion was "
+    f"accepted (default {DEFAULT_WAIT_TIMEOUT:g}).",
+)
+@click.option("--poll-wait", type=click.FloatRange(min=0, min_open=True), hidden=True)
+@_bulk_options(DELETE_WORKSPACES)
 def delete_workspaces(**options: Any) -> None:
     """Delete the ModelArts workspaces listed in FILE (or stdin), one id per line.
 
     On a terminal it asks you to type the project id; elsewhere it needs --yes.
     """
-    sys.exit(run_bulk("delete-workspaces", options))
+    sys.exit(run_bulk(DELETE_WORKSPACES, options))
 
 
 @main.command("emulator")

@@ -14,9 +14,15 @@ from typing import IO, Final
 
 import attrs
 
-from asyncdeleter._bulk import Outcome
+from asyncdeleter import (
+    APIError,
+    APITimeoutError,
+    DeletionFailedError,
+    Outcome,
+    WaitTimeoutError,
+)
 from asyncdeleter._cli.lines import Line, Target, printable
-from asyncdeleter._errors import APIError, APITimeoutError
+from asyncdeleter._cli.operations import OPERATIONS
 
 __all__ = [
     "DONE_RESULTS",
@@ -26,6 +32,7 @@ __all__ = [
     "Reasons",
     "ReportWriter",
     "clean",
+    "describe",
 ]
 
 #: The version of the record shapes (``format`` in the header).
@@ -44,6 +51,13 @@ RESULTS: Final = (
 DONE_RESULTS: Final = frozenset({"succeeded", "already_gone", "done_before"})
 #: Results ``--retry-from`` runs again (a dry run's plan included).
 TO_RUN_RESULTS: Final = frozenset({"failed", "skipped", "planned"})
+#: ``error_code`` of failures that carry no service code (docs/report.schema.json).
+DELETE_FAILED: Final = "delete-failed"
+WAIT_TIMED_OUT: Final = "wait-timed-out"
+TIMED_OUT: Final = "timed-out"
+NO_CONNECTION: Final = "no-connection"
+#: Codes of failures that are not about an answer that did not come.
+_ANSWERED: Final = frozenset({DELETE_FAILED, WAIT_TIMED_OUT})
 _FLUSH_EVERY: Final = 0.5  # seconds: a killed process loses at most this much of its report
 _MAX_REASONS: Final = 256
 
@@ -88,7 +102,30 @@ def _without_call(message: str) -> str:
     return message
 
 
-_OPERATION_NAMES: Final = frozenset({"close_session", "delete_workspace"})
+_OPERATION_NAMES: Final = frozenset(name for op in OPERATIONS for name in op.library_calls)
+
+
+def describe(error: BaseException) -> tuple[int | None, str | None, str]:
+    """An error as ``(status, error_code, message)``, in words rather than Python names.
+
+    A service error keeps the service's code and message; a failure without one gets a
+    word for a code: ``delete-failed`` (the workspace ended ``DELETE_FAILED``; the message
+    holds the service's reason), ``wait-timed-out`` (``--wait`` gave up), ``timed-out``
+    or ``no-connection`` (no answer).
+    """
+    if isinstance(error, DeletionFailedError):
+        return None, DELETE_FAILED, _without_call(str(error))
+    if isinstance(error, WaitTimeoutError):
+        message = _without_call(str(error)).replace("wait_timeout=", "--wait-timeout ")
+        return None, WAIT_TIMED_OUT, message
+    if isinstance(error, APIError):
+        code = None if error.error_code is None else str(error.error_code)
+        message = error.error_msg or _without_call(str(error))
+        if error.status is None:
+            # No answer: say what kind of failure in words, not a Python class name.
+            code = TIMED_OUT if isinstance(error, APITimeoutError) else NO_CONNECTION
+        return error.status, code, message
+    return None, type(error).__name__, str(error) or type(error).__name__
 
 
 @attrs.define
@@ -106,7 +143,8 @@ class Reasons:
 
     def add(self, status: int | None, code: str | None, message: str, target: str) -> None:
         """Count one failure."""
-        key = (str(status) if status is not None else "no answer", code)
+        label = str(status) if status is not None else code if code in _ANSWERED else "no answer"
+        key = (label, code)
         if key not in self._groups and len(self._groups) >= _MAX_REASONS:
             key = ("other reasons", None)
         group = self._groups.get(key)
@@ -184,15 +222,8 @@ class ReportWriter:
         """Record a bulk run's outcome for ``line``."""
         error = outcome.error
         status = code = message = None
-        if isinstance(error, APIError):
-            status = error.status
-            code = None if error.error_code is None else str(error.error_code)
-            message = error.error_msg or _without_call(str(error))
-            if error.status is None:
-                # No answer: say what kind of failure in words, not a Python class name.
-                code = "timed-out" if isinstance(error, APITimeoutError) else "no-connection"
-        elif error is not None:
-            code, message = type(error).__name__, str(error) or type(error).__name__
+        if error is not None:
+            status, code, message = describe(error)
         self.item(
             line,
             str(outcome.kind),

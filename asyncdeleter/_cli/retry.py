@@ -17,15 +17,13 @@ import attrs
 import yarl
 
 from asyncdeleter._cli.lines import Line, Target
+from asyncdeleter._cli.operations import BY_COMMAND, Operation
 from asyncdeleter._cli.report import DONE_RESULTS, FORMAT, RESULTS
-from asyncdeleter._errors import InvalidIdentifierError
-from asyncdeleter._ids import FABRIC_ID_MAX, MODELARTS_ID_MAX, validate_id
 
 __all__ = ["ReportError", "Scan", "endpoint_key", "header_mismatches", "report_lines", "scan"]
 
 MAX_RECORD_BYTES: Final = 64 * 1024
 _KINDS: Final = frozenset({"header", "item", "incomplete", "summary"})
-_OPERATIONS: Final = frozenset({"close-sessions", "delete-workspaces"})
 # Reports written before the header existed said "dry_run" for what is now "planned".
 _LEGACY_RESULTS: Final = {**{r: r for r in RESULTS}, "dry_run": "planned"}
 
@@ -91,38 +89,16 @@ def _records(path: str) -> Iterator[tuple[int, dict[str, object] | None]]:
             yield number, data
 
 
-def _id(number: int, name: str, value: object, max_length: int) -> str:
+def _target(number: int, op: Operation, value: object, project_id: str | None) -> Target:
+    """The target of an item record, validated like an input line."""
     try:
-        return validate_id(name, value, max_length)
-    except InvalidIdentifierError as exc:
+        return op.target_from_report(value, project_id)
+    except ValueError as exc:
         raise ReportError(f"report line {number}: {exc}") from None
 
 
-def _target(number: int, operation: str, value: object, project_id: str | None) -> Target:
-    """The target of an item record, validated like an input line."""
-    if operation == "close-sessions":
-        if not isinstance(value, dict) or set(value) != {"workspace_id", "session_id"}:
-            raise ReportError(
-                f"report line {number}: target must be an object with workspace_id and session_id"
-            )
-        return (
-            _id(number, "workspace_id", value["workspace_id"], FABRIC_ID_MAX),
-            _id(number, "session_id", value["session_id"], FABRIC_ID_MAX),
-        )
-    if not isinstance(value, dict) or set(value) != {"project_id", "workspace_id"}:
-        raise ReportError(
-            f"report line {number}: target must be an object with project_id and workspace_id"
-        )
-    project = _id(number, "project_id", value["project_id"], MODELARTS_ID_MAX)
-    if project_id is not None and project != project_id:
-        raise ReportError(
-            f"report line {number}: names project {project}, not --project-id {project_id}"
-        )
-    return _id(number, "workspace_id", value["workspace_id"], MODELARTS_ID_MAX)
-
-
 def _item(
-    number: int, record: dict[str, object], operation: str, project_id: str | None, legacy: bool
+    number: int, record: dict[str, object], op: Operation, project_id: str | None, legacy: bool
 ) -> Line:
     result = record.get("result")
     if not isinstance(result, str) or result not in (_LEGACY_RESULTS if legacy else RESULTS):
@@ -143,7 +119,7 @@ def _item(
             None,
             message if isinstance(message, str) else "invalid in the earlier report",
         )
-    target = _target(number, operation, value, project_id)
+    target = _target(number, op, value, project_id)
     text = " ".join(target) if isinstance(target, tuple) else target
     if result == "invalid":
         message = record.get("error_msg")
@@ -160,7 +136,7 @@ def _header(number: int, record: dict[str, object]) -> dict[str, object]:
             f"report line {number}: format {record.get('format')!r} is not {FORMAT} "
             "(written by another version of asyncdeleter?)"
         )
-    if record.get("operation") not in _OPERATIONS:
+    if record.get("operation") not in BY_COMMAND:
         raise ReportError(f"report line {number}: unknown operation {record.get('operation')!r}")
     endpoints = record.get("endpoints")
     if not isinstance(endpoints, dict) or not all(
@@ -179,7 +155,7 @@ def _take(
     kind: str,
     record: dict[str, object],
     *,
-    operation: str,
+    op: Operation,
     project_id: str | None,
     legacy: bool,
     collect_done: bool,
@@ -187,10 +163,10 @@ def _take(
     """Check one record of a known kind and add what it says to ``found``."""
     if kind == "header":
         found.header = _header(number, record)
-        if found.header["operation"] != operation:
-            raise ReportError(f"the report is of {found.header['operation']}, not {operation}")
+        if found.header["operation"] != op.command:
+            raise ReportError(f"the report is of {found.header['operation']}, not {op.command}")
     elif kind == "item":
-        line = _item(number, record, operation, project_id, legacy)
+        line = _item(number, record, op, project_id, legacy)
         if line.done_before:
             if collect_done and line.target is not None:
                 found.done.add(line.target)
@@ -205,7 +181,7 @@ def _take(
         found.summary = True
 
 
-def scan(path: str, operation: str, project_id: str | None, *, collect_done: bool) -> Scan:
+def scan(path: str, op: Operation, project_id: str | None, *, collect_done: bool) -> Scan:
     """Check every record of the report at ``path``; see ``Scan`` for what is returned.
 
     Raises:
@@ -233,7 +209,7 @@ def scan(path: str, operation: str, project_id: str | None, *, collect_done: boo
                 number,
                 kind,
                 record,
-                operation=operation,
+                op=op,
                 project_id=project_id,
                 legacy=bool(legacy),
                 collect_done=collect_done,
@@ -243,18 +219,20 @@ def scan(path: str, operation: str, project_id: str | None, *, collect_done: boo
     return found
 
 
-def report_lines(path: str, operation: str, project_id: str | None) -> Iterator[Line]:
+def report_lines(path: str, op: Operation, project_id: str | None) -> Iterator[Line]:
     """The report's item records as lines of a new run (``scan`` has checked them)."""
     for number, record in _records(path):
         if record is None or record.get("record") != "item":
             continue
         try:
-            yield _item(number, record, operation, project_id, legacy=False)
+            yield _item(number, record, op, project_id, legacy=False)
         except ReportError as exc:  # the file changed since it was scanned
             yield Line(number, "", None, str(exc))
 
 
-def header_mismatches(header: dict[str, object], current: dict[str, object]) -> list[str]:
+def header_mismatches(
+    header: dict[str, object], current: dict[str, object], op: Operation
+) -> list[str]:
     """How the run the report was made for differs from this one (empty: the same)."""
     problems = []
     old_endpoints = header.get("endpoints")
@@ -265,7 +243,7 @@ def header_mismatches(header: dict[str, object], current: dict[str, object]) -> 
         old = old_endpoints.get(service)
         if not isinstance(old, str) or endpoint_key(old) != endpoint_key(url):
             problems.append(f"{service} endpoint {old} (the report) vs {url} (this run)")
-    strict_project = current["operation"] == "delete-workspaces"
+    strict_project = op.project_scoped
     for name, flag in (("project_id", "--project-id"), ("region", "--region"),
                        ("workspace_id", "--workspace-id")):  # fmt: skip
         old, new = header.get(name), current.get(name)

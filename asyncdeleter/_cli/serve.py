@@ -9,7 +9,7 @@ import signal
 
 import click
 
-from asyncdeleter._auth import ENV_AK, ENV_SK
+from asyncdeleter._cli.settings import ENV_AK, ENV_SK
 from asyncdeleter.testing import Emulator, Fault
 
 __all__ = ["client_url", "parse_fault", "seed", "serve"]

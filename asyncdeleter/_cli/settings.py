@@ -15,12 +15,19 @@ from typing import Any, Final
 
 import attrs
 
-from asyncdeleter._auth import ENV_AK, ENV_SK, AkSkAuth, TokenAuth
+from asyncdeleter import (
+    AkSkAuth,
+    AsyncDeleterError,
+    ConfigurationError,
+    Endpoints,
+    InvalidIdentifierError,
+    RetryPolicy,
+    SessionManager,
+    TokenAuth,
+    check_session_target,
+)
 from asyncdeleter._cli.lines import printable
-from asyncdeleter._config import Endpoints, RetryPolicy, check_transport_security
-from asyncdeleter._errors import AsyncDeleterError, ConfigurationError, InvalidIdentifierError
-from asyncdeleter._ids import FABRIC_ID_MAX, MODELARTS_ID_MAX, validate_id
-from asyncdeleter._manager import SessionManager
+from asyncdeleter._cli.operations import Operation, check_project_id
 
 __all__ = [
     "PROTECTED_ENV",
@@ -34,6 +41,9 @@ __all__ = [
 ]
 
 PROTECTED_ENV: Final = "ASYNCDELETER_PROTECTED_IDS"
+#: The variables ``AkSkAuth.from_env`` reads (the library has no public name for them).
+ENV_AK: Final = "HUAWEICLOUD_SDK_AK"
+ENV_SK: Final = "HUAWEICLOUD_SDK_SK"
 _PROTECTED_ENTRY: Final = re.compile(r"[A-Za-z0-9-]{1,64}")
 #: Python names in library messages, and the flag a command-line user sets instead.
 _FLAG_NAMES: Final = (
@@ -94,13 +104,17 @@ def protected_ids(environ: Mapping[str, str]) -> frozenset[str]:
 class Settings:
     """What one bulk command runs against, resolved from flags and the environment."""
 
-    operation: str
-    service: str  # "fabric" or "modelarts": the one service this operation calls
+    op: Operation
     endpoints: Endpoints
     region: str | None
     project_id: str | None
     auth: TokenAuth | AkSkAuth | None
     warnings: tuple[str, ...] = ()
+
+    @property
+    def service(self) -> str:
+        """``fabric`` or ``modelarts``: the one service this command calls."""
+        return self.op.service
 
     @property
     def endpoint(self) -> str:
@@ -165,19 +179,28 @@ def _token(path: str, warnings: list[str]) -> TokenAuth:
         ) from None
 
 
+def _check_transport(endpoints: Endpoints, *, allow_insecure_http: bool) -> None:
+    """The library's own check of plain HTTP (a manager that is never opened makes it).
+
+    Raises:
+        ConfigurationError: An endpoint is plain HTTP to a non-loopback host.
+    """
+    SessionManager(endpoints=endpoints, allow_insecure_http=allow_insecure_http)
+
+
 def resolve(
-    operation: str, flags: Mapping[str, Any], environ: Mapping[str, str], *, dry_run: bool
+    op: Operation, flags: Mapping[str, Any], environ: Mapping[str, str], *, dry_run: bool
 ) -> Settings:
     """Check and resolve the flags of a bulk command.
 
     Raises:
         UsageError: What is missing or wrong, in terms of flags and variables.
     """
-    service = "fabric" if operation == "close-sessions" else "modelarts"
+    service = op.service
     region = flags.get("region") or None
     endpoints = _endpoints(service, region, flags.get(f"{service}_endpoint") or None)
     try:
-        check_transport_security(endpoints, allow_insecure_http=bool(flags["allow_insecure_http"]))
+        _check_transport(endpoints, allow_insecure_http=bool(flags["allow_insecure_http"]))
     except ConfigurationError:
         raise UsageError(
             f"--{service}-endpoint {getattr(endpoints, service)} is plain HTTP to a "
@@ -187,14 +210,14 @@ def resolve(
     project_id = flags.get("project_id") or None
     if project_id is not None:
         try:
-            validate_id("project_id", project_id, MODELARTS_ID_MAX)
+            check_project_id(project_id)
         except InvalidIdentifierError as exc:
             raise UsageError(
                 f"--project-id {printable(project_id)!r} is not a project id: {exc.reason}"
             ) from None
-    elif operation == "delete-workspaces":
+    elif op.project_scoped:
         raise UsageError(
-            "delete-workspaces needs --project-id (or HUAWEICLOUD_SDK_PROJECT_ID): "
+            f"{op.command} needs --project-id (or HUAWEICLOUD_SDK_PROJECT_ID): "
             "workspaces are deleted within a project"
         )
     warnings: list[str] = []
@@ -207,15 +230,14 @@ def resolve(
         except ConfigurationError as exc:
             raise UsageError(translate(str(exc))) from None
     if auth is None and not dry_run:
-        if operation == "delete-workspaces":
-            raise UsageError(f"delete-workspaces needs credentials: {_CREDENTIALS_HINT}")
+        if op.project_scoped:  # ModelArts refuses every unauthenticated call
+            raise UsageError(f"{op.command} needs credentials: {_CREDENTIALS_HINT}")
         warnings.append(
             f"warning: no credentials ({_CREDENTIALS_HINT}): requests go out unauthenticated, "
             "and a real service refuses them"
         )
     return Settings(
-        operation=operation,
-        service=service,
+        op=op,
         endpoints=endpoints,
         region=region,
         project_id=project_id,
@@ -236,11 +258,24 @@ def build_manager(settings: Settings, flags: Mapping[str, Any]) -> SessionManage
             project_id=settings.project_id,
             auth=settings.auth,
             max_concurrency=flags["concurrency"],
-            retry=RetryPolicy(max_tries=flags["max_tries"], max_time=flags["max_time"]),
+            retry=_retry_policy(flags),
             allow_insecure_http=bool(flags["allow_insecure_http"]),
         )
     except AsyncDeleterError as exc:
         raise UsageError(translate(str(exc))) from None
+
+
+def _retry_policy(flags: Mapping[str, Any]) -> RetryPolicy:
+    max_tries, max_time = flags["max_tries"], flags["max_time"]
+    poll_wait = flags.get("poll_wait")  # hidden, for tests: how soon --wait polls
+    if poll_wait is None:
+        return RetryPolicy(max_tries=max_tries, max_time=max_time)
+    return RetryPolicy(
+        max_tries=max_tries,
+        max_time=max_time,
+        poll_initial_wait=poll_wait,
+        poll_max_wait=poll_wait,
+    )
 
 
 def scope_problem(workspace_id: str | None) -> str | None:
@@ -248,7 +283,8 @@ def scope_problem(workspace_id: str | None) -> str | None:
     if workspace_id is None:
         return None
     try:
-        validate_id("workspace_id", workspace_id, FABRIC_ID_MAX)
+        # A Fabric workspace id, checked as the workspace half of a session target.
+        check_session_target((workspace_id, "session"))
     except InvalidIdentifierError as exc:
         return f"--workspace-id {printable(workspace_id)!r} is not a workspace id: {exc.reason}"
     return None

@@ -9,8 +9,9 @@ Ctrl-C while the producer is silent.
 from __future__ import annotations
 
 import asyncio
+import collections
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Final
 
 from asyncdeleter._cli.lines import Line
@@ -55,6 +56,54 @@ class Source:
         self._stopped = False
         #: Every line was read: the input ended (not merely the reading of it).
         self.exhausted = False
+        self._ahead: collections.deque[Line] = collections.deque()  # peeked, not handed out
+        self._end: _End | None = None  # the end of a stream, met while peeking
+
+    async def peek(self, wanted: Callable[[Line], bool], limit: int) -> Line | None:
+        """Read ahead to the first line ``wanted`` accepts, within ``limit`` lines.
+
+        Every line read ahead is still handed out, in order, by ``__iter__`` or ``each``.
+        ``None`` when the input ended, or ``limit`` lines held none (a stream may wait for
+        its lines: cancel the caller to give up).
+        """
+        found = next((line for line in self._ahead if wanted(line)), None)
+        while found is None and len(self._ahead) < limit and not self._stopped:
+            line = next(self._lines, None) if self.regular else await self._peek_stream()
+            if line is None:
+                break
+            self._ahead.append(line)
+            if wanted(line):
+                found = line
+        return found
+
+    async def _peek_stream(self) -> Line | None:
+        """The reader thread's next line, or ``None`` at the end (kept for ``each``)."""
+        if self._end is not None:
+            return None
+        item = await self._from_reader()
+        if isinstance(item, _End):
+            if item.final:
+                self._end = item
+            return None
+        return item
+
+    async def _from_reader(self) -> Line | _End:
+        if self._queue is None:
+            self._start()
+        assert self._queue is not None  # noqa: S101 - set by _start
+        item = await self._queue.get()
+        if not (isinstance(item, _End) and not item.final):
+            self._room.release()  # a line (or the end) the reader thread handed over
+        return item
+
+    async def _receive(self) -> Line | _End:
+        """A stream's next item: the lines read ahead first, then the reader thread's."""
+        if self._ahead:
+            return self._ahead.popleft()
+        if self._end is not None:
+            end, self._end = self._end, None
+            return end
+        return await self._from_reader()
 
     def _took(self, line: Line) -> Line:
         if self.next_line is not None:
@@ -63,6 +112,8 @@ class Source:
 
     def __iter__(self) -> Iterator[Line]:
         """The lines, synchronously: for a regular file only."""
+        while self._ahead:
+            yield self._took(self._ahead.popleft())
         for line in self._lines:
             yield self._took(line)
         self.exhausted = True
@@ -81,13 +132,8 @@ class Source:
                 if count % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)
             return
-        if self._queue is None:
-            self._start()
-        assert self._queue is not None  # noqa: S101 - set by _start
         while not self._ended and not self._stopped:
-            item = await self._queue.get()
-            if not (isinstance(item, _End) and not item.final):
-                self._room.release()  # a line (or the end) the reader thread handed over
+            item = await self._receive()
             if isinstance(item, _End):
                 if item.final:
                     self._ended = self.exhausted = True

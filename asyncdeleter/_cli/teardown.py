@@ -23,14 +23,13 @@ from typing import Any, Final
 
 import attrs
 
-from asyncdeleter._bulk import BulkReport, BulkRun, OutcomeKind
+from asyncdeleter import APIStatusError, BulkReport, BulkRun, OutcomeKind, SessionManager
 from asyncdeleter._cli.display import Display
 from asyncdeleter._cli.lines import Line, Target, printable, target_ids
+from asyncdeleter._cli.operations import Operation, RunOptions
 from asyncdeleter._cli.report import ReportWriter
 from asyncdeleter._cli.settings import PROTECTED_ENV
 from asyncdeleter._cli.source import Source
-from asyncdeleter._errors import APIStatusError
-from asyncdeleter._manager import SessionManager
 
 __all__ = [
     "EXIT_FAILED",
@@ -47,8 +46,6 @@ __all__ = [
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
-#: ModelArts' default workspace: like aws-nuke's built-in filters, never a target.
-DEFAULT_WORKSPACE: Final = "0"
 _SHOWN_PROBLEMS: Final = 100  # per run; the report has them all
 _CUT_OFF: Final = (
     "cut off by a second interrupt while in flight: it may have taken effect; safe to re-run"
@@ -64,7 +61,7 @@ def now_iso() -> str:
 class Job:
     """One bulk command, resolved: what to run, how to judge each line, where to record it."""
 
-    operation: str  # "close-sessions" or "delete-workspaces"
+    op: Operation
     source: Source
     writer: ReportWriter
     display: Display
@@ -72,7 +69,7 @@ class Job:
     scope: str | None = None  # --workspace-id: no other workspace may be named
     protected: frozenset[str] = frozenset()  # case-folded
     dry_run: bool = False
-    missing_ok: bool = True
+    options: RunOptions = attrs.Factory(RunOptions)
     total: int | None = None  # lines to send, when known beforehand
     confirmed: int | None = None  # at most this many are sent: what the person confirmed
     project_id: str | None = None
@@ -92,8 +89,8 @@ def classify(job: Job, line: Line) -> tuple[str, str | None]:
     named = sorted({i for i in target_ids(target) if i.casefold() in job.protected})
     if named:
         return "invalid", f"protected by {PROTECTED_ENV}: {', '.join(named)}"
-    if target == DEFAULT_WORKSPACE and job.operation == "delete-workspaces":
-        return "invalid", "the default workspace (id 0) is never deleted by this command"
+    if (never := job.op.never(target)) is not None:
+        return "invalid", never
     if line.done_before:
         return "done_before", None
     return ("planned" if job.dry_run else "run"), None
@@ -241,11 +238,10 @@ async def run_job(job: Job, manager: SessionManager | None) -> int:
             if (target := admit(line)) is not None:
                 yield target
 
-    start = (
-        manager.close_sessions if job.operation == "close-sessions" else manager.delete_workspaces
-    )
     source = targets() if job.source.regular else stream_targets()
-    run: BulkRun[Any] = start(source, missing_ok=job.missing_ok)  # type: ignore[arg-type]
+    run: BulkRun[Any] = job.op.bulk(manager, source, job.options)
+    if job.options.wait:
+        job.display.retries_label = "retries+polls"  # each confirmation poll is a request
     signals = _Signals(job, run)
     try:
         stopped = await _consume(job, run, pending, signals)
@@ -265,7 +261,7 @@ async def _consume(
 ) -> bool:
     """Record each outcome as it arrives; return whether the run had to stop by itself."""
     stopped = False
-    job.display.start(job.operation, job.total)
+    job.display.start(job.op.command, job.total)
     signals.running = True
     try:
         async for outcome in run:
@@ -349,13 +345,16 @@ def _finish(job: Job, report: BulkReport[Any] | None, signals: _Signals, *, stop
             "with --retry-from REPORT INPUT once the report can be written"
         )
         status = EXIT_FAILED
-    job.display.summary(job.operation, counts, report, job.writer.reasons)
+    title = job.op.command
+    if job.options.wait and not job.dry_run:
+        title += " (--wait: succeeded = confirmed gone)"
+    job.display.summary(title, counts, report, job.writer.reasons)
     if job.dry_run:
         job.display.note(
             f"dry run: {counts['planned']:,} to send, {counts['invalid']:,} refused; "
             "nothing was sent"
         )
-    job.display.already_gone_warning(job.operation, counts, job.project_id)
+    job.display.already_gone_warning(job.op, counts, job.project_id)
     if (signals.first is not None or stopped) and job.writer.error is None:
         _resume_hint(job)
     return status
@@ -364,7 +363,7 @@ def _finish(job: Job, report: BulkReport[Any] | None, signals: _Signals, *, stop
 def _resume_hint(job: Job) -> None:
     """How to finish the job after an interruption."""
     left = sum(job.writer.counts[r] for r in ("failed", "skipped"))
-    command = f"asyncdeleter {job.operation}"
+    command = f"asyncdeleter {job.op.command}"
     if job.report_path is None:
         job.display.message(
             f"{left:,} item(s) not done and no --report was given: run {command} again with "

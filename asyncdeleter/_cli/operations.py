@@ -1,0 +1,231 @@
+"""The destructive commands as data: one record each, read wherever two of them differ.
+
+Everything that tells ``close-sessions`` from ``delete-workspaces`` lives here (its
+service, what its confirmation asks to type, how a line or a report's target becomes a
+target, the library's bulk method, the cheap read made before deleting), so the rest
+of the command never compares command names. Only the public ``asyncdeleter`` API is
+used: the same validators, methods and errors a Python caller has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+import yarl
+
+from asyncdeleter import (
+    InvalidIdentifierError,
+    SessionManager,
+    check_session_target,
+    check_workspace_id,
+)
+from asyncdeleter._cli.lines import Line, Target, session_line, workspace_line
+
+if TYPE_CHECKING:
+    from asyncdeleter import BulkRun
+
+__all__ = [
+    "BY_COMMAND",
+    "CLOSE_SESSIONS",
+    "DEFAULT_WORKSPACE",
+    "DELETE_WORKSPACES",
+    "OPERATIONS",
+    "Operation",
+    "RunOptions",
+    "check_project_id",
+]
+
+#: ModelArts' default workspace: like aws-nuke's built-in filters, never a target.
+DEFAULT_WORKSPACE: Final = "0"
+#: ``wait_timeout`` of ``delete_workspaces``, in seconds (the library's default too).
+DEFAULT_WAIT_TIMEOUT: Final = 600.0
+
+Targets = Iterable[Any] | AsyncIterable[Any]
+
+
+@attrs.frozen(kw_only=True)
+class RunOptions:
+    """What a bulk run is asked for beyond its targets (``wait`` applies to workspaces)."""
+
+    missing_ok: bool = True
+    wait: bool = False
+    wait_timeout: float = DEFAULT_WAIT_TIMEOUT
+
+
+@attrs.frozen(kw_only=True)
+class Operation:
+    """One destructive command.
+
+    Attributes:
+        command: The subcommand, and the ``operation`` of its report's header.
+        library_calls: How the library's messages name the calls it makes (its errors
+            begin ``close_session ws-1/s-1: ...``); the command shows them without.
+        service: ``fabric`` or ``modelarts``: the one endpoint (flag) it uses.
+        verb: What it does to each target, in messages (``close``).
+        noun: What its targets are, counted (``SQL session(s)``).
+        project_scoped: The project is its scope: ``--project-id`` is required, is what the
+            confirmation asks for, is protected by ``ASYNCDELETER_PROTECTED_IDS``, and a
+            ``--retry-from`` report must name the same one.
+        parse_line: ``(number, text, problem, --workspace-id)`` to a ``Line``.
+        target_from_report: A report's ``target`` object (and ``--project-id``) to a
+            target; raises ``ValueError`` saying why it is not one.
+        never: Why a valid target is never sent by this command, or ``None``.
+        confirmation: ``(endpoint, --project-id, --workspace-id)`` to what the person
+            must type and what it is called.
+        bulk: Starts the library's bulk run on the targets.
+        preflight: The one-item listing made before deleting, given a workspace id when
+            the command works within one; ``None`` when it cannot list without one.
+        preflight_lists: What that listing lists, for messages.
+    """
+
+    command: str
+    library_calls: frozenset[str]
+    service: str
+    verb: str
+    noun: str
+    project_scoped: bool
+    parse_line: Callable[[int, str, str | None, str | None], Line]
+    target_from_report: Callable[[object, str | None], Target]
+    never: Callable[[Target], str | None]
+    confirmation: Callable[[str, str | None, str | None], tuple[str, str]]
+    bulk: Callable[[SessionManager, Targets, RunOptions], BulkRun[Any]]
+    preflight: Callable[[SessionManager, str | None], AsyncIterator[object] | None]
+    preflight_lists: str
+
+
+def check_project_id(value: object) -> str:
+    """``value`` as a project id (ModelArts' rule: 1-64 letters, digits and hyphens).
+
+    Raises:
+        InvalidIdentifierError: Not one; its message names ``project_id``.
+    """
+    try:
+        return check_workspace_id(value)  # the same rule, checked by the public validator
+    except InvalidIdentifierError as exc:
+        raise InvalidIdentifierError("project_id", value, exc.reason) from None
+
+
+# -- close-sessions ----------------------------------------------------------------------
+
+
+def _session_line(number: int, text: str, problem: str | None, scope: str | None) -> Line:
+    return session_line(number, text, problem, scope)
+
+
+def _session_from_report(value: object, project_id: str | None) -> Target:
+    if not isinstance(value, dict) or set(value) != {"workspace_id", "session_id"}:
+        raise ValueError("target must be an object with workspace_id and session_id")
+    try:
+        return check_session_target((value["workspace_id"], value["session_id"]))
+    except InvalidIdentifierError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _never_session(target: Target) -> str | None:
+    return None
+
+
+def _scope_word(endpoint: str, project_id: str | None, scope: str | None) -> tuple[str, str]:
+    if scope is not None:
+        return "workspace id", scope
+    url = yarl.URL(endpoint)
+    host = url.host or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return "Fabric host", f"{host}:{url.port}" if url.explicit_port else host
+
+
+def _close_sessions(manager: SessionManager, targets: Targets, options: RunOptions) -> BulkRun[Any]:
+    return manager.close_sessions(targets, missing_ok=options.missing_ok)
+
+
+def _list_sessions(
+    manager: SessionManager, workspace_id: str | None
+) -> AsyncIterator[object] | None:
+    if workspace_id is None:
+        return None
+    return manager.list_sessions(workspace_id, page_size=1)
+
+
+CLOSE_SESSIONS: Final = Operation(
+    command="close-sessions",
+    library_calls=frozenset({"close_session", "list_sessions"}),
+    service="fabric",
+    verb="close",
+    noun="SQL session(s)",
+    project_scoped=False,
+    parse_line=_session_line,
+    target_from_report=_session_from_report,
+    never=_never_session,
+    confirmation=_scope_word,
+    bulk=_close_sessions,
+    preflight=_list_sessions,
+    preflight_lists="sessions",
+)
+
+# -- delete-workspaces -------------------------------------------------------------------
+
+
+def _workspace_line(number: int, text: str, problem: str | None, scope: str | None) -> Line:
+    return workspace_line(number, text, problem)
+
+
+def _workspace_from_report(value: object, project_id: str | None) -> Target:
+    if not isinstance(value, dict) or set(value) != {"project_id", "workspace_id"}:
+        raise ValueError("target must be an object with project_id and workspace_id")
+    try:
+        project = check_project_id(value["project_id"])
+        workspace = check_workspace_id(value["workspace_id"])
+    except InvalidIdentifierError as exc:
+        raise ValueError(str(exc)) from None
+    if project_id is not None and project != project_id:
+        raise ValueError(f"names project {project}, not --project-id {project_id}")
+    return workspace
+
+
+def _never_workspace(target: Target) -> str | None:
+    if target == DEFAULT_WORKSPACE:
+        return "the default workspace (id 0) is never deleted by this command"
+    return None
+
+
+def _project_word(endpoint: str, project_id: str | None, scope: str | None) -> tuple[str, str]:
+    return "project id", project_id or ""
+
+
+def _delete_workspaces(
+    manager: SessionManager, targets: Targets, options: RunOptions
+) -> BulkRun[Any]:
+    return manager.delete_workspaces(
+        targets,
+        missing_ok=options.missing_ok,
+        wait=options.wait,
+        wait_timeout=options.wait_timeout,
+    )
+
+
+def _list_workspaces(manager: SessionManager, workspace_id: str | None) -> AsyncIterator[object]:
+    return manager.list_workspaces(page_size=1)
+
+
+DELETE_WORKSPACES: Final = Operation(
+    command="delete-workspaces",
+    library_calls=frozenset({"delete_workspace", "list_workspaces"}),
+    service="modelarts",
+    verb="delete",
+    noun="workspace(s)",
+    project_scoped=True,
+    parse_line=_workspace_line,
+    target_from_report=_workspace_from_report,
+    never=_never_workspace,
+    confirmation=_project_word,
+    bulk=_delete_workspaces,
+    preflight=_list_workspaces,
+    preflight_lists="workspaces",
+)
+
+#: Every destructive command, in the order ``--help`` lists them.
+OPERATIONS: Final = (CLOSE_SESSIONS, DELETE_WORKSPACES)
+BY_COMMAND: Final = {op.command: op for op in OPERATIONS}

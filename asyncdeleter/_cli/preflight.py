@@ -1,0 +1,166 @@
+"""The cheap read before a destructive run: are these credentials and this scope real?
+
+One listing of one item, made after the confirmation and before anything is deleted:
+
+* 401 (the credentials are refused), or 404 for the project or ``--workspace-id`` (it does
+  not exist, or these credentials cannot see it): the run stops, nothing deleted, exit 2,
+  no report written (as for a refused confirmation);
+* 403: a role may be allowed to delete without being allowed to list: warn, go on;
+* anything else (a timeout, a 5xx after retries): the read proves nothing either way:
+  warn, go on.
+
+``--no-preflight`` skips it; a dry run never makes it (it sends nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Final
+
+from asyncdeleter import (
+    AsyncDeleterError,
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    SessionManager,
+)
+from asyncdeleter._cli.lines import Line, printable
+from asyncdeleter._cli.report import describe
+from asyncdeleter._cli.settings import ENV_AK, ENV_SK, Settings
+from asyncdeleter._cli.teardown import EXIT_USAGE, Job, Prescan, classify
+
+__all__ = ["preflight"]
+
+#: Lines of a stream read ahead to find the first one to run (they are all still run).
+_PEEK_LINES: Final = 100
+
+
+def _said(error: BaseException) -> str:
+    status, code, message = describe(error)
+    head = " ".join(str(part) for part in (status, code) if part is not None)
+    return f"{head}: {printable(message, 160)}" if head else printable(message, 160)
+
+
+async def _first_workspace(job: Job, counts: Prescan | None) -> str | None:
+    """The workspace of the first line to run (``None``: there is none)."""
+    if counts is not None:
+        sample = counts.sample[0] if counts.sample else None
+    else:
+
+        def runs(line: Line) -> bool:
+            return classify(job, line)[0] == "run"
+
+        first = await job.source.peek(runs, _PEEK_LINES)
+        sample = first.target if first is not None else None
+    return sample[0] if isinstance(sample, tuple) else None
+
+
+async def _read_one(job: Job, manager: SessionManager, workspace_id: str | None) -> None:
+    listing = job.op.preflight(manager, workspace_id)
+    if listing is None:
+        return
+    try:
+        await anext(listing, None)
+    finally:
+        close = getattr(listing, "aclose", None)
+        if close is not None:
+            await close()
+
+
+async def _check(
+    job: Job, settings: Settings, manager: SessionManager, counts: Prescan | None
+) -> str | None:
+    """Make the read; return why the run must stop, or ``None`` to go on."""
+    op, display = job.op, job.display
+    endpoint = f"--{op.service}-endpoint"
+    workspace_id: str | None = None
+    flagged = True  # the scope listed is one a flag named
+    if op.project_scoped:
+        where = f"--project-id {settings.project_id}"
+    elif job.scope is not None:
+        workspace_id, where = job.scope, f"--workspace-id {job.scope}"
+    else:
+        workspace_id = await _first_workspace(job, counts)
+        if workspace_id is None:
+            return None  # nothing to close: nothing to check
+        flagged = False
+        where = f"workspace {workspace_id} (the first in the input)"
+    try:
+        await _read_one(job, manager, workspace_id)
+    except AuthenticationError as exc:
+        return (
+            f"the service refused the credentials ({_said(exc)}): check {ENV_AK}/{ENV_SK} or "
+            f"--token-file, and --region or {endpoint}"
+        )
+    except NotFoundError as exc:
+        if flagged and op.project_scoped:
+            return (
+                f"--project-id {settings.project_id}: the project does not exist or is not "
+                f"visible to these credentials ({_said(exc)}); check --project-id, and "
+                f"--region or {endpoint}"
+            )
+        if flagged:
+            return (
+                f"--workspace-id {job.scope}: the workspace does not exist or is not visible "
+                f"to these credentials ({_said(exc)}); check --workspace-id, --project-id, "
+                f"and --region or {endpoint}"
+            )
+        # Only the data named it: other lines may name workspaces that do exist.
+        display.message(
+            f"warning: cannot list {op.preflight_lists} of {where}: not found ({_said(exc)}); "
+            f"if every workspace looks gone, check --region or {endpoint}: going on"
+        )
+    except PermissionDeniedError as exc:
+        display.message(
+            f"warning: cannot list {op.preflight_lists} of {where} ({_said(exc)}); a role may "
+            "delete without listing: going on"
+        )
+    except AsyncDeleterError as exc:
+        display.message(
+            f"warning: the check before deleting (listing {op.preflight_lists} of {where}) "
+            f"failed ({_said(exc)}): going on"
+        )
+    return None
+
+
+async def preflight(
+    job: Job, settings: Settings, manager: SessionManager, counts: Prescan | None
+) -> int | None:
+    """Check the credentials and the scope; the exit status to stop with, or ``None``.
+
+    When it stops, it has said why; nothing was deleted and no report was written. Ctrl-C
+    (or SIGTERM) while it waits (for a stream's first line, say) stops the same way.
+    """
+    if counts is not None and not counts.to_run:
+        return None  # nothing will be deleted
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    interrupted: list[int] = []
+
+    def interrupt(signum: int) -> None:
+        if not interrupted and task is not None:
+            interrupted.append(signum)
+            task.cancel()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, interrupt, signum)
+    try:
+        why = await _check(job, settings, manager, counts)
+    except asyncio.CancelledError:
+        if not interrupted or task is None:
+            raise
+        task.uncancel()
+        job.display.message(f"interrupted before anything was deleted{_no_report(job)}")
+        return 128 + interrupted[0]
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    if why is None:
+        return None
+    job.display.message(f"error: {why}; nothing was deleted{_no_report(job)}")
+    return EXIT_USAGE
+
+
+def _no_report(job: Job) -> str:
+    return f" (--report {job.report_path} was not written)" if job.report_path else ""

@@ -16,7 +16,7 @@ import pytest
 import asyncdeleter
 from asyncdeleter import RetryPolicy, Timeouts
 from tests.raw_server import RawRequest, RawServer, answer
-from tests.test_promise_sent import FirstLookupHangs, manager_for
+from tests.e2e.test_promise_sent import FirstLookupHangs, manager_for
 
 MAX_TIME = 0.8
 #: Far beyond MAX_TIME plus any scheduling noise, far below the outer guard.

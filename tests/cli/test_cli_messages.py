@@ -78,7 +78,7 @@ async def test_refused_credentials_stop_the_run(emu: Emulator, tmp_path: Path) -
 
 async def test_nearly_everything_already_gone_warns(emu: Emulator, token_file: Path) -> None:
     emu.add_workspaces("right-project", ["w1"])
-    # The preflight read would stop this run (tests/test_cli_preflight.py); without it,
+    # The preflight read would stop this run (tests/cli/test_cli_preflight.py); without it,
     # the summary still warns.
     code, _, err = await cli(
         "delete-workspaces", "-", "--project-id", "rigth-project", "--yes", "--no-preflight",

@@ -44,6 +44,10 @@ def _upper(method: str | None) -> str | None:
     return None if method is None else method.upper()
 
 
+def _headers(value: Mapping[str, str]) -> dict[str, str]:
+    return dict(value)
+
+
 @attrs.frozen(kw_only=True)
 class Fault:
     """One rule of misbehaviour. The first rule that matches a request applies.
@@ -84,7 +88,7 @@ class Fault:
     body: bytes | None = None
     content_type: str = "application/json"
     stall_seconds: float = 3600.0
-    headers: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_headers)
 
 
 class FaultRules:

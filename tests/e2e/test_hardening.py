@@ -28,7 +28,7 @@ def checked_out(manager: SessionManager) -> int:
     session = manager._session
     if session is None or session.connector is None:
         return 0
-    return sum(len(c) for c in session.connector._acquired_per_host.values())  # type: ignore[attr-defined]
+    return sum(len(c) for c in session.connector._acquired_per_host.values())
 
 
 # -- retry budget ----------------------------------------------------------------------

@@ -36,7 +36,7 @@ async def test_close_session_sends_one_delete_and_removes_the_session(
 ) -> None:
     emulator.add_sessions("ws-1", ["sess-9", "sess-10"])
     async with make_manager() as manager:
-        assert await manager.close_session("ws-1", "sess-9") is None
+        assert await manager.close_session("ws-1", "sess-9") is None  # type: ignore[func-returns-value]
     assert emulator.sessions("ws-1") == {"sess-10"}
     [request] = emulator.requests
     assert (request.method, request.path, request.status) == (
@@ -89,7 +89,7 @@ async def test_missing_ok_turns_a_first_404_into_already_gone(
     emulator: Emulator, make_manager: Make
 ) -> None:
     async with make_manager() as manager:
-        assert await manager.close_session("ws-1", "gone", missing_ok=True) is None
+        assert await manager.close_session("ws-1", "gone", missing_ok=True) is None  # type: ignore[func-returns-value]
         result = await manager.delete_workspace("w-gone", missing_ok=True)
     assert result == DeletedWorkspace(
         workspace_id="w-gone", request_id=result.request_id, already_gone=True

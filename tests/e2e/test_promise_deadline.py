@@ -15,8 +15,8 @@ import pytest
 
 import asyncdeleter
 from asyncdeleter import RetryPolicy, Timeouts
-from tests.raw_server import RawRequest, RawServer, answer
 from tests.e2e.test_promise_sent import FirstLookupHangs, manager_for
+from tests.raw_server import RawRequest, RawServer, answer
 
 MAX_TIME = 0.8
 #: Far beyond MAX_TIME plus any scheduling noise, far below the outer guard.
@@ -35,7 +35,7 @@ async def drip_status_line(_: RawRequest, writer: asyncio.StreamWriter) -> None:
 async def drip_error_body(_: RawRequest, writer: asyncio.StreamWriter) -> None:
     """A 500 status line at once, then its body one byte every 0.05 s."""
     writer.write(answer(500).replace(b"Content-Length: 0", b"Content-Length: 100000"))
-    for _ in range(100000):
+    for _byte in range(100000):
         writer.write(b" ")
         await writer.drain()
         await asyncio.sleep(0.05)

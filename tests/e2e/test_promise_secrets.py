@@ -12,6 +12,7 @@ import logging
 import pickle
 import ssl
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -210,7 +211,7 @@ async def test_an_html_error_page_with_control_characters_is_escaped() -> None:
 @pytest.mark.parametrize("bad", ["\x1b[31m", "\x7f", "\x0b", "\x00", "\r\n", "\t", "é"])
 def test_credentials_with_control_or_odd_characters_are_refused_when_built(bad: str) -> None:
     secret = f"SECRET{bad}tail"
-    builders = [
+    builders: list[Callable[[], object]] = [
         lambda: TokenAuth(secret),
         lambda: AkSkAuth(secret, "sk"),
         lambda: AkSkAuth("ak", secret),

@@ -137,7 +137,7 @@ async def cut_short() -> AsyncIterator[Any]:
     ],
 )
 async def test_a_status_whose_body_is_cut_short_is_judged_by_its_status(
-    cut_short: Any, status: int, error: type[Exception], sent: int, stall: bool
+    cut_short: Any, status: int, error: type[asyncdeleter.APIError], sent: int, stall: bool
 ) -> None:
     """Truncated or stalled: a 404 stays 'not found', a 400/401/403 is never retried."""
     server = await cut_short(status, stall=stall)

@@ -242,7 +242,7 @@ async def test_a_generator_input_is_closed_when_the_run_ends_early(
     async with manager:
         run = manager.close_sessions(targets(), fail_fast=how == "fail_fast")
         if how == "break":
-            async with contextlib.aclosing(aiter(run)) as outcomes:  # type: ignore[type-var]
+            async with contextlib.aclosing(aiter(run)) as outcomes:
                 async for _ in outcomes:
                     break
         elif how == "stop":

@@ -105,7 +105,7 @@ def test_names_with_underscores_are_not_signed() -> None:
 
 
 SEGMENT = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="/"),
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="/"),
     min_size=1,
     max_size=12,
 )

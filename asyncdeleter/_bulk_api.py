@@ -76,7 +76,7 @@ class BulkMethods:
         self._ensure_open()
 
         async def one(pair: tuple[str, str], tracker: Tracker) -> Answer:
-            ids = {"workspace_id": pair[0], "session_id": pair[1]}
+            ids = pair  # validated by session_target
             self._ensure_session()
             call = self._calls.call(CLOSE_SQL_SESSION, ids, missing_ok=missing_ok, tracker=tracker)
             return await self._path.send(call)

@@ -158,7 +158,7 @@ class Call:
         op: Operation,
         url: yarl.URL,
         gate: ApiGate,
-        ids: dict[str, str],
+        ids: tuple[str, ...],
         target: str,
         missing_ok: bool = False,
         headers: dict[str, str] | None = None,

@@ -8,6 +8,7 @@ manager has a project id, and tells the manager's listings of each deletion it b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Final
 
@@ -25,6 +26,7 @@ from asyncdeleter._throttle import ApiGate
 __all__ = ["CallFactory", "list_query", "session_target", "workspace_target"]
 
 PROJECT_HEADER: Final = "X-Project-Id"
+_PLACEHOLDER: Final = re.compile(r"\{[a-z_]+\}")
 
 
 class CallFactory:
@@ -49,6 +51,17 @@ class CallFactory:
         # One gate per (host, API): the gateway's quota is per API, so is the learned rate.
         self._gates = {op.name: ApiGate(max_rate) for op in OPERATIONS}
         self._fabric_headers = {PROJECT_HEADER: project_id} if project_id is not None else None
+        # Each operation's path under its endpoint as a %-template of its ids, the project
+        # filled in once (and a % of the endpoint's own path escaped): building a URL is
+        # then one % and one with_path().
+        self._paths = {
+            op.name: _PLACEHOLDER.sub(
+                "%s",
+                self._prefixes[op.service].replace("%", "%%")
+                + op.path.replace("{project_id}", project_id or "{project_id}"),
+            )
+            for op in OPERATIONS
+        }
 
     def check(self, op: Operation) -> None:
         """Refuse, before anything is read or sent, an operation this manager cannot make.
@@ -67,21 +80,23 @@ class CallFactory:
                     "AK/SK signature"
                 )
 
-    def ids(self, op: Operation, values: tuple[object, ...]) -> dict[str, str]:
-        """Validate the path ids of ``op``, in the order of ``op.ids``.
+    def ids(self, op: Operation, values: tuple[object, ...]) -> tuple[str, ...]:
+        """Validate the path ids of ``op``, given in the order of ``op.ids``.
 
         Raises:
             InvalidIdentifierError: An id is malformed.
         """
-        return {
-            name: validate_id(name, value, longest)
-            for (name, longest), value in zip(op.ids, values, strict=True)
-        }
+        return tuple(
+            [
+                validate_id(name, value, longest)
+                for (name, longest), value in zip(op.ids, values, strict=True)
+            ]
+        )
 
     def call(
         self,
         op: Operation,
-        ids: dict[str, str],
+        ids: tuple[str, ...],
         *,
         missing_ok: bool = False,
         tracker: Tracker | None = None,
@@ -89,19 +104,17 @@ class CallFactory:
     ) -> Call:
         """The call of ``op`` on validated ``ids``."""
         service = op.service
-        path = op.path.format(project_id=self.project_id, **ids)
-        url = self._bases[service].with_path(self._prefixes[service] + path, encoded=True)
+        url = self._bases[service].with_path(self._paths[op.name] % ids, encoded=True)
         if query:
             url = url.with_query(query)
         if op.deletes and self._watch:
-            *scope, item_id = ids.values()
-            self._watch.removing((op.name, scope[0] if scope else ""), item_id)
+            self._watch.removing((op.name, ids[0] if len(ids) > 1 else ""), ids[-1])
         return Call(
             op=op,
             url=url,
             gate=self._gates[op.name],
             ids=ids,
-            target="/".join(ids.values()) or str(self.project_id),
+            target="/".join(ids) if ids else str(self.project_id),
             missing_ok=missing_ok,
             headers=self._fabric_headers if service == FABRIC else None,
             tracker=tracker,

@@ -319,11 +319,12 @@ class SessionManager(ReadMethods, BulkMethods):
     ) -> DeletedWorkspace:
         ids = self._calls.ids(DELETE_WORKSPACE, (workspace_id,))
         self._calls.check(DELETE_WORKSPACE)
-        check_wait_timeout(wait_timeout)
+        if wait:
+            check_wait_timeout(wait_timeout)
         self._ensure_session()
         call = self._calls.call(DELETE_WORKSPACE, ids, missing_ok=missing_ok, tracker=tracker)
         answer = await self._path.send(call)
-        ws = ids["workspace_id"]
+        ws = ids[0]
         if wait and not answer.already_gone:
             show = self._calls.call(SHOW_WORKSPACE, ids, tracker=tracker)
             await wait_until_gone(

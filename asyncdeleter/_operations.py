@@ -40,8 +40,9 @@ __all__ = [
 FABRIC: Final = "fabric"
 MODELARTS: Final = "modelarts"
 
-#: Turns a 2xx answer's JSON into the result; given the call's path ids for context.
-Parse = Callable[[Any, Mapping[str, str]], Any]
+#: Turns a 2xx answer's JSON into the result; given the call's path ids (in the order of
+#: ``Operation.ids``) for context.
+Parse = Callable[[Any, tuple[str, ...]], Any]
 
 
 @attrs.frozen(kw_only=True)
@@ -77,13 +78,13 @@ class Operation:
         return "{project_id}" in self.path
 
 
-def _session(data: Any, ids: Mapping[str, str]) -> SqlSession:
+def _session(data: Any, ids: tuple[str, ...]) -> SqlSession:
     if not isinstance(data, Mapping):
         raise TypeError("a session is not a JSON object")
-    return converter.structure({**data, "workspace_id": ids["workspace_id"]}, SqlSession)
+    return converter.structure({**data, "workspace_id": ids[0]}, SqlSession)
 
 
-def _workspace(data: Any, _: Mapping[str, str]) -> Workspace:
+def _workspace(data: Any, _: tuple[str, ...]) -> Workspace:
     return converter.structure(data, Workspace)
 
 
@@ -105,12 +106,12 @@ def _items(data: Any, key: str, total_key: str) -> tuple[list[Any], int | None]:
     return items, total
 
 
-def _session_page(data: Any, ids: Mapping[str, str]) -> SessionPage:
+def _session_page(data: Any, ids: tuple[str, ...]) -> SessionPage:
     items, total = _items(data, "sessions", "total")
     return SessionPage(total=total, items=tuple(_session(item, ids) for item in items))
 
 
-def _workspace_page(data: Any, ids: Mapping[str, str]) -> WorkspacePage:
+def _workspace_page(data: Any, ids: tuple[str, ...]) -> WorkspacePage:
     items, total = _items(data, "workspaces", "total_count")
     return WorkspacePage(total=total, items=tuple(_workspace(item, ids) for item in items))
 

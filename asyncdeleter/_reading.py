@@ -107,7 +107,7 @@ class ReadMethods:
             page_size,
             lambda session: session.session_id,
             offset_unit=1,
-            scope=(CLOSE_SQL_SESSION.name, ids["workspace_id"]),
+            scope=(CLOSE_SQL_SESSION.name, ids[0]),
         )
 
     def list_workspaces(
@@ -133,7 +133,7 @@ class ReadMethods:
         _check_page_size(page_size, MODELARTS_PAGE_MAX)
         return self._list(
             LIST_WORKSPACE,
-            {},
+            (),
             query,
             page_size,
             lambda workspace: workspace.workspace_id,
@@ -144,7 +144,7 @@ class ReadMethods:
     def _list(
         self,
         op: Operation,
-        ids: dict[str, str],
+        ids: tuple[str, ...],
         query: dict[str, str],
         limit: int,
         key: Any,

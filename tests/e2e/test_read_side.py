@@ -154,3 +154,29 @@ def test_the_official_signer_agrees_with_a_signed_project_id_and_query() -> None
     signer_module.Signer(Credentials()).sign(theirs)
     assert ours["Authorization"] == theirs.header_params["Authorization"]
     assert ours["X-Project-Id"] == PROJECT
+
+
+async def test_an_endpoint_path_prefix_is_kept_even_with_a_percent_in_it() -> None:
+    """A gateway prefix (even percent-encoded) stays in front of every operation's path."""
+    import asyncio
+
+    from tests.raw_server import RawRequest, RawServer, answer
+
+    async def ok(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        body = b'{"id": "ws-1"}' if request.method == "GET" else b""
+        writer.write(answer(200, body, {"Content-Type": "application/json"}))
+
+    async with RawServer(ok) as server:
+        base = f"{server.url}/gw%20x/"
+        endpoints = asyncdeleter.Endpoints(fabric=base, modelarts=base)
+        async with SessionManager(
+            endpoints=endpoints, project_id=PROJECT, auth=asyncdeleter.TokenAuth("t")
+        ) as manager:
+            await manager.close_session("ws-1", "s-1")
+            await manager.delete_workspace("ws-1")
+            await manager.show_workspace("ws-1")
+    assert [r.path for r in server.requests] == [
+        "/gw%20x/v1/workspaces/ws-1/sessions/s-1",
+        f"/gw%20x/v1/{PROJECT}/workspaces/ws-1",
+        f"/gw%20x/v1/{PROJECT}/workspaces/ws-1",
+    ]

@@ -28,7 +28,7 @@ def call(
         op=op,
         url=yarl.URL("http://127.0.0.1/x"),
         gate=ApiGate(None),
-        ids={},
+        ids=(),
         target="t",
         missing_ok=missing_ok,
     )

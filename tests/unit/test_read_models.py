@@ -90,7 +90,7 @@ def test_session_takes_its_workspace_from_the_request() -> None:
     assert SHOW_SQL_SESSION.parse is not None
     session = SHOW_SQL_SESSION.parse(
         {"session_id": "s-1", "status": "RUNNING", "create_time": "1795428000", "endpoint_id": "e"},
-        {"workspace_id": "ws-9", "session_id": "s-1"},
+        ("ws-9", "s-1"),
     )
     assert session == SqlSession(
         workspace_id="ws-9",
@@ -120,15 +120,15 @@ def test_a_workspace_without_a_usable_id_is_refused(body: Any) -> None:
 def test_pages_and_their_totals() -> None:
     assert LIST_WORKSPACE.parse is not None
     assert LIST_SQL_SESSIONS.parse is not None
-    page = LIST_WORKSPACE.parse({"total_count": 3, "count": 1, "workspaces": [{"id": "a"}]}, {})
+    page = LIST_WORKSPACE.parse({"total_count": 3, "count": 1, "workspaces": [{"id": "a"}]}, ())
     assert page.total == 3
     assert [w.workspace_id for w in page.items] == ["a"]
-    empty = LIST_SQL_SESSIONS.parse({"total": 0}, {"workspace_id": "ws"})
+    empty = LIST_SQL_SESSIONS.parse({"total": 0}, ("ws",))
     assert empty.items == ()
     with pytest.raises(TypeError):
-        LIST_SQL_SESSIONS.parse({"total": 5}, {"workspace_id": "ws"})  # the list is missing
+        LIST_SQL_SESSIONS.parse({"total": 5}, ("ws",))  # the list is missing
     with pytest.raises(TypeError):
-        LIST_SQL_SESSIONS.parse({"sessions": "nope"}, {"workspace_id": "ws"})
+        LIST_SQL_SESSIONS.parse({"sessions": "nope"}, ("ws",))
 
 
 def test_own_converter_round_trips_a_confirmed_deletion() -> None:

@@ -86,10 +86,14 @@ class CallFactory:
         Raises:
             InvalidIdentifierError: An id is malformed.
         """
+        specs = op.ids
+        if len(specs) == 1 and len(values) == 1:  # the common case, without the loop
+            name, longest = specs[0]
+            return (validate_id(name, values[0], longest),)
         return tuple(
             [
                 validate_id(name, value, longest)
-                for (name, longest), value in zip(op.ids, values, strict=True)
+                for (name, longest), value in zip(specs, values, strict=True)
             ]
         )
 
@@ -107,7 +111,7 @@ class CallFactory:
         url = self._bases[service].with_path(self._paths[op.name] % ids, encoded=True)
         if query:
             url = url.with_query(query)
-        if op.deletes and self._watch:
+        if op.deletes and self._watch.listings:
             self._watch.removing((op.name, ids[0] if len(ids) > 1 else ""), ids[-1])
         return Call(
             op=op,

@@ -166,26 +166,24 @@ class DeletionWatch:
     """
 
     def __init__(self) -> None:
-        self._listings: dict[tuple[str, str], weakref.WeakSet[Listing[Any]]] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self._listings)
+        #: Scope -> the listings listening there; empty (and cheap to test) when none are.
+        self.listings: dict[tuple[str, str], weakref.WeakSet[Listing[Any]]] = {}
 
     def add(self, scope: tuple[str, str], listing: Listing[Any]) -> None:
         """Tell ``listing`` of every deletion in ``scope`` from now on."""
-        self._listings.setdefault(scope, weakref.WeakSet()).add(listing)
+        self.listings.setdefault(scope, weakref.WeakSet()).add(listing)
 
     def discard(self, scope: tuple[str, str], listing: Listing[Any]) -> None:
         """Stop telling ``listing``."""
-        listings = self._listings.get(scope)
+        listings = self.listings.get(scope)
         if listings is not None:
             listings.discard(listing)
             if not listings:
-                del self._listings[scope]
+                del self.listings[scope]
 
     def removing(self, scope: tuple[str, str], item_id: str) -> None:
         """A deletion of ``item_id`` in ``scope`` starts."""
-        listings = self._listings.get(scope)
+        listings = self.listings.get(scope)
         if listings:
             for listing in list(listings):
                 listing.removing(item_id)

@@ -1,28 +1,33 @@
 """Paging that survives deletion: each item that existed when a listing started, once.
 
-Both services page by offset, and offsets shift under deletion (docs/api-facts.md, section 5): read
-page 2 after closing page 1 and a page's worth of items is skipped. A listing here keeps
-the ids it has yielded (O(N) ids, by necessity) and chooses every next offset so that it
-cannot pass an item it has not seen:
+Both services page by offset, and offsets shift under deletion (docs/api-facts.md,
+section 5): read page 2 after closing page 1 and a page's worth of items is skipped. A
+listing here keeps the ids it has yielded (O(N) ids, by necessity) and chooses every next
+request so that it cannot pass an item it has not seen:
 
-- The listing is in a stable order, and it reads front to back, so the items it has seen
-  are always a prefix of the current list (new items may appear after them).
-- Every next offset is a *lower bound* on the position of the last seen item still
-  present. Two such bounds are known: the count of seen items minus those this manager
-  has started deleting (counted when the DELETE starts, so in-flight deletions are
-  assumed done), and the last item of the page just read minus the deletions started
-  since. The larger is used; a page then starts on a seen item and runs on past it, so
-  nothing between is missed and seen items are skipped.
-- Someone else deleting seen items breaks the first bound; a page that does not start on
-  a seen item shows it, and the listing steps back a page and trusts only the second.
-- ModelArts documents ``offset`` as a "start page". The first full page is followed by a
-  probe at offset 1 (before any item is yielded, so nothing of ours moved): if it starts
-  inside the first page, offsets count records, else pages. With page offsets a request
-  starts at a multiple of its limit, so each request picks the limit whose page starts
-  at or before the bound and reaches furthest past it: every bound stays a lower bound.
+- The listing is in a stable order and is read front to back, so the items it has seen
+  form a prefix of the current list (items created meanwhile may land anywhere: they may
+  or may not be listed).
+- Each next request starts at or below a *bound*: a count of seen items certainly still
+  in front. Two bounds are known: the seen items minus those this manager has started
+  deleting (counted when the DELETE starts, so in-flight deletions are assumed done), and
+  the end of the page just read minus the deletions started since. The larger is used.
+- A request starts one item below the bound when it can, so its first item must be one
+  already seen. If it is not, someone else deleted seen items and the list moved forward:
+  the listing steps back a page and stops trusting the first bound.
+- Every request reaches past the bound (a continuing request asks for at least two items),
+  so each full page moves the listing on; a listing that makes no progress for many pages
+  in a row (a service that keeps reshuffling) ends with ``MalformedResponseError`` rather
+  than spinning.
+- ModelArts documents ``offset`` as a "start page". After the first full page, a probe at
+  offset 1 (before anything is yielded) is compared with it: if most of the probe was on
+  the first page, offsets count records, else pages. The verdict is checked again when a
+  request does not start where it should. With page offsets a request starts at a multiple
+  of its own limit, so each picks the limit whose page starts below the bound and reaches
+  furthest past it.
 
-Cost: about one page per page of items when nothing is deleted; under deletion, pages
-overlap by what was deleted meanwhile, at most about twice the pages of a plain listing.
+Cost: about one request per page when nothing is deleted; under deletion, pages overlap
+by what was deleted meanwhile, at most about twice the requests of a plain listing.
 """
 
 from __future__ import annotations
@@ -31,18 +36,21 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Final, Generic, TypeVar
 
-__all__ = ["DeletionWatch", "Listing", "Page"]
+from asyncdeleter._errors import MalformedResponseError
+
+__all__ = ["DeletionWatch", "Listing"]
 
 T = TypeVar("T")
 
-#: One page: the items, and the service's total (unused: it moves under deletion).
-Page = Sequence[Any]
 #: Fetches the page at ``offset`` (in the service's unit) of ``limit`` items.
 FetchPage = Callable[[int, int], Awaitable[Sequence[T]]]
 
-#: How many times in a row a listing may find its offset past unseen items before it gives
-#: up on offsets as a position and starts again from the top (still exactly once).
-_MAX_STEP_BACKS: Final = 1_000
+#: A page-offset request may ask for a few more items than the page size, so that a page
+#: boundary can always be found below the bound that reaches past it.
+_PAGE_MODE_MIN_LIMIT: Final = 16
+#: Requests in a row that bring nothing new before a listing gives up (plus one per page
+#: of items seen, so a long listing under heavy deletion has room).
+_MAX_STALLED: Final = 50
 
 
 class Listing(Generic[T]):
@@ -51,11 +59,12 @@ class Listing(Generic[T]):
     Args:
         fetch: Fetches one page: ``await fetch(offset, limit)``.
         key: An item's id.
-        limit: Items per page.
+        limit: Items per request (a continuing request asks for at least 2).
         offset_unit: 1 when ``offset`` counts records; ``None`` to find out (ModelArts).
         watch: Where this manager announces its deletions; the listing listens while it
             runs, under ``scope``.
         scope: What deletions can take items out of this listing.
+        largest: The largest limit the service accepts.
     """
 
     def __init__(
@@ -67,16 +76,19 @@ class Listing(Generic[T]):
         offset_unit: int | None = 1,
         watch: DeletionWatch | None = None,
         scope: tuple[str, str] = ("", ""),
+        largest: int = 1000,
     ) -> None:
         self._watch = watch
         self._scope = scope
         self._fetch = fetch
         self._key = key
         self._limit = limit
-        self._unit = offset_unit
+        self._largest = largest
+        self._pages_are_records: bool | None = True if offset_unit == 1 else None
+        self._unit_probed = False  # the unit was learned (and may be re-learned)
         self._seen: dict[str, bool] = {}  # id -> whether this manager started deleting it
         self._removed = 0  # seen items this manager started deleting
-        self.pages = 0  # pages fetched, for tests and benchmarks
+        self.pages = 0  # requests made, for tests and benchmarks
 
     def removing(self, item_id: str) -> None:
         """This manager starts deleting ``item_id``: if it was yielded, it may leave the list."""
@@ -84,78 +96,129 @@ class Listing(Generic[T]):
             self._seen[item_id] = True
             self._removed += 1
 
-    def _window(self, position: int) -> tuple[int, int, int]:
-        """The request that starts at or before ``position``: ``(offset, limit, start)``.
+    def _window(self, bound: int) -> tuple[int, int, int, bool]:
+        """The next request for ``bound``: ``(offset, limit, start, anchored)``.
 
-        With record offsets, simply ``position`` itself. With page offsets a request can
-        only start at a multiple of its own limit: among limits up to the page size, take
-        the one whose page starting at or before ``position`` reaches furthest past it.
+        ``start`` is the list position the request begins at; ``anchored`` says whether
+        that is below the bound, so that its first item must be a seen one.
         """
-        if self._unit == 1 or position == 0:
-            return position, self._limit, position
-        best = (0, self._limit, 0)
-        best_end = self._limit
-        for limit in range(1, self._limit + 1):
-            index = position // limit
-            end = (index + 1) * limit
+        if bound == 0:
+            return 0, self._limit, 0, False
+        limit = max(self._limit, 2)
+        if self._pages_are_records:
+            return bound - 1, limit, bound - 1, True
+        # Page offsets: offset k with limit m reads [k*m, (k+1)*m). Take the m whose page
+        # starts below the bound and reaches furthest past it.
+        ceiling = min(max(limit, _PAGE_MODE_MIN_LIMIT), self._largest)
+        best: tuple[int, int, int, bool] | None = None
+        best_end = bound
+        for size in range(2, ceiling + 1):
+            index = (bound - 1) // size
+            end = (index + 1) * size
             if end > best_end:
-                best, best_end = (index, limit, index * limit), end
-        return best
+                best, best_end = (index, size, index * size, True), end
+        if best is not None:
+            return best
+        # Every size up to the ceiling divides the bound (rare): start exactly at it.
+        return bound // ceiling, ceiling, bound, False
 
-    async def _page(self, position: int) -> tuple[int, int, Sequence[T]]:
-        """Fetch a page that starts at or before ``position``: its start, limit and items."""
-        offset, limit, start = self._window(position)
+    async def _probe_unit(self, first: Sequence[T]) -> None:
+        """Tell record offsets from page offsets: is most of ``offset=1`` on the first page?"""
         self.pages += 1
-        return start, limit, await self._fetch(offset, limit)
-
-    async def _find_unit(self, first: Sequence[T]) -> None:
-        """Tell a record offset from a page offset with one probe at offset 1."""
-        self.pages += 1
-        probe = await self._fetch(1, self._limit)
+        self._unit_probed = True
+        limit = len(first)
+        probe = await self._fetch(1, limit)
         first_ids = {self._key(item) for item in first}
-        self._unit = 1 if probe and self._key(probe[0]) in first_ids else self._limit
+        shared = sum(1 for item in probe if self._key(item) in first_ids)
+        # Records: the probe is the first page moved by one (less what changed meanwhile).
+        # Pages: it is the second page, sharing nothing with the first unless the list
+        # moved by about a page between the two requests.
+        self._pages_are_records = shared * 2 >= limit - 1 and shared > 0
 
     async def __aiter__(self) -> AsyncIterator[T]:
         """Yield every item of the listing once, in the service's order."""
         if self._watch is not None:
             self._watch.add(self._scope, self)
         try:
-            position = 0
-            trust_count = True  # whether only this manager deleted what we have seen
-            step_backs = 0
-            while True:
-                start, limit, items = await self._page(position)
-                if start > 0 and (not items or self._key(items[0]) not in self._seen):
-                    # This page may begin past items not yet seen (someone else deleted seen
-                    # ones, moving the rest forward): step back a page.
-                    trust_count = False
-                    step_backs += 1
-                    position = 0 if step_backs > _MAX_STEP_BACKS else max(0, start - self._limit)
-                    continue
-                step_backs = 0
-                if self._unit is None:
-                    if len(items) < limit:
-                        self._unit = 1  # one page holds it all: the unit never matters
-                    else:
-                        await self._find_unit(items)
-                removed_at_fetch = self._removed
-                for item in items:
-                    item_id = self._key(item)
-                    if item_id in self._seen:
-                        continue
-                    self._seen[item_id] = False
-                    yield item
-                if len(items) < limit:
-                    return  # the end of the list, as it was when this page was read
-                # Seen items fill positions [0, start + len(items)) as the page was read; the
-                # deletions started since may have removed some of them.
-                since = self._removed - removed_at_fetch
-                position = max(0, start + len(items) - 1 - since)
-                if trust_count:
-                    position = max(position, len(self._seen) - self._removed - 1)
+            async for item in self._walk():
+                yield item
         finally:
             if self._watch is not None:
                 self._watch.discard(self._scope, self)
+
+    async def _walk(self) -> AsyncIterator[T]:
+        bound = 0
+        trust_count = True  # whether only this manager deleted what we have seen
+        stalled = 0
+        while True:
+            offset, limit, start, anchored = self._window(bound)
+            self.pages += 1
+            items = await self._fetch(offset, limit)
+            if anchored and (not items or self._key(items[0]) not in self._seen):
+                # The list moved forward under us (someone else deleted seen items), or
+                # the offset unit was misjudged: step back a page, or re-learn the unit.
+                trust_count = False
+                stalled += 1
+                bound = await self._after_a_stall(stalled, trust_count) or max(
+                    0, start - max(self._limit, 2) + 1
+                )
+                continue
+            if self._pages_are_records is None:
+                if len(items) < limit:
+                    self._pages_are_records = True  # one page holds it all
+                else:
+                    await self._probe_unit(items)
+            removed_at_fetch = self._removed
+            new = 0
+            for item in items:
+                item_id = self._key(item)
+                if item_id in self._seen:
+                    continue
+                self._seen[item_id] = False
+                new += 1
+                yield item
+            if len(items) < limit:
+                return  # the end of the list, as it was when this page was read
+            # Seen items fill positions [0, start + len(items)) as the page was read; the
+            # deletions started since may have removed some of them.
+            since = self._removed - removed_at_fetch
+            following = start + len(items) - since
+            if trust_count:
+                following = max(following, len(self._seen) - self._removed)
+            bound = max(0, following)
+            if new:
+                stalled = 0
+            else:
+                stalled += 1
+                bound = await self._after_a_stall(stalled, trust_count) or bound
+
+    async def _after_a_stall(self, stalled: int, trust_count: bool) -> int | None:
+        """A request that brought nothing new, or did not start on a seen item.
+
+        Gives up past the limit. With a learned offset unit, the second stall in a row
+        probes the unit again (someone changing the list during the first probe can fool
+        it); if the verdict changes, returns where to go on from: the seen items still
+        surely in front, which holds whatever the unit was.
+        """
+        if stalled > _MAX_STALLED + len(self._seen) // max(self._limit, 2):
+            raise MalformedResponseError(
+                f"the listing made no progress in {stalled} requests in a row: the service "
+                "keeps moving its pages (or ignores offset); listed "
+                f"{len(self._seen)} items before giving up"
+            )
+        if self._unit_probed and stalled == 2 and await self._recheck_unit():
+            return max(0, len(self._seen) - self._removed) if trust_count else 0
+        return None
+
+    async def _recheck_unit(self) -> bool:
+        """Probe the offset unit again; return whether the verdict changed."""
+        before = self._pages_are_records
+        self.pages += 1
+        first = await self._fetch(0, max(self._limit, 2))
+        if len(first) < max(self._limit, 2):
+            return False  # the whole list fits one page: no unit to learn
+        await self._probe_unit(first)
+        return self._pages_are_records != before
 
 
 class DeletionWatch:

@@ -91,7 +91,8 @@ class ReadMethods:
             status: Only sessions in this status (``RUNNING``, ``CLOSED``, ``WAITING``,
                 ``CREATING``, ``FAIL``), filtered by the service.
             endpoint_id: Only sessions of this SQL endpoint.
-            page_size: Sessions per request, 1 to 100.
+            page_size: Sessions per request, 1 to 100 (a request after the first asks for
+                at least 2).
 
         Raises:
             InvalidIdentifierError: A malformed id or filter; raised here, before any I/O.
@@ -121,7 +122,8 @@ class ReadMethods:
         Args:
             name: The service's fuzzy name filter (it narrows the listing; match exactly
                 on your side if you need to).
-            page_size: Workspaces per request, 1 to 1000.
+            page_size: Workspaces per request, 1 to 1000 (a request after the first asks
+                for at least 2; with page offsets, up to 16).
 
         Raises:
             ConfigurationError: No ``project_id`` or no credentials.
@@ -160,7 +162,13 @@ class ReadMethods:
 
         return aiter(
             Listing(
-                fetch, key, limit=limit, offset_unit=offset_unit, watch=self._watch, scope=scope
+                fetch,
+                key,
+                limit=limit,
+                offset_unit=offset_unit,
+                watch=self._watch,
+                scope=scope,
+                largest=FABRIC_PAGE_MAX if offset_unit == 1 else MODELARTS_PAGE_MAX,
             )
         )
 

@@ -1,0 +1,163 @@
+"""Listings against a server that changes under them: others delete, others create, the
+offset counts records or pages. Each item that existed at the start and that nobody else
+deleted is yielded once; the listing always ends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from aiohttp import web
+
+import asyncdeleter
+from asyncdeleter import SessionManager
+
+PROJECT = "p1"
+Mutation = Callable[["Listed", int], None]
+
+
+class Listed:
+    """A ListWorkspace that serves ``items`` and lets a test change them between requests."""
+
+    def __init__(self, n: int, reading: str, mutate: Mutation | None = None) -> None:
+        self.items = [f"w-{i:03d}" for i in range(n)]
+        self.initial = list(self.items)
+        self.reading = reading
+        self.mutate = mutate
+        self.requests = 0
+        self.deleted_by_others: set[str] = set()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if request.method == "DELETE":
+            victim = request.match_info["ws"]
+            if victim in self.items:
+                self.items.remove(victim)
+            return web.json_response({"workspace_id": victim})
+        self.requests += 1
+        if self.mutate is not None:
+            self.mutate(self, self.requests)
+        limit = int(request.query.get("limit", "1000"))
+        offset = int(request.query.get("offset", "0"))
+        start = offset * limit if self.reading == "page" else offset
+        page = self.items[start : start + limit]
+        return web.json_response(
+            {
+                "total_count": len(self.items),
+                "count": len(page),
+                "workspaces": [{"id": i, "name": i} for i in page],
+            }
+        )
+
+
+async def serve(listed: Listed) -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_route("*", f"/v1/{PROJECT}/workspaces", listed.handle)
+    app.router.add_route("*", f"/v1/{PROJECT}/workspaces/{{ws}}", listed.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def listing(listed: Listed, page_size: int, *, delete: bool = False) -> list[str]:
+    seen: list[str] = []
+    async for url in serve(listed):
+        endpoints = asyncdeleter.Endpoints(fabric=url, modelarts=url)
+        async with SessionManager(
+            endpoints=endpoints, project_id=PROJECT, auth=asyncdeleter.TokenAuth("t")
+        ) as manager:
+            async with asyncio.timeout(30):  # a listing that never ends fails here
+                async for ws in manager.list_workspaces(page_size=page_size):
+                    seen.append(ws.workspace_id)
+                    if delete:
+                        await manager.delete_workspace(ws.workspace_id)
+    return seen
+
+
+def check(listed: Listed, seen: list[str]) -> None:
+    assert len(seen) == len(set(seen)), "an item was listed twice"
+    missing = set(listed.initial) - listed.deleted_by_others - set(seen)
+    assert not missing, f"skipped: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("reading", ["record", "page"])
+@pytest.mark.parametrize("page_size", [1, 2, 3, 7])
+@pytest.mark.parametrize("n", [1, 2, 5, 10, 31])
+async def test_small_pages_end_and_list_everything(reading: str, page_size: int, n: int) -> None:
+    listed = Listed(n, reading)
+    check(listed, await listing(listed, page_size))
+    assert listed.requests <= 4 * n + 4  # never a spin
+
+
+@pytest.mark.parametrize("reading", ["record", "page"])
+@pytest.mark.parametrize("page_size", [2, 3, 10])
+async def test_deleting_as_we_go_under_small_pages(reading: str, page_size: int) -> None:
+    listed = Listed(40, reading)
+    check(listed, await listing(listed, page_size, delete=True))
+    assert listed.items == []
+
+
+def others_delete_seen_items(listed: Listed, request: int) -> None:
+    """Before every second request, someone else deletes the first item still there."""
+    if request % 2 == 0 and listed.items:
+        listed.deleted_by_others.add(listed.items.pop(0))
+
+
+def others_create_at_the_front(count: int, at: set[int]) -> Mutation:
+    def mutate(listed: Listed, request: int) -> None:
+        if request in at:
+            for k in range(count):
+                listed.items.insert(0, f"new-{request}-{k}")
+
+    return mutate
+
+
+@pytest.mark.parametrize("reading", ["record", "page"])
+@pytest.mark.parametrize("page_size", [2, 5, 10])
+async def test_others_deleting_never_make_us_skip(reading: str, page_size: int) -> None:
+    listed = Listed(30, reading, others_delete_seen_items)
+    check(listed, await listing(listed, page_size))
+
+
+@pytest.mark.parametrize("reading", ["record", "page"])
+@pytest.mark.parametrize(("page_size", "created"), [(4, 4), (10, 10), (10, 3), (1000, 1)])
+async def test_creations_during_the_offset_probe_do_not_fool_it(
+    reading: str, page_size: int, created: int
+) -> None:
+    """The probe that tells records from pages is the second request: change the list there."""
+    listed = Listed(max(40, 2 * page_size + 500), reading, others_create_at_the_front(created, {2}))
+    check(listed, await listing(listed, page_size))
+
+
+@pytest.mark.parametrize("reading", ["record", "page"])
+async def test_others_deleting_unseen_items_during_the_probe(reading: str) -> None:
+    def mutate(listed: Listed, request: int) -> None:
+        if request == 2:
+            for victim in listed.items[:2]:
+                listed.items.remove(victim)
+                listed.deleted_by_others.add(victim)
+
+    listed = Listed(6, reading, mutate)
+    check(listed, await listing(listed, 2))
+
+
+async def test_a_service_that_ignores_offset_ends_in_a_typed_error() -> None:
+    """A broken service that always answers the first page: no endless loop, a clear error."""
+    listed = Listed(50, "record")
+
+    async def first_page_always(request: web.Request) -> web.Response:
+        listed.requests += 1
+        limit = int(request.query.get("limit", "1000"))
+        page = listed.items[:limit]
+        return web.json_response({"total_count": 50, "workspaces": [{"id": i} for i in page]})
+
+    listed.handle = first_page_always  # type: ignore[method-assign]
+    with pytest.raises(asyncdeleter.MalformedResponseError, match="no progress"):
+        await listing(listed, 5)
+    assert listed.requests < 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import overload
 
 from asyncdeleter._calls import Call
 from asyncdeleter._errors import (
@@ -15,6 +16,8 @@ from asyncdeleter._models import parse_error_body
 from asyncdeleter._transport import Reply
 
 __all__ = ["credentials_refused", "gateway_code", "parsed_result", "status_error"]
+
+_SHORTEST_REDACTED = 8
 
 
 def parsed_result(call: Call, reply: Reply) -> object:
@@ -55,22 +58,52 @@ def _first_line(exc: BaseException) -> str:
 
 
 def status_error(
-    call: Call, status: int, raw: bytes, request_id: str | None, retry_after: float | None
+    call: Call,
+    status: int,
+    raw: bytes,
+    request_id: str | None,
+    retry_after: float | None,
+    *,
+    secrets: tuple[str, ...] = (),
 ) -> APIStatusError:
+    """The typed error of a non-2xx answer.
+
+    ``secrets`` (the attempt's token, SK, security token) are cut out of everything quoted
+    from the server: a gateway that echoes the request headers back must not put them
+    into an exception's text or attributes.
+    """
     body = parse_error_body(raw)
-    detail = body.error_msg or raw[:200].decode("utf-8", "replace").strip() or "(no body)"
+    raw_text = _redacted(raw[: RAW_BODY_KEPT * 4].decode("utf-8", "replace"), secrets)
+    error_msg = _redacted(body.error_msg, secrets)
+    detail = error_msg or raw_text[:200].strip() or "(no body)"
     code = f" {body.error_code}" if body.error_code else ""
     return status_error_class(status)(
         f"{call.op.label} {call.target}: HTTP {status}{code}: {detail}",
         status=status,
-        error_code=body.error_code,
-        error_msg=body.error_msg,
-        solution_msg=body.solution_msg,
-        request_id=request_id,
+        error_code=_redacted(body.error_code, secrets),
+        error_msg=error_msg,
+        solution_msg=_redacted(body.solution_msg, secrets),
+        request_id=_redacted(request_id, secrets),
         attempts=call.attempts,
-        raw_body=raw[: RAW_BODY_KEPT * 4].decode("utf-8", "replace"),
+        raw_body=raw_text,
         retry_after=retry_after,
     )
+
+
+@overload
+def _redacted(text: str, secrets: tuple[str, ...]) -> str: ...
+@overload
+def _redacted(text: None, secrets: tuple[str, ...]) -> None: ...
+@overload
+def _redacted(text: str | None, secrets: tuple[str, ...]) -> str | None: ...
+def _redacted(text: str | None, secrets: tuple[str, ...]) -> str | None:
+    if text:
+        for secret in secrets:
+            # Real tokens and keys are long; a short test credential ("t") would only
+            # mangle the text.
+            if len(secret) >= _SHORTEST_REDACTED and secret in text:
+                text = text.replace(secret, "[redacted]")
+    return text
 
 
 def credentials_refused(error: APIStatusError) -> bool:

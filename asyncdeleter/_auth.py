@@ -51,6 +51,10 @@ class Auth(Protocol):
         """
         ...
 
+    def secrets(self) -> tuple[str, ...]:
+        """The values no error or log line may show."""
+        ...
+
 
 def _checked(name: str, value: object) -> str:
     """A credential: a non-empty str of visible ASCII (refused at once, never echoed)."""
@@ -110,6 +114,10 @@ class TokenAuth(_Credential):
     def _key(self) -> tuple[object, ...]:
         return (self.token,)
 
+    def secrets(self) -> tuple[str, ...]:
+        """What must never appear in an error or a log line (a server may echo it)."""
+        return (self.token,)
+
     def headers_for(
         self, method: str, url: yarl.URL, extra: Mapping[str, str] | None = None
     ) -> dict[str, str]:
@@ -155,6 +163,10 @@ class AkSkAuth(_Credential):
 
     def _key(self) -> tuple[object, ...]:
         return (self.ak, self.sk, self.security_token)
+
+    def secrets(self) -> tuple[str, ...]:
+        """What must never appear in an error or a log line (a server may echo it)."""
+        return (self.sk,) if self.security_token is None else (self.sk, self.security_token)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:

@@ -46,8 +46,12 @@ def poll_waits(policy: RetryPolicy) -> Iterator[float]:
 
 
 def _gone(error: NotFoundError) -> bool:
-    """A 404 that says the workspace is gone, not that the API or the route is missing."""
-    return not gateway_code(error.error_code)
+    """A 404 that says the workspace is gone, not that the API or the route is missing.
+
+    It must carry the service's own error code: a gateway's (``APIG.*``), a proxy's HTML
+    page or an empty body never confirms a deletion.
+    """
+    return error.error_code is not None and not gateway_code(error.error_code)
 
 
 async def wait_until_gone(

@@ -81,11 +81,17 @@ class Operation:
 def _session(data: Any, ids: tuple[str, ...]) -> SqlSession:
     if not isinstance(data, Mapping):
         raise TypeError("a session is not a JSON object")
-    return converter.structure({**data, "workspace_id": ids[0]}, SqlSession)
+    session = converter.structure({**data, "workspace_id": ids[0]}, SqlSession)
+    if len(ids) == 2 and session.session_id != ids[1]:  # a show: it must be the one asked
+        raise TypeError(f"the answer is about session {session.session_id!r}")
+    return session
 
 
-def _workspace(data: Any, _: tuple[str, ...]) -> Workspace:
-    return converter.structure(data, Workspace)
+def _workspace(data: Any, ids: tuple[str, ...]) -> Workspace:
+    workspace = converter.structure(data, Workspace)
+    if ids and workspace.workspace_id != ids[0]:  # a show: it must be the one asked
+        raise TypeError(f"the answer is about workspace {workspace.workspace_id!r}")
+    return workspace
 
 
 def _total(data: Mapping[str, Any], key: str) -> int | None:
@@ -113,7 +119,7 @@ def _session_page(data: Any, ids: tuple[str, ...]) -> SessionPage:
 
 def _workspace_page(data: Any, ids: tuple[str, ...]) -> WorkspacePage:
     items, total = _items(data, "workspaces", "total_count")
-    return WorkspacePage(total=total, items=tuple(_workspace(item, ids) for item in items))
+    return WorkspacePage(total=total, items=tuple(_workspace(item, ()) for item in items))
 
 
 _SESSION_PATH: Final = "/v1/workspaces/{workspace_id}/sessions/{session_id}"

@@ -245,9 +245,11 @@ class RequestPath:
                     return Answer(False, call.attempts, reply.request_id)
                 return Answer(False, call.attempts, reply.request_id, parsed_result(call, reply))
         _log_attempt(call, status, started, loop)
-        return self._judge(call, reply, generation)
+        return self._judge(call, reply, generation, auth)
 
-    def _judge(self, call: Call, reply: Reply, generation: int) -> Answer | Failure:
+    def _judge(
+        self, call: Call, reply: Reply, generation: int, auth: Auth | None
+    ) -> Answer | Failure:
         """Everything but a plain 2xx: ask ``decide``, apply what it says."""
         what = f"{call.op.label} {call.target}"
         status = reply.status
@@ -260,17 +262,26 @@ class RequestPath:
             error = translate_client_error(exc, what=what, attempts=call.attempts)
         elif 200 <= status < 300:
             attempt = Attempt(status, complete=False)
-            error = APIConnectionError(
-                f"{what}: the answer's body was cut short", attempts=call.attempts
-            )
+            if reply.failure is not None:
+                error = translate_client_error(reply.failure, what=what, attempts=call.attempts)
+            else:
+                error = APIConnectionError(
+                    f"{what}: the answer's body was cut short", attempts=call.attempts
+                )
         else:
             retry_after = parse_retry_after(reply.retry_after)
-            error = status_error(call, status, reply.body, reply.request_id, retry_after)
+            secrets = auth.secrets() if auth is not None else ()
+            error = status_error(
+                call, status, reply.body, reply.request_id, retry_after, secrets=secrets
+            )
             attempt = Attempt(
                 status,
                 retry_after=retry_after,
                 credentials_refused=credentials_refused(error),
-                route_missing=status == 404 and gateway_code(error.error_code),
+                # A 404 without the service's own error code (a gateway's, a proxy's page,
+                # an empty body) says the route is missing, not the resource.
+                route_missing=status == 404
+                and (error.error_code is None or gateway_code(error.error_code)),
             )
         decision = decide(
             call, attempt, self.retry, can_refresh=self.credentials.provider is not None

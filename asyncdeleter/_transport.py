@@ -164,8 +164,9 @@ class Reply:
         body: The body read (a 2xx deletion's body is not kept).
         complete: The body arrived whole and within its cap.
         oversized: The body was longer than its cap.
-        failure: With no status: the transport's exception (or the deadline's
-            ``TimeoutError``), for ``translate_client_error`` and the predicates.
+        failure: What ended the attempt early: with no status, the transport's exception
+            (or the deadline's ``TimeoutError``); with one, what cut the body short. For
+            ``translate_client_error`` and the predicates.
     """
 
     __slots__ = ("body", "complete", "failure", "oversized", "request_id", "retry_after", "status")
@@ -332,7 +333,7 @@ class Transport:
                 return Reply(None, failure=failure)
             # The status line arrived and the body was cut short: the status decides
             # (a read's 2xx is incomplete, and is sent again).
-            return Reply(status, request_id, body=b"".join(chunks), complete=False)
+            return Reply(status, request_id, body=b"".join(chunks), complete=False, failure=failure)
         finally:
             del self._watched[expiry]
 

@@ -11,7 +11,7 @@ import yarl
 import asyncdeleter
 from asyncdeleter import AkSkAuth, SessionManager
 from asyncdeleter.testing import Emulator, Fault, FaultKind
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, TOKEN
 
 Make = Callable[..., SessionManager]
 AK = "QTWAOYTTINDUT2QVKYUC"
@@ -180,3 +180,92 @@ async def test_an_endpoint_path_prefix_is_kept_even_with_a_percent_in_it() -> No
         f"/gw%20x/v1/{PROJECT}/workspaces/ws-1",
         f"/gw%20x/v1/{PROJECT}/workspaces/ws-1",
     ]
+
+
+async def test_a_404_without_the_services_code_is_never_gone(
+    emulator: Emulator, make_manager: Make
+) -> None:
+    """A proxy's HTML 404 (or an empty one) says the route is missing, not the workspace."""
+    html = b"<html><body><h1>404 Not Found</h1></body></html>"
+    emulator.add_fault(Fault(method="DELETE", status=404, body=html, content_type="text/html"))
+    async with make_manager() as manager:
+        with pytest.raises(asyncdeleter.NotFoundError):
+            await manager.delete_workspace("ws-1", missing_ok=True)
+        report = await manager.delete_workspaces(["ws-2"], missing_ok=True)
+    assert report.already_gone == 0
+    assert report.failed == 1
+
+
+async def test_an_empty_404_never_confirms_a_deletion() -> None:
+    async with Emulator(token=TOKEN, deleting_seconds=60) as emu:
+        emu.add_workspaces(PROJECT, ["ws-1"])
+        emu.add_fault(Fault(api="ShowWorkspace", status=404, body=b""))
+        async with SessionManager(
+            endpoints=emu.endpoints(),
+            project_id=PROJECT,
+            auth=asyncdeleter.TokenAuth(TOKEN),
+            retry=asyncdeleter.RetryPolicy(poll_initial_wait=0.02),
+        ) as manager:
+            with pytest.raises(asyncdeleter.NotFoundError) as info:
+                await manager.delete_workspace("ws-1", wait=True)
+    assert "accepted but not confirmed" in str(info.value)
+
+
+async def test_a_show_answered_with_another_workspace_is_refused(
+    emulator: Emulator, make_manager: Make
+) -> None:
+    emulator.add_fault(Fault(api="ShowWorkspace", status=200, body=b'{"id": "ws-other"}'))
+    async with make_manager() as manager:
+        with pytest.raises(asyncdeleter.MalformedResponseError, match="ws-other"):
+            await manager.show_workspace("ws-1")
+
+
+async def test_an_echoed_credential_never_reaches_the_error() -> None:
+    """A gateway that quotes the request headers back: the token is cut out of the error."""
+    import asyncio
+
+    from tests.raw_server import RawRequest, RawServer, answer
+
+    secret = "SECRET-token-0123456789abcdef"
+
+    async def echo(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        quoted = f"bad request headers: {request.headers}".replace('"', "'")
+        body = ('{"error_code": "APIG.1002", "error_msg": "' + quoted + '"}').encode()
+        writer.write(answer(401, body, {"X-Request-Id": secret}))
+
+    async with RawServer(echo) as server:
+        endpoints = asyncdeleter.Endpoints(fabric=server.url, modelarts=server.url)
+        async with SessionManager(
+            endpoints=endpoints, project_id=PROJECT, auth=asyncdeleter.TokenAuth(secret)
+        ) as manager:
+            with pytest.raises(asyncdeleter.AuthenticationError) as info:
+                await manager.show_workspace("ws-1")
+    error = info.value
+    shown = [str(error), repr(error), *map(str, vars(error).values())]
+    assert all(secret not in text for text in shown)
+    assert "[redacted]" in (error.error_msg or "")
+
+
+async def test_a_read_body_dripping_past_max_time_is_a_timeout() -> None:
+    import asyncio
+
+    from tests.raw_server import RawRequest, RawServer
+
+    async def drip(_: RawRequest, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n{")
+        for _byte in range(100000):
+            writer.write(b" ")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+
+    async with RawServer(drip) as server:
+        endpoints = asyncdeleter.Endpoints(fabric=server.url, modelarts=server.url)
+        async with SessionManager(
+            endpoints=endpoints,
+            project_id=PROJECT,
+            auth=asyncdeleter.TokenAuth("t"),
+            retry=asyncdeleter.RetryPolicy(max_time=0.5, wait=False),
+        ) as manager:
+            async with asyncio.timeout(30):
+                with pytest.raises(asyncdeleter.APITimeoutError):
+                    await manager.show_workspace("ws-1")

@@ -136,7 +136,20 @@ class RequestPath:
                 auth, generation = await self.admission.wait_for_retry_turn(call, last)
             try:
                 self._check_still_wanted(call, last, session)
-                result = await self._attempt(session, call, loop, auth, generation)
+                # One attempt, holding a slot: before (sync), the exchange, then judging
+                # (sync). No coroutine of our own around the transport's: this is the
+                # per-request hot path.
+                started = self._starting(call, loop)
+                op = call.op
+                reply = await self.transport.exchange(
+                    session,
+                    op.method,
+                    call.url,
+                    self._headers(auth, call),
+                    call.deadline,
+                    want_body=not op.deletes,
+                )
+                result = self._answered(call, reply, started, loop, auth, generation)
             finally:
                 self.limit.release()
             if isinstance(result, Answer):
@@ -208,15 +221,8 @@ class RequestPath:
         )
         return wait
 
-    async def _attempt(
-        self,
-        session: aiohttp.ClientSession,
-        call: Call,
-        loop: asyncio.AbstractEventLoop,
-        auth: Auth | None,
-        generation: int,
-    ) -> Answer | Failure:
-        """Send one attempt (the caller holds a semaphore slot) and judge its answer."""
+    def _starting(self, call: Call, loop: asyncio.AbstractEventLoop) -> float:
+        """An attempt starts: count it, start the deadline on the first; return the time."""
         started = loop.time()
         if call.attempts == 0:
             # max_time counts from the first send, not from queueing for the semaphore.
@@ -224,20 +230,23 @@ class RequestPath:
         call.attempts += 1
         if call.tracker is not None:
             call.tracker.attempts += 1
-        learned = call.gate.learned
-        learned.sending(started)
-        op = call.op
-        reply = await self.transport.exchange(
-            session,
-            op.method,
-            call.url,
-            self._headers(auth, call),
-            call.deadline,
-            want_body=not op.deletes,
-        )
+        call.gate.learned.sending(started)
+        return started
+
+    def _answered(  # noqa: PLR0917 - the hot path: positional, no keyword packing
+        self,
+        call: Call,
+        reply: Reply,
+        started: float,
+        loop: asyncio.AbstractEventLoop,
+        auth: Auth | None,
+        generation: int,
+    ) -> Answer | Failure:
+        """Judge one attempt's reply: a plain 2xx here, everything else in ``_judge``."""
         status = reply.status
         if status is not None:
-            learned.record(loop.time(), started, throttled=status == 429)
+            call.gate.learned.record(loop.time(), started, throttled=status == 429)
+            op = call.op
             if 200 <= status < 300 and (reply.complete or op.deletes):
                 if _log.isEnabledFor(logging.DEBUG):
                     _log_attempt(call, status, started, loop)

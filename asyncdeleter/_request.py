@@ -3,26 +3,28 @@
 Every operation goes through ``RequestPath.send``. The promises it keeps are decided here,
 each in one place:
 
-- *Only a sent request can have taken effect*: ``_attempt`` alone decides whether a failed
-  attempt may have reached the server (``_transport.may_have_been_sent``); only then does a later
-  404 count as success. Once a status line has arrived, the status decides, even when the
-  body is cut short.
+- *Only a sent request can have taken effect*: ``_transport.may_have_been_sent`` alone
+  decides whether a failed attempt may have reached the server, and ``_decide.decide``
+  alone what follows; only then does a later 404 count as success. Once a status line has
+  arrived, the status decides, even when the body is cut short.
 - *``max_time`` is a hard deadline*: every attempt runs under the call's deadline (name
   resolution, connect, a dripping server, a stalled body), and so does every wait before a
   retry.
 - *Stop means stop*: the stop signal and the manager's state are checked after the last
   wait and right before a request goes on the wire, never earlier.
 - *Secrets stay secret*: an aiohttp exception (whose ``RequestInfo`` holds the request
-  headers) is never chained or kept; errors carry a redacted ``TransportError`` instead.
+  headers) is never chained or kept (errors carry a redacted ``TransportError``), and a
+  credential a server echoes back is cut out of the error (``_answers.status_error``).
+
+aiohttp itself is the transport's business (``_transport``): this module only names its
+session type.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Final
-
-import aiohttp
+from typing import TYPE_CHECKING, Final
 
 from asyncdeleter._admission import Admission, raise_error
 from asyncdeleter._answers import (
@@ -52,6 +54,9 @@ from asyncdeleter._transport import (
     translate_client_error,
 )
 from asyncdeleter._version import __version__
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["RequestPath", "other_loop_error"]
 

@@ -400,7 +400,12 @@ class BulkRun(Generic[T]):
             # Our own typed errors, and anything a user's credentials provider raised: the
             # item fails, the worker lives on, the run accounts for it.
             return ended(OutcomeKind.FAILED, exc)
-        kind = OutcomeKind.ALREADY_GONE if answer.already_gone else OutcomeKind.SUCCEEDED
+        if answer.planned:
+            kind = OutcomeKind.PLANNED
+        elif answer.already_gone:
+            kind = OutcomeKind.ALREADY_GONE
+        else:
+            kind = OutcomeKind.SUCCEEDED
         return ended(kind, request_id=answer.request_id)
 
     def _account(self, outcome: Outcome[T]) -> None:

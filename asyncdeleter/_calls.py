@@ -115,15 +115,22 @@ class Stopped(Exception):  # noqa: N818 - a signal between modules, not an error
 class Answer:
     """How a call ended when it did not raise: for a read, ``result`` is the parsed body."""
 
-    __slots__ = ("already_gone", "attempts", "request_id", "result")
+    __slots__ = ("already_gone", "attempts", "planned", "request_id", "result")
 
     def __init__(
-        self, already_gone: bool, attempts: int, request_id: str | None, result: Any = None
+        self,
+        already_gone: bool,
+        attempts: int,
+        request_id: str | None,
+        result: Any = None,
+        *,
+        planned: bool = False,
     ) -> None:
         self.already_gone = already_gone
         self.attempts = attempts
         self.request_id = request_id
         self.result = result
+        self.planned = planned  # a dry run's item: it would have been sent
 
 
 class Call:

@@ -18,7 +18,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 from asyncdeleter._auth import ENV_AK, ENV_SK, AkSkAuth, AuthSource, Credentials
-from asyncdeleter._bulk_api import BulkMethods
 from asyncdeleter._calls import Tracker
 from asyncdeleter._calls_for import CallFactory
 from asyncdeleter._config import (
@@ -40,9 +39,9 @@ from asyncdeleter._operations import (
     DELETE_WORKSPACE,
     SHOW_WORKSPACE,
 )
-from asyncdeleter._reading import ReadMethods
 from asyncdeleter._request import RequestPath, other_loop_error
 from asyncdeleter._retry import RetryBudget
+from asyncdeleter._sweep_api import SweepMethods
 from asyncdeleter._throttle import ConcurrencyLimit
 from asyncdeleter._transport import Transport, check_ssl
 
@@ -58,7 +57,7 @@ ENV_REGION: Final = "HUAWEICLOUD_SDK_REGION"
 ENV_PROJECT_ID: Final = "HUAWEICLOUD_SDK_PROJECT_ID"
 
 
-class SessionManager(ReadMethods, BulkMethods):
+class SessionManager(SweepMethods):
     """Closes DataArts Fabric SQL sessions and deletes ModelArts workspaces, concurrently.
 
     Use it as ``async with SessionManager(...) as manager:``, or call ``await

@@ -26,6 +26,7 @@ class OutcomeKind(enum.StrEnum):
     FAILED = "failed"  #: the call raised; ``Outcome.error`` says why
     INVALID = "invalid"  #: failed local validation; never sent
     SKIPPED = "skipped"  #: never sent (``fail_fast``, ``stop()``, ``break``, cancellation)
+    PLANNED = "planned"  #: a sweep's dry run: would be deleted; nothing was sent
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -75,6 +76,7 @@ class BulkReport(Generic[T]):
         failed: Items whose call raised.
         invalid: Items that failed validation and were never sent.
         skipped: Items never started.
+        planned: Items a dry-run sweep would delete (nothing was sent).
         attempts: Requests sent, in all.
         retries: Requests beyond each item's first.
         throttled: Throttling answers (429) met, in all.
@@ -106,12 +108,13 @@ class BulkReport(Generic[T]):
     latency_p99: float | None
     cancelled: bool
     unread_from: int | None = None
+    planned: int = 0
     failures: tuple[Outcome[T], ...] = ()
     outcomes: tuple[Outcome[T], ...] = ()
 
     @property
     def ok(self) -> bool:
-        """Every item succeeded or was already gone."""
+        """Every item succeeded, was already gone, or (in a dry run) was planned."""
         return self.failed == self.invalid == self.skipped == 0 and not self.cancelled
 
 
@@ -179,6 +182,7 @@ class Tally(Generic[T]):
             latency_p99=sent.percentile(0.99),
             cancelled=cancelled,
             unread_from=unread_from,
+            planned=counts[OutcomeKind.PLANNED],
             failures=tuple(self._failures),
             outcomes=tuple(self._outcomes),
         )

@@ -1,0 +1,103 @@
+"""Sweeps: which listed items a sweep selects. Filters that fail closed, in one place.
+
+A sweep lists, filters and acts in one streamed run (``_bulk_api``); this module decides,
+for each listed item, whether it is selected:
+
+- ``protected`` ids and names (compared case-insensitively) are never selected, nor is
+  the default ModelArts workspace (id ``"0"``, name ``default``), whatever the filters;
+- ``status`` must equal the item's status;
+- ``older_than`` needs a known creation time: an item whose age is unknown (no time, or
+  one we cannot read) never matches; ``now`` is fixed once, when the sweep starts;
+- ``name`` is a prefix of the workspace's name, matched exactly here (the service's own
+  ``name`` filter is fuzzy and only narrows the listing);
+- ``where`` is the caller's predicate on the model, asked last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import attrs
+
+from asyncdeleter._errors import ConfigurationError
+from asyncdeleter._models import SqlSession, Workspace
+
+__all__ = ["DEFAULT_WORKSPACE_ID", "SweepFilter", "protected_names"]
+
+#: The default ModelArts workspace: never swept.
+DEFAULT_WORKSPACE_ID: Final = "0"
+DEFAULT_WORKSPACE_NAME: Final = "default"
+#: The statuses a workspace can have (docs/api-facts.md, section 5).
+WORKSPACE_STATUSES: Final = frozenset({"CREATE_FAILED", "NORMAL", "DELETING", "DELETE_FAILED"})
+
+
+def protected_names(protected: Iterable[str]) -> frozenset[str]:
+    """Protected ids and names, case-folded for comparison.
+
+    Raises:
+        ConfigurationError: ``protected`` is a single string (a common slip: it would
+            protect its characters) or holds something that is not a non-empty string.
+    """
+    if isinstance(protected, str):
+        raise ConfigurationError("protected must be a collection of ids or names, not one str")
+    names = []
+    for name in protected:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigurationError(f"protected ids and names must be non-empty str, got {name!r}")
+        names.append(name.strip().casefold())
+    return frozenset(names)
+
+
+@attrs.frozen(kw_only=True)
+class SweepFilter:
+    """What a sweep selects (see the module docstring for each rule).
+
+    Attributes:
+        status: Only items in this status.
+        older_than: Only items created longer ago than this.
+        name_prefix: Only workspaces whose name starts with this.
+        where: Only items for which this returns true.
+        protected: Ids and names never selected, case-folded.
+    """
+
+    status: str | None = None
+    older_than: timedelta | None = attrs.field(default=None)
+    name_prefix: str | None = None
+    where: Callable[[Any], object] | None = None
+    protected: frozenset[str] = frozenset()
+
+    @older_than.validator
+    def _check_age(self, _: object, value: timedelta | None) -> None:
+        if value is not None and (not isinstance(value, timedelta) or value < timedelta(0)):
+            raise ConfigurationError(f"older_than must be a timedelta >= 0, got {value!r}")
+
+    def _common(self, item: SqlSession | Workspace, now: datetime) -> bool:
+        if self.status is not None and item.status != self.status:
+            return False
+        if self.older_than is not None and (
+            item.created_at is None or now - item.created_at <= self.older_than
+        ):
+            return False  # an unknown age never matches: fail closed
+        return self.where is None or bool(self.where(item))
+
+    def session(self, session: SqlSession, now: datetime) -> bool:
+        """Whether a sweep selects ``session``."""
+        if session.session_id.casefold() in self.protected:
+            return False
+        return self._common(session, now)
+
+    def workspace(self, workspace: Workspace, now: datetime) -> bool:
+        """Whether a sweep selects ``workspace``; never the default one."""
+        name = (workspace.name or "").casefold()
+        if (
+            workspace.workspace_id == DEFAULT_WORKSPACE_ID
+            or name == DEFAULT_WORKSPACE_NAME
+            or workspace.workspace_id.casefold() in self.protected
+            or (name and name in self.protected)
+        ):
+            return False
+        if self.name_prefix is not None and not (workspace.name or "").startswith(self.name_prefix):
+            return False
+        return self._common(workspace, now)

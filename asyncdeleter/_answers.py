@@ -15,7 +15,7 @@ from asyncdeleter._errors import (
 from asyncdeleter._models import parse_error_body
 from asyncdeleter._transport import Reply
 
-__all__ = ["credentials_refused", "gateway_code", "parsed_result", "status_error"]
+__all__ = ["credentials_refused", "parsed_result", "status_error"]
 
 _SHORTEST_REDACTED = 8
 
@@ -112,12 +112,3 @@ def credentials_refused(error: APIStatusError) -> bool:
         return True
     message = (error.error_msg or "").lower()
     return error.status == 403 and "token" in message and "invalid" in message
-
-
-def gateway_code(error_code: str | None) -> bool:
-    """An error code of the API gateway itself (``APIG.0101``: no such API, ...).
-
-    The gateway's 404 says the route is missing (a wrong endpoint or path prefix), not the
-    resource: it never counts as "already gone" or as a confirmed deletion.
-    """
-    return (error_code or "").upper().startswith("APIG.")

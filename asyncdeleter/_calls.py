@@ -101,13 +101,14 @@ class Tracker:
 
 
 class Stopped(Exception):  # noqa: N818 - a signal between modules, not an error users see
-    """A call ended before sending because its run was stopped.
+    """A call ended because its run was stopped: before its next request went out.
 
     Attributes:
-        last_error: The error of the attempt it would have retried, if there was one.
+        last_error: What the item's outcome reports: the error of the attempt it would
+            have retried, or why a confirmation ended early; ``None`` if nothing was sent.
     """
 
-    def __init__(self, last_error: APIError | None) -> None:
+    def __init__(self, last_error: Exception | None) -> None:
         super().__init__("stopped before sending")
         self.last_error = last_error
 

@@ -15,7 +15,6 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable, Iterator
 
-from asyncdeleter._answers import gateway_code
 from asyncdeleter._calls import Stopped, StopSignal
 from asyncdeleter._config import RetryPolicy
 from asyncdeleter._errors import (
@@ -27,6 +26,7 @@ from asyncdeleter._errors import (
     WaitTimeoutError,
 )
 from asyncdeleter._models import Workspace
+from asyncdeleter._operations import SHOW_WORKSPACE
 
 __all__ = ["DELETE_FAILED", "poll_waits", "wait_until_gone"]
 
@@ -46,12 +46,12 @@ def poll_waits(policy: RetryPolicy) -> Iterator[float]:
 
 
 def _gone(error: NotFoundError) -> bool:
-    """A 404 that says the workspace is gone, not that the API or the route is missing.
+    """A 404 that says the workspace is gone (``ModelArts.0104``), nothing else.
 
-    It must carry the service's own error code: a gateway's (``APIG.*``), a proxy's HTML
-    page or an empty body never confirms a deletion.
+    A gateway's 404 (``APIG.*``), a proxy's page, an empty body, or ModelArts' own "project
+    does not exist" never confirms a deletion.
     """
-    return error.error_code is not None and not gateway_code(error.error_code)
+    return SHOW_WORKSPACE.says_gone(error.error_code)
 
 
 async def wait_until_gone(
@@ -90,7 +90,17 @@ async def wait_until_gone(
         else:
             await stop.sleep(wait)
             if stop.stopped:
-                raise Stopped(last_error)
+                # The DELETE went out and was accepted: say so, not "never sent".
+                raise Stopped(
+                    WaitTimeoutError(
+                        f"delete_workspace {workspace_id}: accepted, but the run stopped "
+                        "before it was confirmed gone; waiting or deleting again is safe",
+                        workspace_id=workspace_id,
+                        last_status=last_status,
+                        waited=loop.time() - accepted_at,
+                        stopped=True,
+                    )
+                )
         if loop.time() >= deadline:
             break
         try:

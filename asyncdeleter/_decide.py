@@ -50,8 +50,9 @@ class Attempt:
         complete: A 2xx read's body arrived whole.
         retry_after: The answer's ``Retry-After``, in seconds (already parsed).
         credentials_refused: The answer says the credentials are bad or expired.
-        route_missing: A 404 from the API gateway itself (``APIG.*``): no such API here
-            (a wrong endpoint), which says nothing of the resource.
+        route_missing: A 404 that does not say the resource is missing: the gateway's
+            own (``APIG.*``: no such API, a wrong endpoint), one without the service's
+            code, or one with another of its codes (see ``Operation.gone_codes``).
     """
 
     __slots__ = (

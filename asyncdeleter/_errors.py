@@ -103,6 +103,8 @@ class WaitTimeoutError(AsyncDeleterError, TimeoutError):
         last_status: The status it last showed (``DELETING``), or ``None`` if no poll
             answered.
         waited: Seconds waited since the deletion was accepted.
+        stopped: The wait ended because its bulk run stopped (``stop()``, ``fail_fast``,
+            Ctrl-C), not because ``wait_timeout`` ran out.
     """
 
     def __init__(
@@ -112,12 +114,14 @@ class WaitTimeoutError(AsyncDeleterError, TimeoutError):
         workspace_id: str = "",
         last_status: str | None = None,
         waited: float = 0.0,
+        stopped: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.workspace_id = workspace_id
         self.last_status = last_status
         self.waited = waited
+        self.stopped = stopped
 
     def __str__(self) -> str:
         return escape_control(self.message)

@@ -61,6 +61,10 @@ class Operation:
             validated before anything is built or sent.
         deletes: Whether it deletes (see the module docstring for what that changes).
         parse: For a read, how a 2xx body becomes the result.
+        gone_codes: The error codes with which a 404 says the resource is missing;
+            empty: any code of the service's own (not the gateway's ``APIG.*``). A 404
+            with another code, or with none (a proxy's page, an empty body), says the
+            route or the scope is wrong, never that the resource is gone.
     """
 
     name: str
@@ -71,6 +75,13 @@ class Operation:
     ids: tuple[tuple[str, int], ...]
     deletes: bool
     parse: Parse | None = None
+    gone_codes: frozenset[str] = frozenset()
+
+    def says_gone(self, error_code: str | None) -> bool:
+        """Whether a 404 with ``error_code`` says this operation's resource is missing."""
+        if not error_code or error_code.upper().startswith("APIG."):
+            return False
+        return not self.gone_codes or error_code.casefold() in self.gone_codes
 
     @property
     def needs_project(self) -> bool:
@@ -126,6 +137,9 @@ _SESSION_PATH: Final = "/v1/workspaces/{workspace_id}/sessions/{session_id}"
 _WORKSPACE_PATH: Final = "/v1/{project_id}/workspaces/{workspace_id}"
 _SESSION_IDS: Final = (("workspace_id", FABRIC_ID_MAX), ("session_id", FABRIC_ID_MAX))
 _WORKSPACE_IDS: Final = (("workspace_id", MODELARTS_ID_MAX),)
+#: ModelArts says "workspace not exist" with this code; its other 404s (a project that does
+#: not exist, say) must never pass for a deleted workspace (docs/api-facts.md, section 2).
+_WORKSPACE_GONE: Final = frozenset({"modelarts.0104"})
 
 CLOSE_SQL_SESSION: Final = Operation(
     name="CloseSqlSession",
@@ -164,6 +178,7 @@ DELETE_WORKSPACE: Final = Operation(
     path=_WORKSPACE_PATH,
     ids=_WORKSPACE_IDS,
     deletes=True,
+    gone_codes=_WORKSPACE_GONE,
 )
 SHOW_WORKSPACE: Final = Operation(
     name="ShowWorkspace",
@@ -174,6 +189,7 @@ SHOW_WORKSPACE: Final = Operation(
     ids=_WORKSPACE_IDS,
     deletes=False,
     parse=_workspace,
+    gone_codes=_WORKSPACE_GONE,
 )
 LIST_WORKSPACE: Final = Operation(
     name="ListWorkspace",

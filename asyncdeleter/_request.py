@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Final
 from asyncdeleter._admission import Admission, raise_error
 from asyncdeleter._answers import (
     credentials_refused,
-    gateway_code,
     parsed_result,
     status_error,
 )
@@ -292,10 +291,9 @@ class RequestPath:
                 status,
                 retry_after=retry_after,
                 credentials_refused=credentials_refused(error),
-                # A 404 without the service's own error code (a gateway's, a proxy's page,
-                # an empty body) says the route is missing, not the resource.
-                route_missing=status == 404
-                and (error.error_code is None or gateway_code(error.error_code)),
+                # A 404 that does not say the resource is missing (a gateway's, a proxy's
+                # page, an empty body, another scope's code) says nothing of the resource.
+                route_missing=status == 404 and not call.op.says_gone(error.error_code),
             )
         decision = decide(
             call, attempt, self.retry, can_refresh=self.credentials.provider is not None

@@ -196,3 +196,44 @@ async def test_stop_during_a_bulk_wait_sends_no_more_polls() -> None:
         assert report.failed + report.skipped == 20
         assert all(o.safe_to_retry for o in report.failures)
         assert {o.kind for o in report.outcomes} <= {OutcomeKind.FAILED, OutcomeKind.SKIPPED}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"error_code": "ModelArts.0103", "error_msg": "project p does not exist"}',
+        b'{"error_code": "common.01000001", "error_msg": "not found"}',
+    ],
+)
+async def test_only_the_workspace_gone_code_confirms(body: bytes) -> None:
+    """A 404 saying the project is gone (or any other code) is not "the workspace is gone"."""
+    async with Emulator(token=TOKEN, deleting_seconds=60) as emu:
+        emu.add_workspaces(PROJECT, ["ws-1"])
+        emu.add_fault(Fault(api="ShowWorkspace", status=404, body=body))
+        async with manager_for(emu) as manager:
+            with pytest.raises(asyncdeleter.NotFoundError) as info:
+                await manager.delete_workspace("ws-1", wait=True)
+            # ...and a DELETE's 404 with such a code is not "already gone" either.
+            emu.add_fault(Fault(api="DeleteWorkspace", status=404, body=body))
+            with pytest.raises(asyncdeleter.NotFoundError):
+                await manager.delete_workspace("ws-2", missing_ok=True)
+        assert "accepted but not confirmed" in str(info.value)
+
+
+async def test_a_stop_during_confirmation_says_the_deletion_was_accepted() -> None:
+    async with Emulator(token=TOKEN, deleting_seconds=60) as emu:
+        ids = [f"w-{i}" for i in range(6)]
+        emu.add_workspaces(PROJECT, ids)
+        async with manager_for(emu, max_concurrency=6) as manager:
+            run = manager.delete_workspaces(ids, wait=True)
+            task = asyncio.create_task(run.wait())
+            await until(lambda: shows(emu) >= 6)
+            run.stop()
+            report = await task
+    assert report.failed == 6
+    for outcome in report.failures:
+        assert isinstance(outcome.error, asyncdeleter.WaitTimeoutError)
+        assert outcome.error.stopped
+        assert "accepted" in str(outcome.error)
+        assert outcome.attempts >= 2  # the DELETE and at least one poll went out
+        assert outcome.safe_to_retry

@@ -288,4 +288,5 @@ def test_outcome_kinds_cover_the_design() -> None:
         "failed",
         "invalid",
         "skipped",
+        "planned",
     }

@@ -179,3 +179,24 @@ async def test_a_listing_of_a_missing_workspace_is_not_found(
         with pytest.raises(asyncdeleter.NotFoundError) as info:
             [s async for s in manager.list_sessions("nope")]
     assert "nope" in str(info.value)
+
+
+@pytest.mark.parametrize("page_size", [2, 4])
+async def test_workspaces_that_vanish_later_never_stall_a_small_page_listing(
+    page_size: int,
+) -> None:
+    """ModelArts keeps a deleted workspace listed while DELETING, then drops it: the list
+    moves long after our DELETE. Small pages must still list everything once, and end."""
+    async with Emulator(token=TOKEN, deleting_seconds=0.2) as emu:
+        ids = [f"w-{i:04d}" for i in range(200)]
+        emu.add_workspaces(PROJECT, ids)
+        async with manager_for(emu, max_concurrency=16) as manager:
+            pending: set[asyncio.Task[object]] = set()
+            seen = []
+            async for ws in manager.list_workspaces(page_size=page_size):
+                seen.append(ws.workspace_id)
+                task = asyncio.create_task(manager.delete_workspace(ws.workspace_id))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+            await asyncio.gather(*pending)
+    assert sorted(seen) == ids

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import attrs
@@ -113,6 +114,17 @@ asyncio.run(_exercise())
 """
 
 
+def iso_ago(days: float) -> str:
+    """A Fabric-style creation time ``days`` ago."""
+    when = datetime.now(UTC) - timedelta(days=days)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def epoch_ms_ago(days: float) -> int:
+    """A ModelArts-style creation time ``days`` ago."""
+    return int((datetime.now(UTC) - timedelta(days=days)).timestamp() * 1000)
+
+
 @attrs.frozen
 class Snippet:
     """How one README snippet runs and what it must do."""
@@ -126,6 +138,7 @@ class Snippet:
     gone: bool = True  # ...and none of them afterwards
     env: tuple[tuple[str, str], ...] = ()
     pytest: bool = False  # a test module: run it with pytest
+    age_days: float = 0  # what the emulator holds was created this long ago
 
 
 SESSIONS = (("ws-1", "sess-1"), ("ws-1", "sess-2"), ("ws-2", "sess-3"))
@@ -163,6 +176,12 @@ SNIPPETS = {
     ),
     "proxy": Snippet(sessions=(("ws-1", "sess-9"),)),
     "read-side": Snippet(wrap="manager", sessions=SESSIONS[:2], workspaces=("w1", "w2")),
+    "sweeps": Snippet(
+        wrap="manager",
+        sessions=SESSIONS[:2],
+        workspaces=("ci-1", "ci-2"),
+        age_days=2,  # old enough for the snippet's older_than
+    ),
     "emulator": Snippet(wrap="async", gone=False),
     "pytest-fixture": Snippet(pytest=True, needs=("pytest_asyncio",), gone=False),
 }
@@ -228,8 +247,10 @@ def test_the_snippet_runs(block: Block, tmp_path: Path) -> None:
     emulator = Emulator()
     with emulator.running_in_thread():
         for workspace, session in snippet.sessions:
-            emulator.add_sessions(workspace, [session])
-        emulator.add_workspaces(PROJECT, snippet.workspaces)
+            emulator.add_sessions(workspace, [session], create_time=iso_ago(snippet.age_days))
+        emulator.add_workspaces(
+            PROJECT, snippet.workspaces, create_time=epoch_ms_ago(snippet.age_days)
+        )
         env = snippet_env(emulator.url, snippet)
         if snippet.pytest:
             (tmp_path / "test_snippet.py").write_text(block.code)

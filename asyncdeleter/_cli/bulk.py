@@ -36,7 +36,7 @@ from asyncdeleter._cli.settings import (
 from asyncdeleter._cli.source import Source
 from asyncdeleter._cli.teardown import EXIT_USAGE, Job, Prescan, now_iso, prescan, run_job
 
-__all__ = ["run_bulk"]
+__all__ = ["check_report", "refusal_to_ask", "refuse_protected", "run_bulk"]
 
 
 def _parse(
@@ -89,10 +89,15 @@ def _check_files(report: str | None, options: dict[str, Any]) -> None:
     source = options.get("file") or ("-" if options["retry_from"] is None else None)
     if _same_file(source, options.get("token_file")):
         raise UsageError("the input is --token-file: its lines would be shown and reported")
+    check_report(report, {"the input": source, "--retry-from": options["retry_from"],
+                          "--token-file": options.get("token_file")})  # fmt: skip
+
+
+def check_report(report: str | None, read: dict[str, str | None]) -> None:
+    """Refuse a ``--report`` that is a file the run reads (``read``: flag to path)."""
     if report is None:
         return
-    for flag, other in (("the input", source), ("--retry-from", options["retry_from"]),
-                        ("--token-file", options.get("token_file"))):  # fmt: skip
+    for flag, other in read.items():
         if _same_file(report, other):
             raise UsageError(f"--report {report} is {flag}: it would be overwritten")
     directory = os.path.dirname(os.path.abspath(report))
@@ -122,7 +127,16 @@ def _read_report(
             "ignored: that item counts as not done"
         )
     finish = f"pass its input as well: --retry-from {path} INPUT"
-    if found.header is None:
+    if op.sweeps and found.header is not None and (found.incomplete is not None
+                                                   or not found.summary):  # fmt: skip
+        # A sweep's input is a listing: there is no INPUT to pass. Its records are true;
+        # what it never listed, a new sweep finds.
+        display.message(
+            f"warning: {path} does not cover the whole listing (the sweep was interrupted "
+            "or killed): only the items it records are replayed; run the sweep again to "
+            "find the rest"
+        )
+    elif found.header is None:
         if not with_input:
             raise UsageError(f"{path} has no header (written by an older version): {finish}")
         display.message(
@@ -201,7 +215,17 @@ def _plan(
     return job, second
 
 
-def _refuse_protected(settings: Settings, job: Job) -> None:
+def refusal_to_ask(op: Operation) -> str:
+    """Why a destructive run that cannot ask does not go on, and what to do."""
+    check = "run it without --apply to see the plan" if op.sweeps else "--dry-run to check first"
+    return (
+        f"refusing to {op.verb} without confirmation: stdin or stderr is not a terminal; "
+        f"pass --yes to confirm non-interactively (or {check}); nothing was sent"
+    )
+
+
+def refuse_protected(settings: Settings, job: Job) -> None:
+    """Refuse a run whose scope (``--project-id``, ``--workspace-id``) is protected."""
     for flag, value in (("--project-id", settings.project_id), ("--workspace-id", job.scope)):
         if (
             value is not None
@@ -238,7 +262,7 @@ def _prepare(
     _check_files(options["report_path"], options)
     job, second = _plan(op, settings, options, display)
     job.protected = protected
-    _refuse_protected(settings, job)
+    refuse_protected(settings, job)
     counts: Prescan | None = None
     if second is None and options["strict"]:
         lines = list(job.source)  # --strict on a stream: it has to be read first
@@ -255,11 +279,7 @@ def _prepare(
             )
     if not dry_run and not options["yes"] and (counts is None or counts.to_run):
         if not can_ask():
-            raise UsageError(
-                f"refusing to {op.verb} without confirmation: stdin or "
-                "stderr is not a terminal; pass --yes to confirm non-interactively (or "
-                "--dry-run to check first); nothing was sent"
-            )
+            raise UsageError(refusal_to_ask(op))
         name = "stdin" if job.input_name == "-" else job.input_name
         if not confirm(display, settings, job.scope, counts, name):
             return None

@@ -38,17 +38,26 @@ def confirm(
     scope: str | None,
     counts: Prescan | None,
     source_name: str,
+    *,
+    notes: tuple[str, ...] = (),
 ) -> bool:
-    """Show the plan and ask for the scope word; ``True`` only if it was typed exactly."""
+    """Show the plan and ask for the scope word; ``True`` only if it was typed exactly.
+
+    ``notes``: more lines to show about the plan (a sweep's filters).
+    """
     op = settings.op
     amount = "an unknown number of" if counts is None else f"{counts.to_run:,}"
     display.message(f"About to {op.verb} {amount} {op.noun} at {settings.endpoint}")
     if op.project_scoped:
         display.message(f"  in project {settings.project_id} (--project-id)")
+    elif scope is not None and op.sweeps:
+        display.message(f"  in workspace {scope} (--workspace-id)")
     elif scope is not None:
         display.message(
             f"  in workspace {scope} (--workspace-id): lines naming another are refused"
         )
+    for note in notes:
+        display.message(f"  {note}")
     if counts is not None:
         if counts.sample:
             more = ", ..." if counts.to_run > len(counts.sample) else ""

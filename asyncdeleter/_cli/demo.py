@@ -2,18 +2,21 @@
 
 An emulator with realistic latency and a few injected faults runs in this process; the demo
 creates the resources, tears every one down through the SDK's bulk API with the progress
-bar, prints the summary, and checks that the emulator is empty at the end.
+bar, prints the summary, and checks that the emulator is empty at the end. Then a sweep:
+sessions of mixed status and age, of which only the RUNNING ones older than two hours
+are closed, and a check that exactly the others are left.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
 
 from asyncdeleter import BulkReport, BulkRun, RetryPolicy, SessionManager, TokenAuth
 from asyncdeleter._cli.display import Display
-from asyncdeleter._cli.operations import CLOSE_SESSIONS, DELETE_WORKSPACES
+from asyncdeleter._cli.operations import CLOSE_SESSIONS, DELETE_WORKSPACES, SWEEP_SESSIONS
 from asyncdeleter._cli.teardown import EXIT_FAILED, EXIT_OK
 from asyncdeleter.testing import Emulator, Fault, FaultKind
 
@@ -22,6 +25,16 @@ __all__ = ["run_demo"]
 DEMO_TOKEN = "demo-token"  # noqa: S105 - the in-process emulator's throwaway credential
 PROJECT = "demo-project"
 SESSIONS_PER_WORKSPACE = 100
+SWEPT_WORKSPACE: Final = "demo-sweep"
+#: The sweep's sessions: (status, age in hours, how many). It closes RUNNING ones > 2 h old.
+SWEEP_SEED: Final = (
+    ("RUNNING", 26.0, 15),
+    ("RUNNING", 3.0, 25),
+    ("RUNNING", 0.5, 30),
+    ("WAITING", 3.0, 20),
+    ("FAIL", 26.0, 10),
+)
+SWEEP_AGE: Final = timedelta(hours=2)
 
 
 def _faults() -> list[Fault]:
@@ -77,18 +90,55 @@ async def run_demo(sessions: int, workspaces: int, concurrency: int, display: Di
                 workspaces,
                 manager.delete_workspaces(f"demo-w-{i:05d}" for i in range(workspaces)),
             )
-        left = (emu.session_count, emu.workspace_count)
+            left = (emu.session_count, emu.workspace_count)
+            emptied = left == (0, 0) and sessions_report.ok and workspaces_report.ok
+            if emptied:
+                display.message(
+                    f"emulator is empty: all {sessions:,} sessions and {workspaces:,} "
+                    "workspaces are gone"
+                )
+            else:
+                display.message(
+                    f"NOT empty: {left[0]:,} sessions and {left[1]:,} workspaces remain"
+                )
+            swept = await _sweep(emu, manager, display)
         display.note(
             f"emulator answered {emu.request_count:,} requests, "
             f"{emu.faults_injected:,} faults injected"
         )
-    if left == (0, 0) and sessions_report.ok and workspaces_report.ok:
-        display.message(
-            f"emulator is empty: all {sessions:,} sessions and {workspaces:,} workspaces are gone"
-        )
-        return EXIT_OK
-    display.message(f"NOT empty: {left[0]:,} sessions and {left[1]:,} workspaces remain")
-    return EXIT_FAILED
+    return EXIT_OK if emptied and swept else EXIT_FAILED
+
+
+def _seed_sweep(emu: Emulator) -> frozenset[str]:
+    """Sessions of mixed status and age; return those the sweep must leave."""
+    now = datetime.now(UTC)
+    kept = set()
+    for status, hours, count in SWEEP_SEED:
+        created = (now - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        ids = [f"{status.lower()}-{hours:g}h-{i:02d}" for i in range(count)]
+        emu.add_sessions(SWEPT_WORKSPACE, ids, status=status, create_time=created)
+        if not (status == "RUNNING" and timedelta(hours=hours) > SWEEP_AGE):
+            kept.update(ids)
+    return frozenset(kept)
+
+
+async def _sweep(emu: Emulator, manager: SessionManager, display: Display) -> bool:
+    """Sweep the old RUNNING sessions; whether exactly the others survived."""
+    kept = _seed_sweep(emu)
+    seeded = len(emu.sessions(SWEPT_WORKSPACE))
+    report = await manager.sweep_sessions(SWEPT_WORKSPACE, status="RUNNING", older_than=SWEEP_AGE)
+    left = emu.sessions(SWEPT_WORKSPACE)
+    young = sum(n for status, hours, n in SWEEP_SEED if status == "RUNNING" and hours < 2)
+    display.message(
+        f"{SWEEP_SESSIONS.command} {SWEPT_WORKSPACE} --status RUNNING --older-than 2h: "
+        f"closed {report.succeeded + report.already_gone:,} of {seeded:,}; "
+        f"{len(left):,} left ({young:,} RUNNING but younger, "
+        f"{len(left) - young:,} in other statuses)"
+    )
+    if left == kept and report.ok:
+        return True
+    display.message(f"NOT as planned: {len(left ^ kept):,} sessions closed or left by mistake")
+    return False
 
 
 async def _teardown(

@@ -173,3 +173,34 @@ class Display:
             f"warning: {gone:,} of {sent:,} item(s) were already gone: {where} "
             "(or was this input done before?)"
         )
+
+    def resume_hint(
+        self, op: Operation, left: int, report_path: str | None, *, incomplete: bool
+    ) -> None:
+        """How to finish the job after an interruption (``left``: items not done)."""
+        command = f"asyncdeleter {op.command}"
+        if op.sweeps:
+            replay = (
+                f"replay them with {command} --retry-from {report_path} --apply, or "
+                if report_path and left
+                else ""
+            )
+            unlisted = " (and the listing was not read to its end)" if incomplete else ""
+            self.message(
+                f"{left:,} item(s) not done{unlisted}: {replay}run the sweep again (it lists "
+                "afresh; what is gone stays gone)"
+            )
+        elif report_path is None:
+            self.message(
+                f"{left:,} item(s) not done and no --report was given: run {command} again "
+                "with the same input (items already gone count as done)"
+            )
+        elif incomplete:
+            self.message(
+                f"{left:,} item(s) not done and the input was not read to its end: finish "
+                f"with {command} --retry-from {report_path} INPUT"
+            )
+        else:
+            self.message(
+                f"{left:,} item(s) not done: finish with {command} --retry-from {report_path}"
+            )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import click
@@ -13,13 +12,29 @@ from asyncdeleter import __version__
 from asyncdeleter._cli.bulk import run_bulk
 from asyncdeleter._cli.demo import run_demo
 from asyncdeleter._cli.display import Display
+from asyncdeleter._cli.filters import SESSION_STATUSES, WORKSPACE_STATUSES
+from asyncdeleter._cli.listing import run_list
 from asyncdeleter._cli.operations import (
     CLOSE_SESSIONS,
-    DEFAULT_WAIT_TIMEOUT,
     DELETE_WORKSPACES,
+    LIST_SESSIONS,
+    LIST_WORKSPACES,
+    SWEEP_SESSIONS,
+    SWEEP_WORKSPACES,
     Operation,
 )
+from asyncdeleter._cli.options import (
+    Decorator,
+    apply,
+    call_options,
+    destructive_options,
+    endpoint_options,
+    filter_options,
+    trailing_options,
+    wait_options,
+)
 from asyncdeleter._cli.serve import serve
+from asyncdeleter._cli.sweep import run_sweep
 
 __all__ = ["main"]
 
@@ -33,61 +48,56 @@ def main() -> None:
     """
 
 
-def _bulk_options(op: Operation) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    service = op.service
-    name = {"fabric": "DataArts Fabric", "modelarts": "ModelArts"}[service]
-
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        options = [
-            click.argument("file", required=False,
-                           type=click.Path(exists=True, allow_dash=True, dir_okay=False)),
-            click.option("--region", envvar="HUAWEICLOUD_SDK_REGION",
-                         help="Region, e.g. cn-north-4 (env HUAWEICLOUD_SDK_REGION)."),
-            click.option(f"--{service}-endpoint", help=f"{name} base URL (overrides --region)."),
-            click.option("--project-id", envvar="HUAWEICLOUD_SDK_PROJECT_ID",
-                         help="The project (env HUAWEICLOUD_SDK_PROJECT_ID)."),
-            click.option("--token-file", type=click.Path(exists=True, dir_okay=False),
-                         help="Read an IAM token from this file (never pass secrets as flags)."),
-            click.option("--concurrency", type=click.IntRange(1, 10_000), default=64,
-                         show_default=True),
-            click.option("--max-tries", type=click.IntRange(1, 100), default=5,
-                         show_default=True),
-            click.option("--max-time", type=click.FloatRange(min=0.1), default=120.0,
-                         show_default=True, help="Overall deadline of each call, in seconds."),
-            click.option("--missing-ok/--no-missing-ok", default=True, show_default=True,
-                         help="Count items already gone as done."),
-            click.option("--dry-run", is_flag=True,
-                         help="Validate, count and report 'planned'; send nothing."),
-            click.option("--strict", is_flag=True,
-                         help="Validate the whole input first; send nothing if a line is bad."),
-            click.option("--report", "report_path",
-                         type=click.Path(dir_okay=False, writable=True),
-                         help="Write a JSON line per input line here (docs/report.schema.json)."),
-            click.option("--retry-from", type=click.Path(exists=True, dir_okay=False),
-                         help="Finish what this earlier report did not (with FILE: every line "
-                              "of FILE it does not mark done)."),
-            click.option("--yes", "-y", is_flag=True,
-                         help="Do not ask for confirmation (required when not on a terminal)."),
-            click.option("--no-preflight", is_flag=True,
-                         help="Skip the one-item listing made before deleting, which checks "
-                              "the credentials and the scope."),
-            click.option("--quiet", "-q", is_flag=True, help="No progress or summary."),
-            click.option("--allow-insecure-http", is_flag=True,
-                         help="Allow http:// to a non-loopback host."),
-        ]  # fmt: skip
-        for option in reversed(options):
-            func = option(func)
-        return func
-
-    return decorate
+def _bulk_options(op: Operation) -> Decorator:
+    return apply([
+        click.argument("file", required=False,
+                       type=click.Path(exists=True, allow_dash=True, dir_okay=False)),
+        *endpoint_options(op.service),
+        *call_options(),
+        click.option("--missing-ok/--no-missing-ok", default=True, show_default=True,
+                     help="Count items already gone as done."),
+        click.option("--dry-run", is_flag=True,
+                     help="Validate, count and report 'planned'; send nothing."),
+        click.option("--strict", is_flag=True,
+                     help="Validate the whole input first; send nothing if a line is bad."),
+        *destructive_options(),
+        *trailing_options(),
+    ])  # fmt: skip
 
 
-@main.command("close-sessions")
-@click.option(
+def _sweep_options(op: Operation, statuses: tuple[str, ...], *, name: bool) -> Decorator:
+    return apply([
+        *filter_options(statuses, name=name),
+        click.option("--apply", is_flag=True,
+                     help=f"Really {op.verb} what matches (it asks first); without it, the "
+                          "plan is printed and nothing is sent but reads."),
+        *endpoint_options(op.service),
+        *call_options(),
+        *destructive_options(sweep=True),
+        *trailing_options(),
+    ])  # fmt: skip
+
+
+def _list_options(service: str, statuses: tuple[str, ...], *, name: bool) -> Decorator:
+    return apply([
+        *filter_options(statuses, name=name),
+        click.option("--json", "as_json", is_flag=True,
+                     help="One JSON object per line with every field (times in ISO 8601)."),
+        *endpoint_options(service),
+        *call_options(concurrency=False),
+        *trailing_options(),
+    ])  # fmt: skip
+
+
+_WORKSPACE_SCOPE = click.option(
     "--workspace-id",
     help="Close sessions of this workspace only: lines may hold just a session id, and a "
     "line naming another workspace is refused.",
 )
+
+
+@main.command("close-sessions")
+@_WORKSPACE_SCOPE
 @_bulk_options(CLOSE_SESSIONS)
 def close_sessions(**options: Any) -> None:
     """Close the SQL sessions listed in FILE (or stdin), one per line.
@@ -100,20 +110,7 @@ def close_sessions(**options: Any) -> None:
 
 
 @main.command("delete-workspaces")
-@click.option(
-    "--wait",
-    is_flag=True,
-    help="Count a workspace as succeeded only once the service confirms it gone "
-    "(DELETE_FAILED and a wait that runs out are failures).",
-)
-@click.option(
-    "--wait-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    metavar="SECONDS",
-    help="With --wait: give up on a workspace not gone this long after its deletion was "
-    f"accepted (default {DEFAULT_WAIT_TIMEOUT:g}).",
-)
-@click.option("--poll-wait", type=click.FloatRange(min=0, min_open=True), hidden=True)
+@apply(wait_options())
 @_bulk_options(DELETE_WORKSPACES)
 def delete_workspaces(**options: Any) -> None:
     """Delete the ModelArts workspaces listed in FILE (or stdin), one id per line.
@@ -121,6 +118,63 @@ def delete_workspaces(**options: Any) -> None:
     On a terminal it asks you to type the project id; elsewhere it needs --yes.
     """
     sys.exit(run_bulk(DELETE_WORKSPACES, options))
+
+
+@main.command("list-sessions")
+@click.option("--workspace-id", required=True, help="The Fabric workspace whose sessions to list.")
+@_list_options("fabric", SESSION_STATUSES, name=False)
+def list_sessions(**options: Any) -> None:
+    """Print the SQL sessions of a workspace, one 'workspace_id session_id' line each.
+
+    The lines are close-sessions' input: save them, review them, then
+    'close-sessions FILE'. Sessions close-sessions would refuse (protected) are printed
+    as '#' comments. --json prints every field instead.
+    """
+    sys.exit(run_list(LIST_SESSIONS, options))
+
+
+@main.command("list-workspaces")
+@_list_options("modelarts", WORKSPACE_STATUSES, name=True)
+def list_workspaces(**options: Any) -> None:
+    """Print the ModelArts workspaces of the project, one id per line.
+
+    The lines are delete-workspaces' input. The default workspace and protected ones
+    are printed as '#' comments. --json prints every field instead.
+    """
+    sys.exit(run_list(LIST_WORKSPACES, options))
+
+
+@main.command("sweep-sessions")
+@click.option(
+    "--workspace-id",
+    help="The Fabric workspace to sweep (required, except with --retry-from, whose "
+    "report names it).",
+)
+@_sweep_options(SWEEP_SESSIONS, SESSION_STATUSES, name=False)
+def sweep_sessions(**options: Any) -> None:
+    """Close the SQL sessions of a workspace that match the filters: list, filter, close.
+
+    Without --apply it prints the plan (close-sessions' input lines) and closes nothing.
+    With --apply it counts what matches, asks you to type the workspace id (elsewhere
+    it needs --yes), then lists afresh and closes what matches.
+    """
+    if options["workspace_id"] is None and options["retry_from"] is None:
+        raise click.UsageError("Missing option '--workspace-id' (the workspace to sweep).")
+    sys.exit(run_sweep(SWEEP_SESSIONS, options))
+
+
+@main.command("sweep-workspaces")
+@apply(wait_options())
+@_sweep_options(SWEEP_WORKSPACES, WORKSPACE_STATUSES, name=True)
+def sweep_workspaces(**options: Any) -> None:
+    """Delete the ModelArts workspaces of the project that match the filters.
+
+    The default workspace is never deleted. Without --apply it prints the plan
+    (delete-workspaces' input lines) and deletes nothing. With --apply it counts what
+    matches, asks you to type the project id (elsewhere it needs --yes), then lists
+    afresh and deletes what matches.
+    """
+    sys.exit(run_sweep(SWEEP_WORKSPACES, options))
 
 
 @main.command("emulator")

@@ -1,10 +1,15 @@
-"""The destructive commands as data: one record each, read wherever two of them differ.
+"""The commands as data: one record each, read wherever two of them differ.
 
-Everything that tells ``close-sessions`` from ``delete-workspaces`` lives here (its
-service, what its confirmation asks to type, how a line or a report's target becomes a
-target, the library's bulk method, the cheap read made before deleting), so the rest
-of the command never compares command names. Only the public ``asyncdeleter`` API is
-used: the same validators, methods and errors a Python caller has.
+Everything that tells ``close-sessions`` from ``delete-workspaces`` (or a sweep from a
+bulk command, or ``list-sessions`` from ``list-workspaces``) lives here: its service,
+what its confirmation asks to type, how a line or a report's target becomes a target,
+the line format, the library's bulk, sweep or list method, the cheap read made before
+deleting. The rest of the command never compares command names. Only the public
+``asyncdeleter`` API is used: the same validators, methods and errors a Python caller has.
+
+A sweep is a destructive command whose targets come from a listing instead of an input;
+its ``--retry-from`` replays a report as its bulk command would, so a sweep's record is
+its bulk command's record with the sweep added (``attrs.evolve``).
 """
 
 from __future__ import annotations
@@ -21,19 +26,26 @@ from asyncdeleter import (
     check_session_target,
     check_workspace_id,
 )
-from asyncdeleter._cli.lines import Line, Target, session_line, workspace_line
+from asyncdeleter._cli.filters import Filters
+from asyncdeleter._cli.lines import Line, Target, session_line, target_ids, workspace_line
 
 if TYPE_CHECKING:
-    from asyncdeleter import BulkRun
+    from asyncdeleter import BulkRun, Outcome
 
 __all__ = [
     "BY_COMMAND",
     "CLOSE_SESSIONS",
     "DEFAULT_WORKSPACE",
     "DELETE_WORKSPACES",
+    "LIST_SESSIONS",
+    "LIST_WORKSPACES",
     "OPERATIONS",
+    "SWEEP_SESSIONS",
+    "SWEEP_WORKSPACES",
+    "Lister",
     "Operation",
     "RunOptions",
+    "SweepRequest",
     "check_project_id",
 ]
 
@@ -52,6 +64,18 @@ class RunOptions:
     missing_ok: bool = True
     wait: bool = False
     wait_timeout: float = DEFAULT_WAIT_TIMEOUT
+
+
+@attrs.frozen(kw_only=True)
+class SweepRequest:
+    """What a sweep is asked for: its scope, filters, protected ids, and how to run."""
+
+    scope: str | None
+    filters: Filters
+    protected: frozenset[str]
+    dry_run: bool
+    options: RunOptions
+    on_progress: Callable[[int, int | None, Outcome[Any]], object] | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -78,6 +102,9 @@ class Operation:
         preflight: The one-item listing made before deleting, given a workspace id when
             the command works within one; ``None`` when it cannot list without one.
         preflight_lists: What that listing lists, for messages.
+        line: A target as one line of this command's input (what ``list-*`` prints).
+        sweep: Starts the library's sweep (list, filter, delete); ``None`` for a bulk
+            command, which reads its targets from an input instead.
     """
 
     command: str
@@ -93,6 +120,13 @@ class Operation:
     bulk: Callable[[SessionManager, Targets, RunOptions], BulkRun[Any]]
     preflight: Callable[[SessionManager, str | None], AsyncIterator[object] | None]
     preflight_lists: str
+    line: Callable[[Target], str]
+    sweep: Callable[[SessionManager, SweepRequest], BulkRun[Any]] | None = None
+
+    @property
+    def sweeps(self) -> bool:
+        """Its targets come from a listing (``--apply`` deletes), not from an input."""
+        return self.sweep is not None
 
 
 def check_project_id(value: object) -> str:
@@ -163,6 +197,7 @@ CLOSE_SESSIONS: Final = Operation(
     bulk=_close_sessions,
     preflight=_list_sessions,
     preflight_lists="sessions",
+    line=lambda target: " ".join(target_ids(target)),
 )
 
 # -- delete-workspaces -------------------------------------------------------------------
@@ -224,8 +259,126 @@ DELETE_WORKSPACES: Final = Operation(
     bulk=_delete_workspaces,
     preflight=_list_workspaces,
     preflight_lists="workspaces",
+    line=str,
+)
+
+# -- sweep-sessions and sweep-workspaces -------------------------------------------------
+
+
+def _sweep_sessions(manager: SessionManager, request: SweepRequest) -> BulkRun[Any]:
+    if request.scope is None:
+        raise ValueError("sweep-sessions needs --workspace-id")
+    chosen = request.filters
+    return manager.sweep_sessions(
+        request.scope,
+        status=chosen.status,
+        older_than=chosen.older_than.delta if chosen.older_than else None,
+        protected=request.protected,
+        dry_run=request.dry_run,
+        on_progress=request.on_progress,
+    )
+
+
+def _sweep_workspaces(manager: SessionManager, request: SweepRequest) -> BulkRun[Any]:
+    chosen = request.filters
+    return manager.sweep_workspaces(
+        name=chosen.name,
+        status=chosen.status,
+        older_than=chosen.older_than.delta if chosen.older_than else None,
+        protected=request.protected,
+        dry_run=request.dry_run,
+        wait=request.options.wait,
+        wait_timeout=request.options.wait_timeout,
+        on_progress=request.on_progress,
+    )
+
+
+SWEEP_SESSIONS: Final = attrs.evolve(
+    CLOSE_SESSIONS,
+    command="sweep-sessions",
+    library_calls=frozenset({"close_session", "list_sessions", "sweep_sessions"}),
+    sweep=_sweep_sessions,
+)
+SWEEP_WORKSPACES: Final = attrs.evolve(
+    DELETE_WORKSPACES,
+    command="sweep-workspaces",
+    library_calls=frozenset({"delete_workspace", "list_workspaces", "sweep_workspaces"}),
+    sweep=_sweep_workspaces,
 )
 
 #: Every destructive command, in the order ``--help`` lists them.
-OPERATIONS: Final = (CLOSE_SESSIONS, DELETE_WORKSPACES)
+OPERATIONS: Final = (CLOSE_SESSIONS, DELETE_WORKSPACES, SWEEP_SESSIONS, SWEEP_WORKSPACES)
 BY_COMMAND: Final = {op.command: op for op in OPERATIONS}
+
+# -- list-sessions and list-workspaces ---------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Lister:
+    """One list command: what it lists, and the command whose input its lines are.
+
+    Attributes:
+        command: The subcommand.
+        deleter: The command that reads its lines (and whose service, endpoint flag and
+            project rules it shares).
+        noun: What it lists, counted.
+        items: Starts the library's listing, given the workspace (``--workspace-id``)
+            and the filters (those the service applies; the rest are applied here).
+        target: A listed model as a target of ``deleter``.
+        refused: Why ``deleter`` would refuse a listed model (protected, the default
+            workspace), given the protected ids; ``None`` when it would not.
+    """
+
+    command: str
+    deleter: Operation
+    noun: str
+    items: Callable[[SessionManager, str | None, Filters], AsyncIterator[Any]]
+    target: Callable[[Any], Target]
+    refused: Callable[[Any, frozenset[str]], str | None]
+
+
+def _protected(ids: Iterable[str | None], protected: frozenset[str]) -> str | None:
+    named = sorted({i for i in ids if i is not None and i.casefold() in protected})
+    return f"protected by ASYNCDELETER_PROTECTED_IDS: {', '.join(named)}" if named else None
+
+
+def _listed_sessions(
+    manager: SessionManager, workspace_id: str | None, filters: Filters
+) -> AsyncIterator[Any]:
+    if workspace_id is None:
+        raise ValueError("list-sessions needs --workspace-id")
+    return manager.list_sessions(workspace_id, status=filters.status)
+
+
+def _session_refused(session: Any, protected: frozenset[str]) -> str | None:
+    return _protected(target_ids((session.workspace_id, session.session_id)), protected)
+
+
+def _listed_workspaces(
+    manager: SessionManager, workspace_id: str | None, filters: Filters
+) -> AsyncIterator[Any]:
+    return manager.list_workspaces(name=filters.name)
+
+
+def _workspace_refused(workspace: Any, protected: frozenset[str]) -> str | None:
+    if workspace.workspace_id == DEFAULT_WORKSPACE or workspace.name == "default":
+        return "the default workspace: never deleted"
+    return _protected((workspace.workspace_id, workspace.name), protected)
+
+
+LIST_SESSIONS: Final = Lister(
+    command="list-sessions",
+    deleter=CLOSE_SESSIONS,
+    noun="SQL session(s)",
+    items=_listed_sessions,
+    target=lambda session: (session.workspace_id, session.session_id),
+    refused=_session_refused,
+)
+LIST_WORKSPACES: Final = Lister(
+    command="list-workspaces",
+    deleter=DELETE_WORKSPACES,
+    noun="workspace(s)",
+    items=_listed_workspaces,
+    target=lambda workspace: workspace.workspace_id,
+    refused=_workspace_refused,
+)

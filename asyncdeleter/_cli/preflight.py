@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Final
+from collections.abc import Awaitable, Callable
+from typing import Final, TypeVar
 
 from asyncdeleter import (
     AsyncDeleterError,
@@ -26,20 +27,53 @@ from asyncdeleter import (
     SessionManager,
 )
 from asyncdeleter._cli.lines import Line, printable
+from asyncdeleter._cli.operations import Operation
 from asyncdeleter._cli.report import describe
 from asyncdeleter._cli.settings import ENV_AK, ENV_SK, Settings
 from asyncdeleter._cli.teardown import EXIT_USAGE, Job, Prescan, classify
 
-__all__ = ["preflight"]
+T = TypeVar("T")
+
+__all__ = ["preflight", "refusal", "said"]
 
 #: Lines of a stream read ahead to find the first one to run (they are all still run).
 _PEEK_LINES: Final = 100
 
 
-def _said(error: BaseException) -> str:
+def said(error: BaseException) -> str:
+    """What the service said, for a message: ``status code: message``, escaped."""
     status, code, message = describe(error)
     head = " ".join(str(part) for part in (status, code) if part is not None)
     return f"{head}: {printable(message, 160)}" if head else printable(message, 160)
+
+
+def refusal(
+    op: Operation, settings: Settings, scope: str | None, error: BaseException
+) -> str | None:
+    """Why a failed listing means the flags are wrong, or ``None``.
+
+    A 401 (the credentials), or a 404 for the project (a project-scoped command) or for
+    ``scope``, the workspace a flag named.
+    """
+    endpoint = f"--{op.service}-endpoint"
+    if isinstance(error, AuthenticationError):
+        return (
+            f"the service refused the credentials ({said(error)}): check {ENV_AK}/{ENV_SK} or "
+            f"--token-file, and --region or {endpoint}"
+        )
+    if isinstance(error, NotFoundError) and op.project_scoped:
+        return (
+            f"--project-id {settings.project_id}: the project does not exist or is not "
+            f"visible to these credentials ({said(error)}); check --project-id, and "
+            f"--region or {endpoint}"
+        )
+    if isinstance(error, NotFoundError) and scope is not None:
+        return (
+            f"--workspace-id {scope}: the workspace does not exist or is not visible "
+            f"to these credentials ({said(error)}); check --workspace-id, --project-id, "
+            f"and --region or {endpoint}"
+        )
+    return None
 
 
 async def _first_workspace(job: Job, counts: Prescan | None) -> str | None:
@@ -88,40 +122,74 @@ async def _check(
         where = f"workspace {workspace_id} (the first in the input)"
     try:
         await _read_one(job, manager, workspace_id)
-    except AuthenticationError as exc:
-        return (
-            f"the service refused the credentials ({_said(exc)}): check {ENV_AK}/{ENV_SK} or "
-            f"--token-file, and --region or {endpoint}"
-        )
     except NotFoundError as exc:
-        if flagged and op.project_scoped:
-            return (
-                f"--project-id {settings.project_id}: the project does not exist or is not "
-                f"visible to these credentials ({_said(exc)}); check --project-id, and "
-                f"--region or {endpoint}"
-            )
         if flagged:
-            return (
-                f"--workspace-id {job.scope}: the workspace does not exist or is not visible "
-                f"to these credentials ({_said(exc)}); check --workspace-id, --project-id, "
-                f"and --region or {endpoint}"
-            )
+            return refusal(op, settings, job.scope, exc)
         # Only the data named it: other lines may name workspaces that do exist.
         display.message(
-            f"warning: cannot list {op.preflight_lists} of {where}: not found ({_said(exc)}); "
+            f"warning: cannot list {op.preflight_lists} of {where}: not found ({said(exc)}); "
             f"if every workspace looks gone, check --region or {endpoint}: going on"
         )
     except PermissionDeniedError as exc:
+        if op.sweeps:
+            return (
+                f"cannot list {op.preflight_lists} of {where} ({said(exc)}): a sweep "
+                f"{op.verb}s only what it can list; check what these credentials may do"
+            )
         display.message(
-            f"warning: cannot list {op.preflight_lists} of {where} ({_said(exc)}); a role may "
+            f"warning: cannot list {op.preflight_lists} of {where} ({said(exc)}); a role may "
             "delete without listing: going on"
         )
     except AsyncDeleterError as exc:
+        if (why := refusal(op, settings, job.scope, exc)) is not None:
+            return why
         display.message(
             f"warning: the check before deleting (listing {op.preflight_lists} of {where}) "
-            f"failed ({_said(exc)}): going on"
+            f"failed ({said(exc)}): going on"
         )
     return None
+
+
+#: Loop turns after the work in which a signal it met is still delivered to it.
+_SIGNAL_TURNS = 3
+
+
+async def until_interrupted(job: Job, work: Callable[[], Awaitable[T]]) -> T | int:
+    """``await work()`` (before anything is deleted); Ctrl-C or SIGTERM ends it: 128+N.
+
+    The one place the reads before a destructive run (the preflight, a sweep's count)
+    take signals: it says that nothing was deleted. A signal that arrives during the work
+    reaches its callback a loop turn or two later (through asyncio's wake-up pipe), so the
+    work's end waits those turns out, and a callback that is later still does nothing:
+    it can never cancel the run that follows.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    interrupted: list[int] = []
+    working = [True]
+
+    def interrupt(signum: int) -> None:
+        if working[0] and not interrupted and task is not None:
+            interrupted.append(signum)
+            task.cancel()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, interrupt, signum)
+    try:
+        result = await work()
+        for _ in range(_SIGNAL_TURNS):
+            await asyncio.sleep(0)
+    except asyncio.CancelledError:
+        if not interrupted or task is None:
+            raise
+        task.uncancel()
+        job.display.message(f"interrupted before anything was deleted{_no_report(job)}")
+        return 128 + interrupted[0]
+    finally:
+        working[0] = False
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    return result
 
 
 async def preflight(
@@ -134,28 +202,9 @@ async def preflight(
     """
     if counts is not None and not counts.to_run:
         return None  # nothing will be deleted
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    interrupted: list[int] = []
-
-    def interrupt(signum: int) -> None:
-        if not interrupted and task is not None:
-            interrupted.append(signum)
-            task.cancel()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, interrupt, signum)
-    try:
-        why = await _check(job, settings, manager, counts)
-    except asyncio.CancelledError:
-        if not interrupted or task is None:
-            raise
-        task.uncancel()
-        job.display.message(f"interrupted before anything was deleted{_no_report(job)}")
-        return 128 + interrupted[0]
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
+    why = await until_interrupted(job, lambda: _check(job, settings, manager, counts))
+    if isinstance(why, int):
+        return why
     if why is None:
         return None
     job.display.message(f"error: {why}; nothing was deleted{_no_report(job)}")

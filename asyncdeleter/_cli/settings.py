@@ -156,7 +156,8 @@ def _endpoints(service: str, region: str | None, url: str | None) -> Endpoints:
 def _token(path: str, warnings: list[str]) -> TokenAuth:
     try:
         mode = os.stat(path).st_mode
-        data = open(path, "rb").read(64 * 1024)  # noqa: SIM115 - read and closed at once
+        with open(path, "rb") as stream:
+            data = stream.read(64 * 1024)
     except OSError as exc:
         raise UsageError(f"cannot read --token-file {path}: {exc.strerror or exc}") from None
     if stat.S_ISREG(mode) and mode & 0o077:
@@ -189,13 +190,22 @@ def _check_transport(endpoints: Endpoints, *, allow_insecure_http: bool) -> None
 
 
 def resolve(
-    op: Operation, flags: Mapping[str, Any], environ: Mapping[str, str], *, dry_run: bool
+    op: Operation,
+    flags: Mapping[str, Any],
+    environ: Mapping[str, str],
+    *,
+    dry_run: bool,
+    command: str | None = None,
 ) -> Settings:
-    """Check and resolve the flags of a bulk command.
+    """Check and resolve the flags of a command that calls ``op``'s service.
+
+    ``dry_run``: nothing will be sent, so no credentials are needed; ``command`` names
+    the command in messages (by default ``op``'s).
 
     Raises:
         UsageError: What is missing or wrong, in terms of flags and variables.
     """
+    command = command or op.command
     service = op.service
     region = flags.get("region") or None
     endpoints = _endpoints(service, region, flags.get(f"{service}_endpoint") or None)
@@ -217,8 +227,8 @@ def resolve(
             ) from None
     elif op.project_scoped:
         raise UsageError(
-            f"{op.command} needs --project-id (or HUAWEICLOUD_SDK_PROJECT_ID): "
-            "workspaces are deleted within a project"
+            f"{command} needs --project-id (or HUAWEICLOUD_SDK_PROJECT_ID): "
+            "ModelArts workspaces live in a project"
         )
     warnings: list[str] = []
     auth: TokenAuth | AkSkAuth | None = None
@@ -231,7 +241,7 @@ def resolve(
             raise UsageError(translate(str(exc))) from None
     if auth is None and not dry_run:
         if op.project_scoped:  # ModelArts refuses every unauthenticated call
-            raise UsageError(f"{op.command} needs credentials: {_CREDENTIALS_HINT}")
+            raise UsageError(f"{command} needs credentials: {_CREDENTIALS_HINT}")
         warnings.append(
             f"warning: no credentials ({_CREDENTIALS_HINT}): requests go out unauthenticated, "
             "and a real service refuses them"

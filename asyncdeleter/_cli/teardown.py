@@ -23,7 +23,7 @@ from typing import Any, Final
 
 import attrs
 
-from asyncdeleter import APIStatusError, BulkReport, BulkRun, OutcomeKind, SessionManager
+from asyncdeleter import APIStatusError, BulkReport, BulkRun, Outcome, OutcomeKind, SessionManager
 from asyncdeleter._cli.display import Display
 from asyncdeleter._cli.lines import Line, Target, printable, target_ids
 from asyncdeleter._cli.operations import Operation, RunOptions
@@ -32,22 +32,27 @@ from asyncdeleter._cli.settings import PROTECTED_ENV
 from asyncdeleter._cli.source import Source
 
 __all__ = [
+    "CUT_OFF",
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_USAGE",
     "Job",
     "Prescan",
+    "Signals",
     "classify",
+    "finish_job",
+    "judge",
     "now_iso",
     "prescan",
     "run_job",
+    "stop_run",
 ]
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 _SHOWN_PROBLEMS: Final = 100  # per run; the report has them all
-_CUT_OFF: Final = (
+CUT_OFF: Final = (
     "cut off by a second interrupt while in flight: it may have taken effect; safe to re-run"
 )
 
@@ -142,7 +147,7 @@ def _settle_locally(job: Job, line: Line, rest: str | None = None) -> bool:
     return True
 
 
-class _Signals:
+class Signals:
     """Ctrl-C and SIGTERM: the first stops new work, the second cuts off what is in flight."""
 
     def __init__(self, job: Job, run: BulkRun[Any] | None) -> None:
@@ -185,7 +190,7 @@ class _Signals:
             self.loop.remove_signal_handler(signum)
 
 
-async def _record_rest(job: Job, signals: _Signals, result: str) -> None:
+async def _record_rest(job: Job, signals: Signals, result: str) -> None:
     """Read the rest of the input without sending; lines that would run get ``result``."""
     signals.recording = True
     reason = "interrupted while the rest of the input was being recorded"
@@ -206,10 +211,10 @@ async def run_job(job: Job, manager: SessionManager | None) -> int:
     """Run the job (``manager`` is ``None`` for a dry run); return the exit status."""
     job.writer.header(job.header)
     if manager is None:
-        signals = _Signals(job, None)
+        signals = Signals(job, None)
         try:
             await _record_rest(job, signals, "planned")
-            return _finish(job, None, signals, stopped=False)
+            return finish_job(job, None, signals.first, stopped=False)
         finally:
             signals.close()
     pending: dict[int, Line] = {}
@@ -242,23 +247,21 @@ async def run_job(job: Job, manager: SessionManager | None) -> int:
     run: BulkRun[Any] = job.op.bulk(manager, source, job.options)
     if job.options.wait:
         job.display.retries_label = "retries+polls"  # each confirmation poll is a request
-    signals = _Signals(job, run)
+    signals = Signals(job, run)
     try:
         stopped = await _consume(job, run, pending, signals)
         for index in sorted(pending):
             job.writer.item(pending.pop(index), "failed", error_code="Interrupted",
-                            error_msg=_CUT_OFF)  # fmt: skip
+                            error_msg=CUT_OFF)  # fmt: skip
         if signals.first is not None or stopped:
             await _account_for_the_rest(job, signals)
         # Still ours while the summary is written: a late Ctrl-C waits for the loop.
-        return _finish(job, run.report, signals, stopped=stopped)
+        return finish_job(job, run.report, signals.first, stopped=stopped)
     finally:
         signals.close()
 
 
-async def _consume(
-    job: Job, run: BulkRun[Any], pending: dict[int, Line], signals: _Signals
-) -> bool:
+async def _consume(job: Job, run: BulkRun[Any], pending: dict[int, Line], signals: Signals) -> bool:
     """Record each outcome as it arrives; return whether the run had to stop by itself."""
     stopped = False
     job.display.start(job.op.command, job.total)
@@ -267,25 +270,7 @@ async def _consume(
         async for outcome in run:
             job.writer.outcome(pending.pop(outcome.index), outcome)
             job.display.advance(outcome.kind, outcome.attempts)
-            if job.writer.error is not None and not stopped:
-                # Deleting on without a record would lose track of what was done.
-                stopped = True
-                _stop(job, run, f"error: cannot write the report ({job.writer.error})")
-            error = outcome.error
-            if (
-                not stopped
-                and outcome.kind is OutcomeKind.FAILED
-                and isinstance(error, APIStatusError)
-                and error.status == 401
-            ):
-                # Every other request would be refused the same way: stop asking.
-                stopped = True
-                _stop(
-                    job,
-                    run,
-                    f"error: the service refused the credentials ({error.status} "
-                    f"{printable(str(error.error_code or ''))})",
-                )
+            stopped = judge(job, run, outcome, stopped=stopped)
     except asyncio.CancelledError:
         task = asyncio.current_task()
         if not signals.cut_off or task is None:
@@ -297,7 +282,32 @@ async def _consume(
     return stopped
 
 
-def _stop(job: Job, run: BulkRun[Any], why: str) -> None:
+def judge(job: Job, run: BulkRun[Any], outcome: Outcome[Any], *, stopped: bool) -> bool:
+    """After an outcome is recorded: stop the run if it must; whether it is stopped."""
+    if stopped:
+        return True
+    if job.writer.error is not None:
+        # Deleting on without a record would lose track of what was done.
+        stop_run(job, run, f"error: cannot write the report ({job.writer.error})")
+        return True
+    error = outcome.error
+    if (
+        outcome.kind is OutcomeKind.FAILED
+        and isinstance(error, APIStatusError)
+        and error.status == 401
+    ):
+        # Every other request would be refused the same way: stop asking.
+        stop_run(
+            job,
+            run,
+            f"error: the service refused the credentials ({error.status} "
+            f"{printable(str(error.error_code or ''))})",
+        )
+        return True
+    return False
+
+
+def stop_run(job: Job, run: BulkRun[Any], why: str) -> None:
     """Stop the run from within: no new requests; those in flight finish."""
     run.stop()
     if not job.source.regular:
@@ -305,7 +315,7 @@ def _stop(job: Job, run: BulkRun[Any], why: str) -> None:
     job.display.message(f"{why}: no new requests are sent")
 
 
-async def _account_for_the_rest(job: Job, signals: _Signals) -> None:
+async def _account_for_the_rest(job: Job, signals: Signals) -> None:
     """After a stop: record the rest of a file as skipped, or mark a stream incomplete."""
     if job.source.regular:
         job.display.message(
@@ -318,10 +328,18 @@ async def _account_for_the_rest(job: Job, signals: _Signals) -> None:
         job.writer.incomplete(job.source.next_line, "interrupted while reading a pipe or terminal")
 
 
-def _finish(job: Job, report: BulkReport[Any] | None, signals: _Signals, *, stopped: bool) -> int:
+def finish_job(
+    job: Job, report: BulkReport[Any] | None, interrupted: int | None, *, stopped: bool
+) -> int:
+    """Write the summary record, show the summary; the exit status.
+
+    ``interrupted``: the signal that stopped the run, if one did; ``stopped``: the run
+    stopped by itself (a refused credential, a report that cannot be written, a listing
+    that failed).
+    """
     counts = job.writer.counts
-    if signals.first is not None:
-        status = 128 + signals.first
+    if interrupted is not None:
+        status = 128 + interrupted
     elif job.writer.error is not None or counts["failed"] or counts["skipped"]:
         status = EXIT_FAILED
     elif counts["invalid"]:
@@ -334,7 +352,7 @@ def _finish(job: Job, report: BulkReport[Any] | None, signals: _Signals, *, stop
             "elapsed": round(report.elapsed, 3) if report is not None else 0.0,
             "attempts": report.attempts if report is not None else 0,
             "retries": report.retries if report is not None else 0,
-            "interrupted": signals.first is not None,
+            "interrupted": interrupted is not None,
             "exit_status": status,
         }
     )
@@ -348,33 +366,20 @@ def _finish(job: Job, report: BulkReport[Any] | None, signals: _Signals, *, stop
     title = job.op.command
     if job.options.wait and not job.dry_run:
         title += " (--wait: succeeded = confirmed gone)"
-    job.display.summary(title, counts, report, job.writer.reasons)
-    if job.dry_run:
+    shown = None if job.dry_run else report  # a dry run has no figures to show
+    job.display.summary(title, counts, shown, job.writer.reasons)
+    if job.dry_run and job.op.sweeps:
+        job.display.note(
+            f"dry run: {counts['planned']:,} {job.op.noun} to {job.op.verb}; nothing was "
+            f"deleted (add --apply to {job.op.verb} them)"
+        )
+    elif job.dry_run:
         job.display.note(
             f"dry run: {counts['planned']:,} to send, {counts['invalid']:,} refused; "
             "nothing was sent"
         )
     job.display.already_gone_warning(job.op, counts, job.project_id)
-    if (signals.first is not None or stopped) and job.writer.error is None:
-        _resume_hint(job)
+    if (interrupted is not None or stopped) and job.writer.error is None:
+        left = sum(job.writer.counts[r] for r in ("failed", "skipped"))
+        job.display.resume_hint(job.op, left, job.report_path, incomplete=job.incomplete)
     return status
-
-
-def _resume_hint(job: Job) -> None:
-    """How to finish the job after an interruption."""
-    left = sum(job.writer.counts[r] for r in ("failed", "skipped"))
-    command = f"asyncdeleter {job.op.command}"
-    if job.report_path is None:
-        job.display.message(
-            f"{left:,} item(s) not done and no --report was given: run {command} again with "
-            "the same input (items already gone count as done)"
-        )
-    elif job.incomplete:
-        job.display.message(
-            f"{left:,} item(s) not done and the input was not read to its end: finish with "
-            f"{command} --retry-from {job.report_path} INPUT"
-        )
-    else:
-        job.display.message(
-            f"{left:,} item(s) not done: finish with {command} --retry-from {job.report_path}"
-        )

@@ -26,6 +26,10 @@ request so that it cannot pass an item it has not seen:
   of its own limit, so each picks the limit whose page starts below the bound and reaches
   furthest past it.
 
+- The service's first count of items is checked at the end: if fewer were seen (its order
+  moved under us, as ties in a sort may between requests, or others deleted some), the
+  listing walks again for what is left, while a walk still finds something.
+
 Cost: about one request per page when nothing is deleted, and about two while the same
 manager deletes what it lists and the deletions take effect at once (Fabric). ModelArts
 keeps a deleted workspace listed (``DELETING``) until it vanishes later, which moves the
@@ -45,12 +49,16 @@ __all__ = ["DeletionWatch", "Listing"]
 
 T = TypeVar("T")
 
-#: Fetches the page at ``offset`` (in the service's unit) of ``limit`` items.
-FetchPage = Callable[[int, int], Awaitable[Sequence[T]]]
+#: Fetches the page at ``offset`` (in the service's unit) of ``limit`` items: the items,
+#: and the service's count of all items (``None`` if it gave none).
+FetchPage = Callable[[int, int], Awaitable[tuple[Sequence[T], int | None]]]
 
 #: A page-offset request may ask for a few more items than the page size, so that a page
 #: boundary can always be found below the bound that reaches past it.
 _PAGE_MODE_MIN_LIMIT: Final = 16
+#: Walks after the first, at most, when fewer items were seen than the service first said
+#: it had: each finds what an unstable order hid from the one before.
+_EXTRA_WALKS: Final = 20
 #: Requests in a row that bring nothing new before a listing gives up (plus one per page
 #: of items seen, so a long listing under heavy deletion has room).
 _MAX_STALLED: Final = 50
@@ -91,6 +99,8 @@ class Listing(Generic[T]):
         self._unit_probed = False  # the unit was learned (and may be re-learned)
         self._seen: dict[str, bool] = {}  # id -> whether this manager started deleting it
         self._removed = 0  # seen items this manager started deleting
+        self._first_total: int | None = None  # the service's count on the first page
+        self._last_total: int | None = None  # ...and on the latest
         self.pages = 0  # requests made, for tests and benchmarks
 
     def removing(self, item_id: str) -> None:
@@ -130,7 +140,7 @@ class Listing(Generic[T]):
         self.pages += 1
         self._unit_probed = True
         limit = len(first)
-        probe = await self._fetch(1, limit)
+        probe, _ = await self._fetch(1, limit)
         first_ids = {self._key(item) for item in first}
         shared = sum(1 for item in probe if self._key(item) in first_ids)
         # Records: the probe is the first page moved by one (less what changed meanwhile).
@@ -145,6 +155,17 @@ class Listing(Generic[T]):
         try:
             async for item in self._walk():
                 yield item
+            # The service said how many there were when we began; fewer seen means that
+            # its order moved under us (ties in a sort, say) or others deleted some. Walk
+            # again for what is left, while a walk still finds something.
+            for _ in range(_EXTRA_WALKS):
+                if self._first_total is None or len(self._seen) >= self._first_total:
+                    break
+                before = len(self._seen)
+                async for item in self._walk():
+                    yield item
+                if len(self._seen) == before and not self._short_of_the_count():
+                    break
         finally:
             if self._watch is not None:
                 self._watch.discard(self._scope, self)
@@ -156,7 +177,10 @@ class Listing(Generic[T]):
         while True:
             offset, limit, start, anchored = self._window(bound)
             self.pages += 1
-            items = await self._fetch(offset, limit)
+            items, total = await self._fetch(offset, limit)
+            if self._first_total is None and not self._seen:
+                self._first_total = total  # how many there were as the listing began
+            self._last_total = total
             if anchored and (not items or self._key(items[0]) not in self._seen):
                 # The list moved forward under us (someone else deleted seen items), or
                 # the offset unit was misjudged: step back a page, or re-learn the unit.
@@ -216,11 +240,21 @@ class Listing(Generic[T]):
             return max(0, len(self._seen) - self._removed) if trust_count else 0
         return None
 
+    def _short_of_the_count(self) -> bool:
+        """Nothing of ours deleted, yet the service still counts more than we have seen.
+
+        A walk that found nothing new may just have been unlucky with a shuffling order;
+        while the count says more are there, walk again. (With deletions of ours under
+        way the count moves for reasons of ours, and a walk that finds nothing ends it.)
+        """
+        total = self._last_total
+        return self._removed == 0 and total is not None and len(self._seen) < total
+
     async def _recheck_unit(self) -> bool:
         """Probe the offset unit again; return whether the verdict changed."""
         before = self._pages_are_records
         self.pages += 1
-        first = await self._fetch(0, max(self._limit, 2))
+        first, _ = await self._fetch(0, max(self._limit, 2))
         if len(first) < max(self._limit, 2):
             return False  # the whole list fits one page: no unit to learn
         await self._probe_unit(first)

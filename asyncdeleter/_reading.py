@@ -158,7 +158,7 @@ class ReadMethods:
             self._ensure_session()
             page_query = {**query, "limit": str(size), "offset": str(offset)}
             answer = await self._path.send(self._calls.call(op, ids, query=page_query))
-            return answer.result.items
+            return answer.result.items, answer.result.total
 
         return aiter(
             Listing(

@@ -84,17 +84,18 @@ class SweepFilter:
 
     def session(self, session: SqlSession, now: datetime) -> bool:
         """Whether a sweep selects ``session``."""
-        if session.session_id.casefold() in self.protected:
+        if session.session_id.strip().casefold() in self.protected:
             return False
         return self._common(session, now)
 
     def workspace(self, workspace: Workspace, now: datetime) -> bool:
         """Whether a sweep selects ``workspace``; never the default one."""
-        name = (workspace.name or "").casefold()
+        # Compared as protected entries are: stripped and case-folded.
+        name = (workspace.name or "").strip().casefold()
         if (
             workspace.workspace_id == DEFAULT_WORKSPACE_ID
             or name == DEFAULT_WORKSPACE_NAME
-            or workspace.workspace_id.casefold() in self.protected
+            or workspace.workspace_id.strip().casefold() in self.protected
             or (name and name in self.protected)
         ):
             return False

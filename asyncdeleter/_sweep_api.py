@@ -16,7 +16,7 @@ from asyncdeleter._bulk_api import BulkMethods
 from asyncdeleter._calls import Answer, Tracker
 from asyncdeleter._calls_for import SESSION_STATUSES, session_target, workspace_target
 from asyncdeleter._config import DEFAULT_WAIT_TIMEOUT
-from asyncdeleter._errors import InvalidIdentifierError
+from asyncdeleter._errors import ConfigurationError, InvalidIdentifierError
 from asyncdeleter._models import SqlSession, Workspace
 from asyncdeleter._operations import LIST_SQL_SESSIONS
 from asyncdeleter._reading import ReadMethods
@@ -65,7 +65,8 @@ class SweepMethods(ReadMethods, BulkMethods):
             older_than: Only sessions created longer ago than this; a session whose
                 creation time is unknown never matches. "Now" is when the sweep starts.
             where: Only sessions for which this returns true.
-            protected: Session ids never closed (compared case-insensitively).
+            protected: Session ids never closed (compared case-insensitively); if it
+                names the workspace itself, the sweep is refused.
             dry_run: Close nothing: each matching session ends ``planned``.
             fail_fast: Stop at the first failure.
             on_progress: As for ``close_sessions``.
@@ -87,6 +88,10 @@ class SweepMethods(ReadMethods, BulkMethods):
         )
         listing = self.list_sessions(workspace_id, status=status)
         workspace = self._calls.ids(LIST_SQL_SESSIONS, (workspace_id,))[0]
+        if workspace.casefold() in chosen.protected:
+            raise ConfigurationError(
+                f"workspace {workspace} is protected: a sweep never touches its sessions"
+            )
 
         async def matching() -> AsyncIterator[tuple[str, str]]:
             now = datetime.now(UTC)

@@ -33,14 +33,14 @@ def parse_time(value: object) -> datetime | None:  # noqa: PLR0911 - one return 
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return _from_epoch(float(value))
+        return _from_epoch(value)
     if not isinstance(value, str):
         return None
     text = value.strip()
     if not text or len(text) > 64:
         return None
     if text.isascii() and (text.isdigit() or _is_decimal(text)):
-        return _from_epoch(float(text))
+        return _from_epoch(text)
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
@@ -61,7 +61,11 @@ def _is_decimal(text: str) -> bool:
     return bool(dot) and whole.isdigit() and fraction.isdigit()
 
 
-def _from_epoch(seconds: float) -> datetime | None:
+def _from_epoch(value: float | int | str) -> datetime | None:
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int (or digits) too large for a float: no time of ours
+        return None
     if not math.isfinite(seconds):
         return None
     if seconds > _MILLISECONDS_ABOVE:

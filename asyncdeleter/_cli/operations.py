@@ -338,7 +338,7 @@ class Lister:
 
 
 def _protected(ids: Iterable[str | None], protected: frozenset[str]) -> str | None:
-    named = sorted({i for i in ids if i is not None and i.casefold() in protected})
+    named = sorted({i for i in ids if i is not None and i.strip().casefold() in protected})
     return f"protected by ASYNCDELETER_PROTECTED_IDS: {', '.join(named)}" if named else None
 
 
@@ -361,7 +361,12 @@ def _listed_workspaces(
 
 
 def _workspace_refused(workspace: Any, protected: frozenset[str]) -> str | None:
-    if workspace.workspace_id == DEFAULT_WORKSPACE or workspace.name == "default":
+    # The library's rule (a sweep never selects it): the id "0", or the name "default"
+    # in any case and spacing.
+    if (
+        workspace.workspace_id == DEFAULT_WORKSPACE
+        or (workspace.name or "").strip().casefold() == "default"
+    ):
         return "the default workspace: never deleted"
     return _protected((workspace.workspace_id, workspace.name), protected)
 

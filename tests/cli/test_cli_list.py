@@ -155,6 +155,7 @@ async def test_list_workspaces_comments_out_what_delete_workspaces_refuses(
     emu.add_workspaces("p-1", ["w1"], name="ci-1")
     emu.add_workspaces("p-1", ["w-keep"], name="ci-keep")
     emu.add_workspaces("p-1", ["w3"], name="prod-3")
+    emu.add_workspaces("p-1", ["w-dflt"], name=" Default")  # the library's rule: never swept
     env = clean_env(ASYNCDELETER_PROTECTED_IDS="W-KEEP")
     flags = ["--project-id", "p-1", *endpoint_args(emu, token_file, modelarts=True)]
     code, out, err = await cli("list-workspaces", *flags, env=env)
@@ -162,8 +163,9 @@ async def test_list_workspaces_comments_out_what_delete_workspaces_refuses(
     lines = out.splitlines()
     assert sorted(line for line in lines if not line.startswith("#")) == ["w1", "w3"]
     comments = [line for line in lines if line.startswith("#")]
-    assert len(comments) == 2
+    assert len(comments) == 3
     assert any(c.startswith("# 0 ") and "default" in c for c in comments)
+    assert any(c.startswith("# w-dflt ") and "default" in c for c in comments)
     assert any(c.startswith("# w-keep ") and "protected" in c for c in comments)
     code, out, err = await cli("list-workspaces", "--name", "ci-", *flags, env=env)
     assert code == 0, err
@@ -171,7 +173,7 @@ async def test_list_workspaces_comments_out_what_delete_workspaces_refuses(
     # The whole listing feeds delete-workspaces: comments are skipped, nothing is refused.
     code, _, err = await cli("delete-workspaces", "--yes", "-", *flags, env=env, stdin=out.encode())
     assert code == 0, err
-    assert emu.workspaces("p-1") == {"0", "w-keep", "w3"}
+    assert emu.workspaces("p-1") == {"0", "w-keep", "w3", "w-dflt"}
 
 
 # -- --json ------------------------------------------------------------------------------

@@ -161,3 +161,16 @@ async def test_a_service_that_ignores_offset_ends_in_a_typed_error() -> None:
     with pytest.raises(asyncdeleter.MalformedResponseError, match="no progress"):
         await listing(listed, 5)
     assert listed.requests < 200
+
+
+@pytest.mark.parametrize("reading", ["record", "page"])
+async def test_an_item_reordered_behind_us_is_found_by_another_walk(reading: str) -> None:
+    """The service moves an unseen item in front of what we have read (an unstable order):
+    its count says one is missing, and the listing walks again to find it."""
+
+    def move_last_to_front(listed: Listed, request: int) -> None:
+        if request == 3:
+            listed.items.insert(0, listed.items.pop())
+
+    listed = Listed(30, reading, move_last_to_front)
+    check(listed, await listing(listed, 5))

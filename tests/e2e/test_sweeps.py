@@ -189,3 +189,28 @@ def test_bad_sweep_filters_are_refused_before_any_io() -> None:
         manager.sweep_workspaces(status="GONE")
     with pytest.raises(asyncdeleter.InvalidIdentifierError):
         manager.sweep_sessions("ws/1")
+
+
+async def test_protected_and_default_names_match_whatever_their_spacing_and_case(
+    emulator: Emulator, make_manager: Make
+) -> None:
+    emulator.add_workspaces(PROJECT, ["w-1"], name=" keep ")
+    emulator.add_workspaces(PROJECT, ["w-2"], name="Default ")
+    emulator.add_workspaces(PROJECT, ["w-3"], name="ci-1")
+    async with make_manager() as manager:
+        report = await manager.sweep_workspaces(protected=["KEEP"])
+    assert [o.target for o in report.outcomes] == ["w-3"]
+
+
+async def test_a_protected_workspace_refuses_a_session_sweep(make_manager: Make) -> None:
+    async with make_manager() as manager:
+        with pytest.raises(asyncdeleter.ConfigurationError, match="protected"):
+            manager.sweep_sessions("ws-keep", protected=["WS-KEEP"])
+
+
+async def test_an_absurd_time_is_unknown_not_fatal(emulator: Emulator, make_manager: Make) -> None:
+    emulator.add_sessions("ws-1", ["huge"], create_time=10**400)
+    emulator.add_sessions("ws-1", ["old"], create_time=iso(48))
+    async with make_manager() as manager:
+        report = await manager.sweep_sessions("ws-1", older_than=timedelta(hours=1))
+    assert [o.target[1] for o in report.outcomes] == ["old"]

@@ -158,3 +158,8 @@ def test_new_errors_survive_pickle() -> None:
     assert isinstance(back_timeout, TimeoutError)
     assert back_timeout.last_status == "DELETING"
     assert "\x1b" not in str(back_timeout)  # server text is data, escaped when shown
+
+
+def test_an_integer_too_large_for_a_float_is_an_unknown_time() -> None:
+    assert parse_time(10**400) is None
+    assert parse_time("9" * 60) is None

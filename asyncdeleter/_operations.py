@@ -76,17 +76,18 @@ class Operation:
     deletes: bool
     parse: Parse | None = None
     gone_codes: frozenset[str] = frozenset()
+    #: Whether the path names the manager's project (ModelArts calls): read per call.
+    needs_project: bool = attrs.field(init=False)
+
+    @needs_project.default
+    def _names_the_project(self) -> bool:
+        return "{project_id}" in self.path
 
     def says_gone(self, error_code: str | None) -> bool:
         """Whether a 404 with ``error_code`` says this operation's resource is missing."""
         if not error_code or error_code.upper().startswith("APIG."):
             return False
         return not self.gone_codes or error_code.casefold() in self.gone_codes
-
-    @property
-    def needs_project(self) -> bool:
-        """Whether the path names the manager's project (ModelArts calls)."""
-        return "{project_id}" in self.path
 
 
 def _session(data: Any, ids: tuple[str, ...]) -> SqlSession:

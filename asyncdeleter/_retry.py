@@ -17,6 +17,7 @@ from typing import Final
 import backoff
 
 from asyncdeleter._config import RETRY_COST, TIMEOUT_RETRY_COST, RetryPolicy
+from asyncdeleter._times import plain_number
 
 __all__ = ["RetryBudget", "backoff_waits", "parse_retry_after"]
 
@@ -79,7 +80,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if value is None:
         return None
     value = value.strip()
-    if _is_delta_seconds(value):
+    if plain_number(value):
         return min(float(value), _MAX_SANE_RETRY_AFTER)
     if value[:1].isdigit() or value[:1] in "+-.":
         return None  # a number float() might take, but not one RFC 9110 allows
@@ -98,14 +99,3 @@ def _seconds_until(http_date: str, now: float) -> float | None:
         return when.timestamp() - now
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-
-
-def _is_delta_seconds(value: str) -> bool:
-    """ASCII digits, with at most one decimal point between digits (``"3"``, ``"2.5"``)."""
-    whole, _, fraction = value.partition(".")
-    return (
-        whole.isascii()
-        and whole.isdigit()
-        and (not fraction or (fraction.isascii() and fraction.isdigit()))
-        and not value.endswith(".")
-    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from asyncdeleter._bulk_api import BulkMethods
 from asyncdeleter._calls import Answer, Tracker
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SweepMethods"]
 
+T = TypeVar("T")
+
 
 async def _planned(_: object, __: Tracker) -> Answer:
     """A dry run's item: nothing is sent."""
@@ -41,6 +43,24 @@ def _status(value: str | None, known: frozenset[str]) -> str | None:
 
 class SweepMethods(ReadMethods, BulkMethods):
     """``sweep_sessions`` and ``sweep_workspaces``."""
+
+    def _plan(
+        self,
+        matching: AsyncIterator[T],
+        validate: Callable[[object], T],
+        fail_fast: bool,
+        on_progress: ProgressCallback[T] | None,
+    ) -> BulkRun[T]:
+        """A dry run: each matching item ends ``planned``; nothing is sent."""
+        return self._bulk_run(
+            matching,
+            validate=validate,
+            one=_planned,
+            in_progress=self.max_concurrency,
+            fail_fast=fail_fast,
+            on_progress=on_progress,
+            adaptive=True,
+        )
 
     def sweep_sessions(
         self,
@@ -100,15 +120,7 @@ class SweepMethods(ReadMethods, BulkMethods):
                     yield (workspace, session.session_id)
 
         if dry_run:
-            return self._bulk_run(
-                matching(),
-                validate=session_target,
-                one=_planned,
-                in_progress=self.max_concurrency,
-                fail_fast=fail_fast,
-                on_progress=on_progress,
-                adaptive=True,
-            )
+            return self._plan(matching(), session_target, fail_fast, on_progress)
         return self.close_sessions(
             matching(), missing_ok=True, fail_fast=fail_fast, on_progress=on_progress
         )
@@ -171,15 +183,7 @@ class SweepMethods(ReadMethods, BulkMethods):
                     yield workspace.workspace_id
 
         if dry_run:
-            return self._bulk_run(
-                matching(),
-                validate=workspace_target,
-                one=_planned,
-                in_progress=self.max_concurrency,
-                fail_fast=fail_fast,
-                on_progress=on_progress,
-                adaptive=True,
-            )
+            return self._plan(matching(), workspace_target, fail_fast, on_progress)
         return self.delete_workspaces(
             matching(),
             missing_ok=True,

@@ -12,7 +12,7 @@ import math
 from datetime import UTC, datetime
 from typing import Final
 
-__all__ = ["parse_time"]
+__all__ = ["parse_time", "plain_number"]
 
 #: Epoch values above this are milliseconds (1e11 seconds is the year 5138).
 _MILLISECONDS_ABOVE: Final = 1e11
@@ -39,7 +39,7 @@ def parse_time(value: object) -> datetime | None:  # noqa: PLR0911 - one return 
     text = value.strip()
     if not text or len(text) > 64:
         return None
-    if text.isascii() and (text.isdigit() or _is_decimal(text)):
+    if plain_number(text):
         return _from_epoch(text)
     try:
         parsed = datetime.fromisoformat(text)
@@ -56,9 +56,17 @@ def parse_time(value: object) -> datetime | None:  # noqa: PLR0911 - one return 
     return parsed if parsed.year >= _EARLIEST_YEAR else None
 
 
-def _is_decimal(text: str) -> bool:
+def plain_number(text: str) -> bool:
+    """ASCII digits, with at most one decimal point between digits (``"3"``, ``"2.5"``).
+
+    The one reading of a number in text: epoch times here, ``Retry-After`` in ``_retry``.
+    """
     whole, dot, fraction = text.partition(".")
-    return bool(dot) and whole.isdigit() and fraction.isdigit()
+    return (
+        whole.isascii()
+        and whole.isdigit()
+        and (not dot or (fraction.isascii() and fraction.isdigit()))
+    )
 
 
 def _from_epoch(value: float | int | str) -> datetime | None:

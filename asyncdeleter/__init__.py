@@ -35,7 +35,7 @@ from asyncdeleter._errors import (
 )
 from asyncdeleter._manager import SessionManager
 from asyncdeleter._models import DeletedWorkspace, SqlSession, Workspace
-from asyncdeleter._records import RetryDetails
+from asyncdeleter._records import RequestRecord, RetryDetails
 from asyncdeleter._version import __version__
 
 if TYPE_CHECKING:
@@ -82,6 +82,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTimeoutError",
+    "RequestRecord",
     "RetryDetails",
     "RetryPolicy",
     "ServerError",

@@ -55,7 +55,7 @@ def _gone(error: NotFoundError) -> bool:
 
 
 async def wait_until_gone(
-    show: Callable[[], Awaitable[Workspace]],
+    show: Callable[[], Awaitable[Workspace | None]],
     *,
     workspace_id: str,
     policy: RetryPolicy,
@@ -65,7 +65,7 @@ async def wait_until_gone(
     """Return once ShowWorkspace says 404; raise if the deletion failed or outlasts the wait.
 
     Args:
-        show: Makes one ShowWorkspace call (with its own retries).
+        show: Makes one ShowWorkspace call (with its own retries); ``None`` means gone.
         workspace_id: For the messages.
         policy: The manager's retry policy (its poll waits).
         wait_timeout: Seconds from now (the deletion's acceptance) to give up.
@@ -105,6 +105,8 @@ async def wait_until_gone(
             break
         try:
             workspace = await show()
+            if workspace is None:
+                return  # the service's own "gone" (ModelArts.0104), and nothing else
         except NotFoundError as exc:
             if _gone(exc):
                 return

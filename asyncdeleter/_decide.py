@@ -7,8 +7,9 @@ table-testable place (tests/unit/test_decide.py):
 
 - a deletion's 404 is success after an attempt of ours that may have taken effect,
   ``already_gone`` with ``missing_ok`` on a clean first try, else ``NotFoundError``;
-  a read's 404 is always "not found"; the gateway's own 404 (``APIG.*``, no such API)
-  is never "gone";
+  a read's 404 is "not found", unless the read asked to hear "gone" (``missing_ok``: the
+  polls of a confirming wait); the gateway's own 404 (``APIG.*``, no such API) is never
+  "gone";
 - 400, 403, 404 are never retried; 401 (or the 403 that says the token is invalid) is
   retried once, at once, when the credentials provider can supply fresh ones;
 - a 429 is pushback: retried while it is in ``retry_statuses`` and the deadline lasts,
@@ -34,7 +35,7 @@ class Step(enum.Enum):
     """The next step of a call."""
 
     DONE = "done"  #: it worked
-    ALREADY_GONE = "already_gone"  #: a deletion found nothing to delete (missing_ok)
+    ALREADY_GONE = "already_gone"  #: nothing there, and missing_ok accepts that
     RETRY = "retry"  #: wait, then send again
     REFRESH = "refresh"  #: fetch fresh credentials, then send again at once
     FAIL = "fail"  #: raise the attempt's error
@@ -142,10 +143,12 @@ def decide(  # noqa: PLR0911 - one return per row of the table above
         # A read whose body was cut short: nothing took effect, send it again.
         status = None
         attempt = Attempt(None, sent=True, dropped=True)
-    if status == 404 and deletes and not attempt.route_missing:
-        if call.may_have_taken_effect:
+    if status == 404 and not attempt.route_missing:
+        if deletes and call.may_have_taken_effect:
             return Decision(Step.DONE)  # an earlier attempt of ours deleted it
         if call.missing_ok:
+            # A deletion that found nothing, or a read that wants to hear "gone" (the
+            # polls of a confirming wait): the answer asked for, not an error.
             return Decision(Step.ALREADY_GONE)
         return Decision(Step.FAIL)
     tries_left = call.attempts - call.throttled < policy.max_tries

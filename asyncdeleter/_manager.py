@@ -9,11 +9,10 @@ method names an operation (``_operations``) and hands it to the one request path
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import ssl as ssl_module
-from collections.abc import (
-    Mapping,
-)
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
@@ -34,6 +33,7 @@ from asyncdeleter._errors import ConfigurationError
 from asyncdeleter._ids import MODELARTS_ID_MAX, validate_id
 from asyncdeleter._listing import DeletionWatch
 from asyncdeleter._models import DeletedWorkspace, Workspace
+from asyncdeleter._observe import Observer, RequestHook, telemetry_for
 from asyncdeleter._operations import (
     CLOSE_SQL_SESSION,
     DELETE_WORKSPACE,
@@ -82,11 +82,18 @@ class SessionManager(SweepMethods):
         ssl: An ``ssl.SSLContext`` (for a private CA, say); certificates are always verified.
         max_rate: Send at most this many requests per second to each API of each host (a
             client-side cap for users who know their quota); ``None`` for no cap.
+        trace_configs: ``aiohttp.TraceConfig``s for the session the manager creates (your
+            own request tracing, or opentelemetry-instrumentation-aiohttp-client's).
+        on_request: Called with a ``RequestRecord`` just before each attempt goes out.
+        on_response: Called with a ``RequestRecord`` once each attempt has ended.
+        tracing: Emit OpenTelemetry spans and the ``http.client.request.duration``
+            histogram when the ``otel`` extra is installed; ``False`` turns them off (and
+            nothing of OpenTelemetry is imported).
 
     Raises:
         ConfigurationError: Neither ``region`` nor ``endpoints``, an insecure endpoint, a
-            bad option value, or a ``session`` whose connector pool is below
-            ``max_concurrency``.
+            bad option value, a ``session`` whose connector pool is below
+            ``max_concurrency``, or ``trace_configs`` with a ``session`` of your own.
         InvalidIdentifierError: ``project_id`` is not a valid id.
     """
 
@@ -104,6 +111,10 @@ class SessionManager(SweepMethods):
         allow_insecure_http: bool = False,
         ssl: ssl_module.SSLContext | None = None,
         max_rate: float | None = None,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
+        on_request: RequestHook | None = None,
+        on_response: RequestHook | None = None,
+        tracing: bool = True,
     ) -> None:
         if endpoints is None:
             if region is None:
@@ -117,6 +128,15 @@ class SessionManager(SweepMethods):
         if max_rate is not None and not max_rate > 0:
             raise ConfigurationError(f"max_rate must be > 0 requests per second, got {max_rate!r}")
         check_ssl(ssl, session)
+        trace_configs = tuple(trace_configs)
+        if trace_configs and session is not None:
+            raise ConfigurationError(
+                "trace_configs= applies to the session the manager creates; add them to "
+                "your own session (aiohttp.ClientSession(trace_configs=...)) instead"
+            )
+        for name, hook in (("on_request", on_request), ("on_response", on_response)):
+            if hook is not None and not callable(hook):
+                raise ConfigurationError(f"{name} must be a callable or None, got {hook!r}")
         if session is not None:
             pool = session.connector.limit if session.connector is not None else 0
             if pool and pool < max_concurrency:
@@ -130,23 +150,27 @@ class SessionManager(SweepMethods):
             None if project_id is None else validate_id("project_id", project_id, MODELARTS_ID_MAX)
         )
         self.max_concurrency: int = max_concurrency
-        self.retry: Final = retry if retry is not None else RetryPolicy()
-        self.timeouts: Final = timeouts if timeouts is not None else Timeouts()
+        self.retry: RetryPolicy = retry if retry is not None else RetryPolicy()
+        self.timeouts: Timeouts = timeouts if timeouts is not None else Timeouts()
         self._credentials = Credentials(auth)
         self._ssl = ssl
+        self._trace_configs = trace_configs
         self._session = session
         self._owns_session = session is None
-        self._transport = Transport(self.timeouts)
+        self._owner = self  # a view (with_options) points at the manager that owns the pool
+        self._transport = Transport()
         self._path = RequestPath(
             credentials=self._credentials,
             limit=ConcurrencyLimit(max_concurrency),
             retry=self.retry,
+            timeouts=self.timeouts,
             transport=self._transport,
             retry_budget=(
                 RetryBudget(self.retry.retry_budget)
                 if self.retry.retry_budget is not None
                 else None
             ),
+            observer=Observer.wanted(on_request, on_response, telemetry_for(tracing, region)),
         )
         # Listings that want to hear of this manager's deletions (see _listing).
         self._watch = DeletionWatch()
@@ -182,11 +206,44 @@ class SessionManager(SweepMethods):
         return cls(**options)
 
     def __repr__(self) -> str:
-        state = "closed" if self._path.closed else "open"
+        state = "closed" if self._transport.closed else "open"
+        view = "" if self._owner is self else ", a view"
         return (
             f"SessionManager(endpoints={self.endpoints!r}, project_id={self.project_id!r}, "
-            f"max_concurrency={self.max_concurrency}, {state})"
+            f"max_concurrency={self.max_concurrency}, {state}{view})"
         )
+
+    def with_options(
+        self, *, retry: RetryPolicy | None = None, timeouts: Timeouts | None = None
+    ) -> SessionManager:
+        """A view of this manager with another retry policy or other timeouts.
+
+        The view is cheap to make (make one per call if you like) and shares everything
+        else: the connection pool, the concurrency limit, the rate gates, the credentials,
+        the hooks and tracing, and the retry budget (whose capacity is the manager's:
+        ``retry.retry_budget`` of a view is not read). Its ``aclose()`` does nothing: the
+        manager owns the pool, and closing the manager closes every view.
+
+        ``await manager.with_options(timeouts=Timeouts(read=120)).delete_workspace(ws)``
+
+        Args:
+            retry: The view's retry policy (``max_time``, ``max_tries``, ``on_retry``...);
+                the manager's when ``None``.
+            timeouts: The view's per-attempt timeouts; the manager's when ``None``.
+
+        Raises:
+            ConfigurationError: ``retry`` is not a ``RetryPolicy`` or ``timeouts`` not a
+                ``Timeouts``.
+        """
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigurationError(f"retry must be a RetryPolicy, got {retry!r}")
+        if timeouts is not None and not isinstance(timeouts, Timeouts):
+            raise ConfigurationError(f"timeouts must be a Timeouts, got {timeouts!r}")
+        view = copy.copy(self)
+        view.retry = retry if retry is not None else self.retry
+        view.timeouts = timeouts if timeouts is not None else self.timeouts
+        view._path = self._path.with_options(retry=view.retry, timeouts=view.timeouts)
+        return view
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -206,10 +263,12 @@ class SessionManager(SweepMethods):
         """Close the connection pool (unless the session was the caller's). Idempotent.
 
         Calls still waiting (to retry, for a slot, for credentials) end with a
-        ``ConfigurationError``; nothing more is sent.
+        ``ConfigurationError``; nothing more is sent. On a view (``with_options``) it does
+        nothing: the manager owns the pool.
         """
-        path = self._path
-        path.closed = True
+        if self._owner is not self:
+            return
+        self._transport.closed = True
         await self._credentials.aclose()
         session, self._session = self._session, None
         self._transport.session = None
@@ -218,32 +277,38 @@ class SessionManager(SweepMethods):
 
     @property
     def closed(self) -> bool:
-        """Whether ``aclose()`` has been called."""
-        return self._path.closed
+        """Whether ``aclose()`` has been called (on the manager that owns the pool)."""
+        return self._transport.closed
 
     def _ensure_open(self) -> None:
-        if self._path.closed:
+        if self._transport.closed:
             raise ConfigurationError("this SessionManager is closed")
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         """The session (created on first use), bound to the running event loop."""
+        owner = self._owner
+        if owner is not self:
+            return owner._ensure_session()  # the pool is the manager's, not the view's
         self._ensure_open()
-        path = self._path
+        transport = self._transport
         loop = asyncio.get_running_loop()
-        if path.loop is None:
-            path.loop = loop
-        elif path.loop is not loop:
+        if transport.loop is None:
+            transport.loop = loop
+        elif transport.loop is not loop:
             raise other_loop_error()
         session = self._session
         if session is None:
-            session = self._session = self._transport.open_session(
-                pool=self.max_concurrency, ssl=self._ssl
+            session = self._session = transport.open_session(
+                pool=self.max_concurrency,
+                ssl=self._ssl,
+                timeouts=self._path.attempt_timeouts,
+                trace_configs=self._trace_configs,
             )
         elif session.closed:
             raise ConfigurationError("the aiohttp session given to this SessionManager is closed")
         else:
-            path.borrowed = not self._owns_session
-        self._transport.session = session
+            transport.borrowed = not self._owns_session
+        transport.session = session
         return session
 
     # -- deleting one thing ------------------------------------------------------------
@@ -333,17 +398,21 @@ class SessionManager(SweepMethods):
             check_wait_timeout(wait_timeout)
         self._ensure_session()
         call = self._calls.call(DELETE_WORKSPACE, ids, missing_ok=missing_ok, tracker=tracker)
-        answer = await self._path.send(call)
         ws = ids[0]
-        if wait and not answer.already_gone:
-            show = self._calls.call(SHOW_WORKSPACE, ids, tracker=tracker)
-            await wait_until_gone(
-                lambda: self._send_show(show),
-                workspace_id=ws,
-                policy=self.retry,
-                wait_timeout=wait_timeout,
-                stop=tracker.stop if tracker is not None else None,
-            )
+        # One traced scope over the deletion and every poll of its wait.
+        with self._path.operation(call) as scope:
+            answer = await self._path.send(call)
+            if scope is not None:
+                scope.answered(answer)
+            if wait and not answer.already_gone:
+                show = self._calls.call(SHOW_WORKSPACE, ids, tracker=tracker)
+                await wait_until_gone(
+                    lambda: self._send_show(show),
+                    workspace_id=ws,
+                    policy=self.retry,
+                    wait_timeout=wait_timeout,
+                    stop=tracker.stop if tracker is not None else None,
+                )
         return DeletedWorkspace(
             workspace_id=ws,
             request_id=answer.request_id,
@@ -351,8 +420,15 @@ class SessionManager(SweepMethods):
             confirmed=wait,
         )
 
-    async def _send_show(self, template: Any) -> Workspace:
-        # A fresh call per poll (its own attempts, deadline and retries).
+    async def _send_show(self, template: Any) -> Workspace | None:
+        """One poll of a confirming wait: the workspace, or ``None`` once it is gone.
+
+        A fresh call per poll (its own attempts, deadline and retries). Its 404 that says
+        "gone" is the answer the wait wants (``missing_ok``), not an error.
+        """
         self._ensure_session()
-        call = self._calls.call(SHOW_WORKSPACE, template.ids, tracker=template.tracker)
-        return (await self._path.send(call)).result  # type: ignore[no-any-return]
+        call = self._calls.call(
+            SHOW_WORKSPACE, template.ids, missing_ok=True, tracker=template.tracker
+        )
+        answer = await self._path.send(call)
+        return None if answer.already_gone else answer.result

@@ -23,6 +23,8 @@ session type.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
 import logging
 from typing import TYPE_CHECKING, Final
 
@@ -34,7 +36,7 @@ from asyncdeleter._answers import (
 )
 from asyncdeleter._auth import Auth, Credentials, TokenAuth
 from asyncdeleter._calls import Answer, Call, Failure, Stopped
-from asyncdeleter._config import RetryPolicy
+from asyncdeleter._config import RetryPolicy, Timeouts
 from asyncdeleter._decide import Attempt, Decision, Step, decide
 from asyncdeleter._errors import (
     APIConnectionError,
@@ -42,10 +44,12 @@ from asyncdeleter._errors import (
     APITimeoutError,
     ConfigurationError,
 )
+from asyncdeleter._observe import Observer
 from asyncdeleter._records import RetryDetails
 from asyncdeleter._retry import RetryBudget, backoff_waits, parse_retry_after
 from asyncdeleter._throttle import ConcurrencyLimit
 from asyncdeleter._transport import (
+    AttemptTimeouts,
     Reply,
     Transport,
     dropped,
@@ -56,6 +60,8 @@ from asyncdeleter._version import __version__
 
 if TYPE_CHECKING:
     import aiohttp
+
+    from asyncdeleter._otel import Operation
 
 __all__ = ["RequestPath", "other_loop_error"]
 
@@ -77,8 +83,9 @@ def other_loop_error() -> ConfigurationError:
 class RequestPath:
     """Sends calls for one manager: its transport, limits, credentials, policy and budget.
 
-    The manager owns the lifecycle and sets ``transport.session``, ``loop``, ``closed``
-    and ``borrowed``; everything else is fixed when it is built.
+    The manager owns the lifecycle, kept on the shared ``transport`` (its session, event
+    loop, ``closed``); everything else is fixed when it is built. ``with_options`` makes
+    the path of a view: another retry policy and other timeouts over the same everything.
     """
 
     def __init__(
@@ -87,21 +94,38 @@ class RequestPath:
         credentials: Credentials,
         limit: ConcurrencyLimit,
         retry: RetryPolicy,
+        timeouts: Timeouts,
         transport: Transport,
         retry_budget: RetryBudget | None,
+        observer: Observer | None = None,
     ) -> None:
         self.credentials = credentials
         self.limit = limit
         self.admission = Admission(credentials, limit)
         self.retry = retry
+        self.timeouts = timeouts
+        self.attempt_timeouts = AttemptTimeouts(timeouts)
         self.transport = transport
         self.retry_budget = retry_budget
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.closed = False
-        self.borrowed = False  # the session is the caller's: it may close behind our back
+        # Hooks and tracing, if any: None is the cheap path (one check per attempt).
+        self.observer = observer
+        self.telemetry = observer.telemetry if observer is not None else None
         # Headers of a fixed TokenAuth, with the User-Agent, merged once (see _headers).
         self._merged_for: object = _NOT_MERGED
         self._merged_headers: dict[str, str] = {}
+
+    def with_options(self, *, retry: RetryPolicy, timeouts: Timeouts) -> RequestPath:
+        """The path of a view: ``retry`` and ``timeouts``, over this path's everything else.
+
+        The transport (session, lifecycle), limits, rate gates, credentials, hooks and
+        retry budget are the same objects, so the view's calls count against the same
+        limits and budget (whose capacity ``retry.retry_budget`` does not change).
+        """
+        view = copy.copy(self)
+        view.retry = retry
+        view.timeouts = timeouts
+        view.attempt_timeouts = AttemptTimeouts(timeouts)
+        return view
 
     def check_usable(self) -> aiohttp.ClientSession:
         """The session to send on, or the reason no request may go out now.
@@ -110,23 +134,46 @@ class RequestPath:
             ConfigurationError: The manager is closed, its (or the caller's) session is
                 closed, or it is used from another event loop than its first.
         """
-        if self.closed:
+        transport = self.transport
+        if transport.closed:
             raise ConfigurationError("this SessionManager is closed")
-        session = self.transport.session
+        session = transport.session
         if session is None or session.closed:
             raise ConfigurationError("the aiohttp session of this SessionManager is closed")
-        if asyncio.get_running_loop() is not self.loop:
+        if asyncio.get_running_loop() is not transport.loop:
             raise other_loop_error()
         return session
 
-    async def send(self, call: Call) -> Answer:
+    def operation(self, call: Call) -> Operation | contextlib.nullcontext[None]:
+        """The traced scope of a public call made of several calls (a confirming wait).
+
+        Its span covers every call sent inside it; without tracing it does nothing.
+        """
+        if self.telemetry is None:
+            return contextlib.nullcontext()
+        return self.telemetry.operation(call)
+
+    async def _send_traced(self, call: Call) -> Answer:
+        """``send`` inside the span of its public call (unless already inside one)."""
+        assert self.telemetry is not None  # noqa: S101 - only called when tracing
+        with self.telemetry.operation(call) as scope:
+            answer = await self.send(call, traced=True)
+            scope.answered(answer)
+            return answer
+
+    async def send(self, call: Call, *, traced: bool = False) -> Answer:  # noqa: PLR0912 - the hot path, inline
         """Send ``call`` with retries; return how it ended or raise the typed error.
+
+        With tracing on, the call runs inside its public call's span (``traced`` says it
+        already does).
 
         Raises:
             APIError: The call failed, after retries where they apply.
             ConfigurationError: The manager closed, or is used from another event loop.
             Stopped: The call's run was stopped before a request went out.
         """
+        if self.telemetry is not None and not traced:
+            return await self._send_traced(call)
         session = self.check_usable()
         loop = asyncio.get_running_loop()
         last: Failure | None = None
@@ -138,6 +185,10 @@ class RequestPath:
                     auth, generation = await self.admission.wait_for_turn(call)
             else:
                 auth, generation = await self.admission.wait_for_retry_turn(call, last)
+            observer = self.observer
+            watching: object = None
+            reply: Reply | None = None
+            started: float | None = None  # set once the attempt counts as sent
             try:
                 self._check_still_wanted(call, last, session)
                 # One attempt, holding a slot: before (sync), the exchange, then judging
@@ -145,17 +196,27 @@ class RequestPath:
                 # per-request hot path.
                 started = self._starting(call, loop)
                 op = call.op
+                headers = self._headers(auth, call)
+                if observer is not None:
+                    watching, headers = observer.sending(call, headers)
                 reply = await self.transport.exchange(
                     session,
                     op.method,
                     call.url,
-                    self._headers(auth, call),
+                    headers,
                     call.deadline,
+                    self.attempt_timeouts,
                     want_body=not op.deletes,
                 )
                 result = self._answered(call, reply, started, loop, auth, generation)
+            except BaseException as exc:
+                if observer is not None and started is not None:
+                    observer.ended(watching, call, reply, exc, loop.time() - started)
+                raise
             finally:
                 self.limit.release()
+            if observer is not None:
+                observer.ended(watching, call, reply, result, loop.time() - started)
             if isinstance(result, Answer):
                 if self.retry_budget is not None:
                     self.retry_budget.refill(call.budget_spent)
@@ -179,7 +240,8 @@ class RequestPath:
         """Right before sending: a stopped run or a closing manager sends nothing more."""
         if call.tracker is not None and call.tracker.stop.stopped:
             raise Stopped(last.error if last is not None else None)
-        if self.closed or (self.borrowed and session.closed):
+        transport = self.transport
+        if transport.closed or (transport.borrowed and session.closed):
             raise ConfigurationError(
                 "the SessionManager (or its aiohttp session) was closed while this call "
                 "waited; nothing more was sent"

@@ -29,6 +29,7 @@ from asyncdeleter._errors import (
 
 __all__ = [
     "MIDDLEWARES",
+    "AttemptTimeouts",
     "Expiry",
     "Reply",
     "Transport",
@@ -215,15 +216,48 @@ def check_ssl(ssl: ssl_module.SSLContext | None, session: aiohttp.ClientSession 
             )
 
 
-class Transport:
-    """Sends attempts for one manager on its session, each bounded by its call's deadline.
+class AttemptTimeouts:
+    """The aiohttp timeouts of one ``Timeouts``, built once (a manager and each of its views).
 
-    The manager sets ``session`` (its own, from ``open_session``, or the caller's).
+    ``connect`` bounds the whole connect phase: name resolution, TCP and TLS.
     """
 
+    __slots__ = ("client_timeout", "connect", "read")
+
     def __init__(self, timeouts: Timeouts) -> None:
-        self.timeouts = timeouts
+        self.connect = timeouts.connect
+        self.read = timeouts.read
+        self.client_timeout = self._timeout(timeouts.connect)
+
+    def _timeout(self, connect: float) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(
+            total=None, connect=connect, sock_read=self.read, ceil_threshold=_NO_CEILING
+        )
+
+    def within(self, left: float) -> aiohttp.ClientTimeout:
+        """The timeouts of an attempt with ``left`` seconds to its call's deadline.
+
+        The connect phase of an attempt with at least the plain connect timeout left gets
+        it; a shorter one gets what is left of the deadline.
+        """
+        if left >= self.connect:
+            return self.client_timeout
+        return self._timeout(max(left, 0.001))
+
+
+class Transport:
+    """The pool of one manager, shared by its views: the session, its lifecycle, deadlines.
+
+    The manager sets ``session`` (its own, from ``open_session``, or the caller's),
+    ``loop`` (the event loop it was first used on), ``closed`` and ``borrowed``; a view
+    (``SessionManager.with_options``) reads the same ones.
+    """
+
+    def __init__(self) -> None:
         self.session: aiohttp.ClientSession | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.closed = False
+        self.borrowed = False  # the session is the caller's: it may close behind our back
         # What stops aiohttp's hidden resend on a caller's session (see _own_every_attempt);
         # None on our own session, where it is switched off directly.
         self.middlewares: tuple[Any, ...] | None = MIDDLEWARES
@@ -231,21 +265,20 @@ class Transport:
         # the expired ones (a timer per attempt would cost more than the rest of our path).
         self._watched: dict[Expiry, None] = {}
         self._sweeper: asyncio.TimerHandle | None = None
-        # The connect phase of an attempt with at least this much time left gets the
-        # plain connect timeout; a shorter one gets what is left of the call's deadline.
-        self._connect = timeouts.connect
-        self.client_timeout = self._timeout(timeouts.connect)
-
-    def _timeout(self, connect: float) -> aiohttp.ClientTimeout:
-        # ``connect`` bounds the whole connect phase: name resolution, TCP and TLS.
-        return aiohttp.ClientTimeout(
-            total=None, connect=connect, sock_read=self.timeouts.read, ceil_threshold=_NO_CEILING
-        )
 
     def open_session(
-        self, *, pool: int, ssl: ssl_module.SSLContext | None, trace_configs: tuple[Any, ...] = ()
+        self,
+        *,
+        pool: int,
+        ssl: ssl_module.SSLContext | None,
+        timeouts: AttemptTimeouts,
+        trace_configs: tuple[aiohttp.TraceConfig, ...] = (),
     ) -> aiohttp.ClientSession:
-        """Create the manager's own session over one connector of ``pool`` connections."""
+        """Create the manager's own session over one connector of ``pool`` connections.
+
+        ``trace_configs`` are the caller's ``aiohttp.TraceConfig``s (their own tracing, or
+        opentelemetry-instrumentation-aiohttp-client's), passed through as given.
+        """
         connector = aiohttp.TCPConnector(
             # The pool is never the bottleneck: the manager's concurrency limit is.
             limit=pool,
@@ -254,7 +287,7 @@ class Transport:
         )
         session = aiohttp.ClientSession(
             connector=connector,
-            timeout=self.client_timeout,
+            timeout=timeouts.client_timeout,
             # Deletions need no cookies; skipping the jar saves work on every answer.
             cookie_jar=aiohttp.DummyCookieJar(),
             trace_configs=list(trace_configs) or None,
@@ -266,13 +299,14 @@ class Transport:
             self.middlewares = None
         return session
 
-    async def exchange(
+    async def exchange(  # noqa: PLR0917 - the hot path: positional, no keyword packing
         self,
         session: aiohttp.ClientSession,
         method: str,
         url: yarl.URL,
         headers: Mapping[str, str],
         deadline: float,
+        timeouts: AttemptTimeouts,
         *,
         want_body: bool,
     ) -> Reply:
@@ -300,9 +334,7 @@ class Transport:
                 method,
                 url,
                 headers=headers,
-                timeout=self.client_timeout
-                if left >= self._connect
-                else self._timeout(max(left, 0.001)),
+                timeout=timeouts.within(left),
                 allow_redirects=False,
                 raise_for_status=False,
                 middlewares=self.middlewares,

@@ -13,7 +13,7 @@ EXPECTED = {
     "AuthenticationError", "BadRequestError", "BulkReport", "BulkRun", "ConfigurationError",
     "DeletedWorkspace", "Endpoints", "InternalServerError", "InvalidIdentifierError",
     "NotFoundError", "Outcome", "OutcomeKind", "PermissionDeniedError", "RateLimitError",
-    "RequestTimeoutError", "RetryDetails", "RetryPolicy", "ServerError", "SessionManager",
+    "RequestRecord", "RequestTimeoutError", "RetryDetails", "RetryPolicy", "ServerError", "SessionManager",
     "Timeouts", "TokenAuth",
     "TransportError", "__version__",
     # The read side and confirmed deletion.

@@ -1,0 +1,240 @@
+"""OpenTelemetry spans and metrics, for the optional ``otel`` extra (``opentelemetry-api``).
+
+Imported only by ``_observe.telemetry_for``, when a manager is built with ``tracing=True``
+and the package is installed. What it emits follows the HTTP client semantic conventions:
+
+- one INTERNAL span per public call (``ModelArts.DeleteWorkspace``, say), carrying the
+  operation and its target; a ``delete_workspace(wait=True)`` is one such span over the
+  DELETE and every poll;
+- under it, one CLIENT span per attempt, named by method and URL template (never a raw id):
+  ``http.request.method``, ``server.address``, ``server.port``, ``url.full``,
+  ``url.template``, ``http.response.status_code``, ``error.type`` and, on retries,
+  ``http.request.resend_count``; the W3C trace context goes out with the request;
+- the ``http.client.request.duration`` histogram, one measurement per attempt, sampled or
+  not.
+
+No header value, body or credential is ever an attribute; an error's text is the typed
+error's message, which the request path already redacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextvars import ContextVar, Token
+from types import TracebackType
+from typing import Any, Final
+
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, propagate, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from asyncdeleter._calls import Answer, Call, Stopped
+from asyncdeleter._operations import FABRIC, MODELARTS
+from asyncdeleter._version import __version__
+
+__all__ = ["Telemetry"]
+
+#: How the services are named in span names, as in Huawei Cloud's own documentation.
+SERVICE_NAMES: Final = {FABRIC: "DataArtsFabric", MODELARTS: "ModelArts"}
+#: The semantic conventions' advice for ``http.client.request.duration``, in seconds.
+DURATION_BUCKETS: Final = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
+#: The message of an error kept on a span, at most this long.
+_DESCRIPTION_KEPT: Final = 500
+
+#: The span of the public call this task is inside, if any: a call made within one (the
+#: polls of a confirming wait) opens no span of its own, and its attempts go under it.
+_OPERATION: ContextVar[Span | None] = ContextVar("asyncdeleter_operation", default=None)
+
+_duration: metrics.Histogram | None = None
+
+
+def _duration_histogram() -> metrics.Histogram:
+    """The process's one duration histogram (made once: instruments are per meter name)."""
+    global _duration  # noqa: PLW0603 - one instrument per process, made on first use
+    if _duration is None:
+        meter = metrics.get_meter("asyncdeleter", __version__)
+        _duration = meter.create_histogram(
+            "http.client.request.duration",
+            unit="s",
+            description="Duration of HTTP client requests.",
+            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+        )
+    return _duration
+
+
+class Telemetry:
+    """One manager's tracer and histogram; each ``operation`` is a public call's span."""
+
+    def __init__(self, region: str | None) -> None:
+        # A proxy until the application sets its provider: a manager built at import time
+        # still traces once the application has set one up.
+        self.tracer = trace.get_tracer("asyncdeleter", __version__)
+        self.duration = _duration_histogram()
+        self.region = region
+
+    def operation(self, call: Call) -> Operation:
+        """The span of one public call about to be made with ``call`` (``with`` it)."""
+        return Operation(self, call)
+
+    def attempt_started(
+        self, call: Call, headers: dict[str, str]
+    ) -> tuple[tuple[Span, object] | None, dict[str, str]]:
+        """Start the CLIENT span of an attempt (if its call's span records) and current it.
+
+        Returns:
+            The span and its context token (``None`` when not recording), and the headers
+            to send: a copy with the trace context when a span records.
+        """
+        parent = _OPERATION.get()
+        if parent is None or not parent.is_recording():
+            return None, headers
+        op = call.op
+        url = call.url
+        attributes: dict[str, Any] = {
+            "http.request.method": op.method,
+            "server.address": url.host or "",
+            "server.port": url.port or 0,
+            "url.full": str(url),
+            "url.template": op.path,
+        }
+        if call.attempts > 1:
+            attributes["http.request.resend_count"] = call.attempts - 1
+        span = self.tracer.start_span(
+            f"{op.method} {op.path}", kind=SpanKind.CLIENT, attributes=attributes
+        )
+        token = otel_context.attach(trace.set_span_in_context(span))
+        headers = dict(headers)  # never the manager's cached, shared headers
+        propagate.inject(headers)
+        return (span, token), headers
+
+    def attempt_ended(  # noqa: PLR0917 - called positionally, once per attempt
+        self,
+        started: tuple[Span, object] | None,
+        call: Call,
+        status: int | None,
+        error_type: str | None,
+        request_id: str | None,
+        elapsed: float,
+    ) -> None:
+        """Record the attempt's duration; end its span, with its status."""
+        op = call.op
+        url = call.url
+        attributes: dict[str, Any] = {
+            "http.request.method": op.method,
+            "server.address": url.host or "",
+            "server.port": url.port or 0,
+            "url.template": op.path,
+        }
+        if status is not None:
+            attributes["http.response.status_code"] = status
+        if error_type is not None:
+            attributes["error.type"] = error_type
+        self.duration.record(elapsed, attributes)
+        if started is None:
+            return
+        span, token = started
+        try:
+            if status is not None:
+                span.set_attribute("http.response.status_code", status)
+            if request_id is not None:
+                span.set_attribute("asyncdeleter.request_id", request_id)
+            if error_type is not None:
+                span.set_attribute("error.type", error_type)
+                span.set_status(Status(StatusCode.ERROR, error_type))
+            span.end()
+        finally:
+            otel_context.detach(token)  # type: ignore[arg-type]
+
+
+class Operation:
+    """The INTERNAL span of one public call: ``with telemetry.operation(call) as op:``.
+
+    Inside another operation (a confirming wait's polls) it does nothing: the outer span
+    covers them. A span that does not record (no SDK, or sampled out) is not made current,
+    and its calls' attempts make no spans of their own (their durations are still measured).
+    """
+
+    __slots__ = ("_attach", "_reset", "_span", "_telemetry", "call")
+
+    def __init__(self, telemetry: Telemetry, call: Call) -> None:
+        self._telemetry = telemetry
+        self.call = call
+        self._span: Span | None = None
+        self._reset: Token[Span | None] | None = None
+        self._attach: object = None
+
+    def __enter__(self) -> Operation:
+        if _OPERATION.get() is not None:
+            return self  # inside an operation already: its span covers this call
+        call = self.call
+        op = call.op
+        attributes: dict[str, Any] = {
+            "asyncdeleter.operation": op.label,
+            "asyncdeleter.api": op.name,
+            "asyncdeleter.target": call.target,
+            "cloud.provider": "huawei_cloud",
+        }
+        region = self._telemetry.region
+        if region is not None:
+            attributes["cloud.region"] = region
+        span = self._telemetry.tracer.start_span(
+            f"{SERVICE_NAMES[op.service]}.{op.name}",
+            kind=SpanKind.INTERNAL,
+            attributes=attributes,
+        )
+        self._span = span
+        self._reset = _OPERATION.set(span)
+        if span.is_recording():
+            self._attach = otel_context.attach(trace.set_span_in_context(span))
+        return self
+
+    def answered(self, answer: Answer) -> None:
+        """The call ended without raising: note what the service said."""
+        span = self._span
+        if span is None or not span.is_recording():
+            return
+        if answer.request_id is not None:
+            span.set_attribute("asyncdeleter.request_id", answer.request_id)
+        if self.call.op.deletes:
+            span.set_attribute("asyncdeleter.already_gone", answer.already_gone)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        span = self._span
+        if span is None:
+            return
+        try:
+            if span.is_recording():
+                span.set_attribute("asyncdeleter.attempts", self.call.attempts)
+                if exc is not None:
+                    _failed(span, exc)
+            span.end()
+        finally:
+            if self._attach is not None:
+                otel_context.detach(self._attach)  # type: ignore[arg-type]
+            if self._reset is not None:
+                _OPERATION.reset(self._reset)
+
+
+def _failed(span: Span, exc: BaseException) -> None:
+    """Mark a public call's span by how it failed (a stopped bulk item did not fail)."""
+    if isinstance(exc, Stopped):
+        span.set_attribute("asyncdeleter.stopped", True)
+        return
+    if isinstance(exc, asyncio.CancelledError):
+        span.set_attribute("error.type", "cancelled")
+        span.set_status(Status(StatusCode.ERROR, "cancelled"))
+        return
+    kind = type(exc).__name__
+    message = str(exc)[:_DESCRIPTION_KEPT]
+    span.set_attribute("error.type", kind)
+    span.set_status(Status(StatusCode.ERROR, message))
+    # The type and the (redacted) message only: a recorded traceback would carry the
+    # text of every chained exception.
+    span.add_event("exception", {"exception.type": kind, "exception.message": message})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import ipaddress
 import re
 from collections.abc import Callable, Iterable
@@ -240,10 +241,30 @@ def _statuses(value: Iterable[int]) -> frozenset[int]:
     return frozenset(value)
 
 
+def check_hook(name: str, hook: object) -> None:
+    """Refuse a hook that is not a plain callable (an ``async def`` would never run).
+
+    Raises:
+        ConfigurationError: ``hook`` is not callable, or is a coroutine function.
+    """
+    if not callable(hook):
+        raise ConfigurationError(f"{name} must be a callable, got {hook!r}")
+    if inspect.iscoroutinefunction(hook) or inspect.iscoroutinefunction(
+        getattr(hook, "__call__", None)  # noqa: B004 - an object whose __call__ is async
+    ):
+        raise ConfigurationError(
+            f"{name} must be a plain callable, not a coroutine function: it is called "
+            "inline, on the request path, and never awaited"
+        )
+
+
 def _hooks(
     value: Iterable[Callable[[RetryDetails], object]],
 ) -> tuple[Callable[[RetryDetails], object], ...]:
-    return tuple(value)
+    hooks = tuple(value)
+    for hook in hooks:
+        check_hook("on_retry", hook)
+    return hooks
 
 
 @attrs.frozen(kw_only=True)

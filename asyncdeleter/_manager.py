@@ -25,6 +25,7 @@ from asyncdeleter._config import (
     Endpoints,
     RetryPolicy,
     Timeouts,
+    check_hook,
     check_transport_security,
     check_wait_timeout,
 )
@@ -135,8 +136,8 @@ class SessionManager(SweepMethods):
                 "your own session (aiohttp.ClientSession(trace_configs=...)) instead"
             )
         for name, hook in (("on_request", on_request), ("on_response", on_response)):
-            if hook is not None and not callable(hook):
-                raise ConfigurationError(f"{name} must be a callable or None, got {hook!r}")
+            if hook is not None:
+                check_hook(name, hook)
         if session is not None:
             pool = session.connector.limit if session.connector is not None else 0
             if pool and pool < max_concurrency:

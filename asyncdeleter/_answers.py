@@ -15,7 +15,12 @@ from asyncdeleter._errors import (
 from asyncdeleter._models import parse_error_body
 from asyncdeleter._transport import Reply
 
-__all__ = ["credentials_refused", "parsed_result", "status_error"]
+__all__ = [
+    "credentials_refused",
+    "parsed_result",
+    "redact",
+    "status_error",
+]
 
 _SHORTEST_REDACTED = 8
 
@@ -75,12 +80,13 @@ def status_error(
     body = parse_error_body(raw)
     raw_text = _redacted(raw[: RAW_BODY_KEPT * 4].decode("utf-8", "replace"), secrets)
     error_msg = _redacted(body.error_msg, secrets)
+    error_code = _redacted(body.error_code, secrets)
     detail = error_msg or raw_text[:200].strip() or "(no body)"
-    code = f" {body.error_code}" if body.error_code else ""
+    code = f" {error_code}" if error_code else ""
     return status_error_class(status)(
         f"{call.op.label} {call.target}: HTTP {status}{code}: {detail}",
         status=status,
-        error_code=_redacted(body.error_code, secrets),
+        error_code=error_code,
         error_msg=error_msg,
         solution_msg=_redacted(body.solution_msg, secrets),
         request_id=_redacted(request_id, secrets),
@@ -88,6 +94,15 @@ def status_error(
         raw_body=raw_text,
         retry_after=retry_after,
     )
+
+
+def redact(text: str | None, secrets: tuple[str, ...]) -> str | None:
+    """``text`` with every secret (a token, SK, security token) cut out: ``[redacted]``.
+
+    For server text that is not quoted in an error, but kept: an ``X-Request-Id`` that
+    echoes a credential would otherwise reach results, outcomes, hook records and spans.
+    """
+    return _redacted(text, secrets)
 
 
 @overload

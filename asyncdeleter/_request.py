@@ -32,6 +32,7 @@ from asyncdeleter._admission import Admission, raise_error
 from asyncdeleter._answers import (
     credentials_refused,
     parsed_result,
+    redact,
     status_error,
 )
 from asyncdeleter._auth import Auth, Credentials, TokenAuth
@@ -309,6 +310,10 @@ class RequestPath:
         generation: int,
     ) -> Answer | Failure:
         """Judge one attempt's reply: a plain 2xx here, everything else in ``_judge``."""
+        if reply.request_id is not None and auth is not None:
+            # Before anything keeps it (a result, an outcome, a hook record, a span): a
+            # server may echo a credential back in its request id.
+            reply.request_id = redact(reply.request_id, auth.secrets())
         status = reply.status
         if status is not None:
             call.gate.learned.record(loop.time(), started, throttled=status == 429)

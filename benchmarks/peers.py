@@ -2,14 +2,26 @@
 
 Each returns a ``Sample``: wall time, the process's CPU time, and per-request latencies
 where the contender exposes them. They all hit the same server with the same paths.
+
+Run as a script (``python benchmarks/peers.py tracing-child --mode MODE ...``), it is one
+round of the tracing comparison in a process of its own: ``asyncdeleter_single`` with
+tracing off, on without the ``otel`` extra, on with the API only, on with the SDK set up,
+or (``baseline``) whatever ``asyncdeleter`` PYTHONPATH finds, built with its defaults. It
+prints the ``Sample`` as JSON. A process each, because a tracer provider can be set only
+once per process and no other contender may pay for one.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import importlib.abc
+import json
 import statistics
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import aiohttp
 import attrs
@@ -68,27 +80,54 @@ def _measure(run: Callable[[], list[float] | None], n: int) -> Sample:
     return Sample(time.perf_counter() - wall, time.process_time() - cpu, n, tuple(latencies or ()))
 
 
-def _manager(base: str, concurrency: int, aksk: bool) -> asyncdeleter.SessionManager:
+#: What the in-process contenders pass: no tracing, the path of an application without the
+#: ``otel`` extra (the benchmark's environment has it, for the tracing comparison, which
+#: runs each of its variants in a process of its own).
+UNTRACED: dict[str, Any] = {"tracing": False}
+
+
+def _manager(
+    base: str, concurrency: int, aksk: bool, options: dict[str, Any] | None = None
+) -> asyncdeleter.SessionManager:
     return asyncdeleter.SessionManager(
         endpoints=asyncdeleter.Endpoints(fabric=base, modelarts=base),
         project_id=PROJECT,
         auth=asyncdeleter.AkSkAuth(AK, SK) if aksk else asyncdeleter.TokenAuth(TOKEN),
         max_concurrency=concurrency,
+        **(UNTRACED if options is None else options),
     )
 
 
-def asyncdeleter_single(base: str, n: int, concurrency: int, *, aksk: bool = False) -> Sample:
-    """``SessionManager.delete_workspace``, one call per id, C workers."""
+def asyncdeleter_single(
+    base: str,
+    n: int,
+    concurrency: int,
+    *,
+    aksk: bool = False,
+    options: dict[str, Any] | None = None,
+    after: Callable[[], object] | None = None,
+) -> Sample:
+    """``SessionManager.delete_workspace``, one call per id, C workers.
+
+    ``options`` are the manager's other arguments (``UNTRACED`` when ``None``); ``after``
+    runs inside the measured time, once the calls are done (flushing a tracer's queue).
+    """
 
     async def main() -> list[float]:
-        async with _manager(base, concurrency, aksk) as manager:
+        async with _manager(base, concurrency, aksk, options) as manager:
 
             async def one(i: int) -> None:
                 await manager.delete_workspace(f"w{i}")
 
             return await _pool(n, concurrency, one)
 
-    return _measure(lambda: asyncio.run(main()), n)
+    def run() -> list[float]:
+        latencies = asyncio.run(main())
+        if after is not None:
+            after()
+        return latencies
+
+    return _measure(run, n)
 
 
 def asyncdeleter_bulk(base: str, n: int, concurrency: int, *, aksk: bool = False) -> Sample:
@@ -221,3 +260,126 @@ def asyncdeleter_listing(base: str, workspace: str, page: int) -> Sample:
     wall, cpu = time.perf_counter(), time.process_time()
     n = asyncio.run(main())
     return Sample(time.perf_counter() - wall, time.process_time() - cpu, n)
+
+
+# -- the tracing comparison: one round of one variant, in a process of its own ---------------
+
+TRACING_MODES = ("off", "no-extra", "api", "sdk", "baseline")
+
+
+class _NoOpenTelemetry(importlib.abc.MetaPathFinder):
+    """Makes ``opentelemetry`` unimportable: an environment without the ``otel`` extra."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == "opentelemetry" or name.startswith("opentelemetry."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+class _Counted:
+    """How many spans the dropping exporter was handed."""
+
+    spans = 0
+
+
+def _install_sdk() -> Callable[[], None]:
+    """OpenTelemetry's SDK as an exporting application has it, minus the export.
+
+    A ``TracerProvider`` with a ``BatchSpanProcessor`` (its defaults) whose exporter drops
+    what it is handed, and a ``MeterProvider`` with a periodic reader whose exporter drops
+    too. Returns the flush that ends a measured run: every queued span processed, the
+    metrics collected once.
+    """
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import (
+        MetricExporter,
+        MetricExportResult,
+        PeriodicExportingMetricReader,
+    )
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class DropSpans(SpanExporter):
+        def export(self, spans: Sequence[Any]) -> SpanExportResult:
+            _Counted.spans += len(spans)
+            return SpanExportResult.SUCCESS
+
+    class DropMetrics(MetricExporter):
+        def export(
+            self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any
+        ) -> MetricExportResult:
+            return MetricExportResult.SUCCESS
+
+        def force_flush(self, timeout_millis: float = 10_000) -> bool:
+            return True
+
+        def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+            return None
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(DropSpans()))
+    trace.set_tracer_provider(tracer_provider)
+    meter_provider = MeterProvider(metric_readers=[PeriodicExportingMetricReader(DropMetrics())])
+    metrics.set_meter_provider(meter_provider)
+
+    def flush() -> None:
+        tracer_provider.force_flush()
+        meter_provider.force_flush()
+
+    return flush
+
+
+def tracing_child(argv: list[str]) -> int:
+    """One measured run of ``asyncdeleter_single`` in one tracing mode; prints JSON."""
+    parser = argparse.ArgumentParser(prog="peers.py tracing-child")
+    parser.add_argument("--mode", choices=TRACING_MODES, required=True)
+    parser.add_argument("--base", required=True)
+    parser.add_argument("--n", type=int, required=True)
+    parser.add_argument("--concurrency", type=int, required=True)
+    parser.add_argument("--warmup", type=int, default=500)
+    args = parser.parse_args(argv)
+    options: dict[str, Any] = {
+        "off": {"tracing": False},
+        "no-extra": {},  # the default, tracing=True, with opentelemetry not importable
+        "api": {"tracing": True},
+        "sdk": {"tracing": True},
+        "baseline": {},  # a build without the feature: its defaults, no such argument
+    }[args.mode]
+    flush: Callable[[], None] | None = None
+    if args.mode == "no-extra":
+        sys.meta_path.insert(0, _NoOpenTelemetry())
+    elif args.mode == "sdk":
+        flush = _install_sdk()
+
+    def run(n: int) -> Sample:
+        return asyncdeleter_single(args.base, n, args.concurrency, options=options, after=flush)
+
+    run(args.warmup)  # the interpreter, nginx's connections, the tracer's first spans
+    spans_before = _Counted.spans
+    sample = run(args.n)
+    imported = sorted(
+        m for m in sys.modules if m == "opentelemetry" or m.startswith("opentelemetry.")
+    )
+    print(
+        json.dumps(
+            {
+                "seconds": sample.seconds,
+                "cpu_seconds": sample.cpu_seconds,
+                "n": sample.n,
+                "p50": sample.percentile(0.50),
+                "p99": sample.percentile(0.99),
+                "module": asyncdeleter.__file__,
+                "otel_imported": bool(imported),
+                "spans_per_call": (_Counted.spans - spans_before) / sample.n if flush else None,
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["tracing-child"]:
+        raise SystemExit(
+            "usage: peers.py tracing-child --mode MODE --base URL --n N --concurrency C"
+        )
+    raise SystemExit(tracing_child(sys.argv[2:]))

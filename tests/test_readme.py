@@ -16,7 +16,7 @@ import re
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -103,6 +103,75 @@ async def _exercise():
 asyncio.run(_exercise())
 """
 
+# FastAPI's request span is an ancestor of ours, in one trace, and the request to the
+# service carried that trace's context (checked on the emulator's side).
+TRACING_EXERCISE_FASTAPI = (
+    WEB_EXERCISE_FASTAPI
+    + """
+spans = {span.context.span_id: span for span in exporter.get_finished_spans()}
+named = {span.name: span for span in spans.values()}
+call = named["DataArtsFabric.CloseSqlSession"]
+attempt = named["DELETE /v1/workspaces/{workspace_id}/sessions/{session_id}"]
+assert attempt.parent is not None and attempt.parent.span_id == call.context.span_id
+ancestors = []
+span = call
+while span.parent is not None:
+    span = spans[span.parent.span_id]
+    ancestors.append(span)
+served = ancestors[-1]
+assert served.name == "DELETE /sessions/{workspace_id}/{session_id}", [s.name for s in ancestors]
+assert served.kind is trace.SpanKind.SERVER
+assert served.context.trace_id == call.context.trace_id == attempt.context.trace_id
+assert call.kind is trace.SpanKind.INTERNAL and attempt.kind is trace.SpanKind.CLIENT
+assert call.attributes["asyncdeleter.target"] == "ws-1/sess-1"
+assert call.attributes["asyncdeleter.api"] == "CloseSqlSession"
+assert attempt.attributes["http.response.status_code"] == 200
+assert attempt.attributes["url.template"] == "/v1/workspaces/{workspace_id}/sessions/{session_id}"
+assert "error.type" not in attempt.attributes and "error.type" not in call.attributes
+assert call.status.status_code is trace.StatusCode.UNSET
+ids = f"{attempt.context.trace_id:032x}-{attempt.context.span_id:016x}"
+print(f"traceparent 00-{ids}-{attempt.context.trace_flags:02x}")
+"""
+)
+
+# The snippet's manager, with aiohttp's instrumentation, under an SDK provider set up
+# first: each signed request (the emulator checks every signature) gets aiohttp's span
+# too, under our attempt's.
+TRACE_CONFIGS_SETUP = """
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+_exporter = InMemorySpanExporter()
+_provider = TracerProvider()
+_provider.add_span_processor(SimpleSpanProcessor(_exporter))
+trace.set_tracer_provider(_provider)
+"""
+
+TRACE_CONFIGS_EXERCISE = """
+
+async def _exercise():
+    async with manager:
+        await manager.close_session("ws-1", "sess-1")
+
+
+asyncio.run(_exercise())
+_spans = list(_exporter.get_finished_spans())
+_template = "DELETE /v1/workspaces/{workspace_id}/sessions/{session_id}"
+_ours = [s for s in _spans if s.name == _template]
+assert len(_ours) == 1, [s.name for s in _spans]
+_under = _ours[0].context.span_id
+_aiohttp = [s for s in _spans if s.parent is not None and s.parent.span_id == _under]
+assert len(_aiohttp) == 1 and _aiohttp[0].kind is trace.SpanKind.CLIENT, [s.name for s in _spans]
+assert len(_spans) == 3, [s.name for s in _spans]
+"""
+
+HOOKS_CHECK = """
+assert attempts == collections.Counter({("CloseSqlSession", "ok"): 2}), attempts
+assert seconds["CloseSqlSession"] > 0, seconds
+"""
+
 FRESH_TOKEN_EXERCISE = """
 
 async def _exercise():
@@ -125,6 +194,19 @@ def epoch_ms_ago(days: float) -> int:
     return int((datetime.now(UTC) - timedelta(days=days)).timestamp() * 1000)
 
 
+def sent_the_trace(emulator: Emulator, stdout: str) -> None:
+    """The one request to the emulator carried the ``traceparent`` the snippet printed."""
+    printed = [line.split()[1] for line in stdout.splitlines() if line.startswith("traceparent ")]
+    sent = [
+        value
+        for request in emulator.requests
+        for name, value in request.headers.items()
+        if name.lower() == "traceparent"
+    ]
+    assert len(emulator.requests) == 1, emulator.requests
+    assert sent == printed, (sent, printed)
+
+
 @attrs.frozen
 class Snippet:
     """How one README snippet runs and what it must do."""
@@ -139,9 +221,12 @@ class Snippet:
     env: tuple[tuple[str, str], ...] = ()
     pytest: bool = False  # a test module: run it with pytest
     age_days: float = 0  # what the emulator holds was created this long ago
+    access_keys: tuple[tuple[str, str], ...] = ()  # the emulator checks AK/SK signatures
+    check: Callable[[Emulator, str], None] | None = None  # then, given the snippet's stdout
 
 
 SESSIONS = (("ws-1", "sess-1"), ("ws-1", "sess-2"), ("ws-2", "sess-3"))
+TRACE_AK, TRACE_SK = "AKREADME0123456789", "sk-readme-secret-0123456789abcdef"
 SNIPPETS = {
     "use": Snippet(sessions=(("ws-1", "sess-9"),), workspaces=("ccd05d1a553b4e18",)),
     "credentials": Snippet(
@@ -175,6 +260,24 @@ SNIPPETS = {
         sessions=(("ws-1", "sess-1"),),
     ),
     "proxy": Snippet(sessions=(("ws-1", "sess-9"),)),
+    "tracing-fastapi": Snippet(
+        setup=f'PROJECT, TOKEN = "{PROJECT}", "t"\n',
+        after=TRACING_EXERCISE_FASTAPI,
+        # FastAPI's built-in telemetry opens the request's span (an older FastAPI has none).
+        needs=("fastapi.telemetry", "httpx", "opentelemetry.sdk"),
+        sessions=(("ws-1", "sess-1"),),
+        check=sent_the_trace,
+    ),
+    "trace-configs": Snippet(
+        setup=TRACE_CONFIGS_SETUP,
+        after=TRACE_CONFIGS_EXERCISE,
+        needs=("opentelemetry.sdk", "opentelemetry.instrumentation.aiohttp_client"),
+        sessions=(("ws-1", "sess-1"),),
+        env=(("HUAWEICLOUD_SDK_AK", TRACE_AK), ("HUAWEICLOUD_SDK_SK", TRACE_SK)),
+        access_keys=((TRACE_AK, TRACE_SK),),
+    ),
+    "hooks": Snippet(after=HOOKS_CHECK, sessions=(("ws-1", "sess-1"),)),
+    "with-options": Snippet(wrap="manager", workspaces=("w1", "w2")),
     "read-side": Snippet(wrap="manager", sessions=SESSIONS[:2], workspaces=("w1", "w2")),
     "sweeps": Snippet(
         wrap="manager",
@@ -244,7 +347,7 @@ def test_the_snippet_runs(block: Block, tmp_path: Path) -> None:
     snippet = SNIPPETS[block.name]
     for module in snippet.needs:
         pytest.importorskip(module, reason=f"the {block.name} example needs {module}")
-    emulator = Emulator()
+    emulator = Emulator(access_keys=dict(snippet.access_keys) if snippet.access_keys else None)
     with emulator.running_in_thread():
         for workspace, session in snippet.sessions:
             emulator.add_sessions(workspace, [session], create_time=iso_ago(snippet.age_days))
@@ -269,6 +372,8 @@ def test_the_snippet_runs(block: Block, tmp_path: Path) -> None:
             assert emulator.session_count == 0
             assert emulator.workspace_count == 0
         assert emulator.request_count or not (snippet.sessions or snippet.workspaces)
+        if snippet.check is not None:
+            snippet.check(emulator, done.stdout)
 
 
 def test_the_memory_figures_are_those_of_the_results() -> None:
@@ -286,3 +391,30 @@ def test_the_memory_figures_are_those_of_the_results() -> None:
         for n, rate, rss in re.findall(r"\| ([\d,]+) \| ([\d,]+) \| ([\d.]+) MiB \|", section)
     }
     assert quoted == measured
+
+
+def tracing_cost_rows(text: str) -> list[str]:
+    """The table between ``<!-- tracing-cost -->`` and ``<!-- /tracing-cost -->``.
+
+    A multiplication sign reads as an x: the README may use either.
+    """
+    start = text.index("<!-- tracing-cost -->")
+    end = text.index("<!-- /tracing-cost -->", start)
+    lines = (line.strip() for line in text[start:end].splitlines()[1:])
+    return [line.replace("\u00d7", "x") for line in lines if line.startswith("|")]
+
+
+def test_the_tracing_figures_are_those_of_the_results() -> None:
+    """The README's CPU cost of tracing is the table of benchmarks/results/, or not yet there.
+
+    Until a run of ``benchmarks/run.py`` has measured it, the README has the table's header
+    and no row; after one, the rows are copied from results.md's "Tracing" table.
+    """
+    readme = tracing_cost_rows(README.read_text())
+    assert readme[:2] == [
+        "| contender | CPU µs/call | vs tracing=False |",
+        "|---|---:|---:|",
+    ]
+    results = (ROOT / "benchmarks" / "results" / "results.md").read_text()
+    measured = tracing_cost_rows(results) if "<!-- tracing-cost -->" in results else readme[:2]
+    assert readme == measured, "copy the rows of results.md's tracing-cost table to the README"

@@ -64,8 +64,25 @@ def _duration_histogram() -> metrics.Histogram:
     return _duration
 
 
+#: The providers the API hands out while the application has set none: with them, spans
+#: and measurements go nowhere, so none are made (the cost of an application that has the
+#: API through some dependency but never set OpenTelemetry up).
+_UNSET_TRACING: Final = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+try:  # the metrics API's proxy has no public name
+    from opentelemetry.metrics._internal import _ProxyMeterProvider
+
+    _UNSET_METRICS: tuple[type, ...] = (_ProxyMeterProvider, metrics.NoOpMeterProvider)
+except ImportError:  # pragma: no cover - another layout: measure, at the proxy's cost
+    _UNSET_METRICS = (metrics.NoOpMeterProvider,)
+
+
 class Telemetry:
-    """One manager's tracer and histogram; each ``operation`` is a public call's span."""
+    """One manager's tracer and histogram; each ``operation`` is a public call's span.
+
+    Until the application sets a tracer (or meter) provider, spans (or measurements) are
+    skipped outright. A provider can be set only once per process, so once one is seen it
+    is not looked for again.
+    """
 
     def __init__(self, region: str | None) -> None:
         # A proxy until the application sets its provider: a manager built at import time
@@ -73,6 +90,20 @@ class Telemetry:
         self.tracer = trace.get_tracer("asyncdeleter", __version__)
         self.duration = _duration_histogram()
         self.region = region
+        self._tracing_set = False
+        self._metrics_set = False
+
+    def tracing_set(self) -> bool:
+        """Whether the application has set a tracer provider (else no span is made)."""
+        if not self._tracing_set:
+            self._tracing_set = not isinstance(trace.get_tracer_provider(), _UNSET_TRACING)
+        return self._tracing_set
+
+    def metrics_set(self) -> bool:
+        """Whether the application has set a meter provider (else nothing is measured)."""
+        if not self._metrics_set:
+            self._metrics_set = not isinstance(metrics.get_meter_provider(), _UNSET_METRICS)
+        return self._metrics_set
 
     def operation(self, call: Call) -> Operation:
         """The span of one public call about to be made with ``call`` (``with`` it)."""
@@ -119,19 +150,20 @@ class Telemetry:
         elapsed: float,
     ) -> None:
         """Record the attempt's duration; end its span, with its status."""
-        op = call.op
-        url = call.url
-        attributes: dict[str, Any] = {
-            "http.request.method": op.method,
-            "server.address": url.host or "",
-            "server.port": url.port or 0,
-            "url.template": op.path,
-        }
-        if status is not None:
-            attributes["http.response.status_code"] = status
-        if error_type is not None:
-            attributes["error.type"] = error_type
-        self.duration.record(elapsed, attributes)
+        if self.metrics_set():
+            op = call.op
+            url = call.url
+            attributes: dict[str, Any] = {
+                "http.request.method": op.method,
+                "server.address": url.host or "",
+                "server.port": url.port or 0,
+                "url.template": op.path,
+            }
+            if status is not None:
+                attributes["http.response.status_code"] = status
+            if error_type is not None:
+                attributes["error.type"] = error_type
+            self.duration.record(elapsed, attributes)
         if started is None:
             return
         span, token = started
@@ -166,8 +198,8 @@ class Operation:
         self._attach: object = None
 
     def __enter__(self) -> Operation:
-        if _OPERATION.get() is not None:
-            return self  # inside an operation already: its span covers this call
+        if _OPERATION.get() is not None or not self._telemetry.tracing_set():
+            return self  # inside an operation already (its span covers this), or no tracing
         call = self.call
         op = call.op
         attributes: dict[str, Any] = {

@@ -13,8 +13,10 @@ EXPECTED = {
     "AuthenticationError", "BadRequestError", "BulkReport", "BulkRun", "ConfigurationError",
     "DeletedWorkspace", "Endpoints", "InternalServerError", "InvalidIdentifierError",
     "NotFoundError", "Outcome", "OutcomeKind", "PermissionDeniedError", "RateLimitError",
-    "RequestRecord", "RequestTimeoutError", "RetryDetails", "RetryPolicy", "ServerError", "SessionManager",
+    "RequestTimeoutError", "RetryDetails", "RetryPolicy", "ServerError", "SessionManager",
     "Timeouts", "TokenAuth",
+    # Observability.
+    "RequestRecord",
     "TransportError", "__version__",
     # The read side and confirmed deletion.
     "SqlSession", "Workspace", "DeletionFailedError", "WaitTimeoutError",

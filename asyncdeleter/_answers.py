@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import overload
 
 from asyncdeleter._calls import Call
 from asyncdeleter._errors import (
@@ -13,16 +12,14 @@ from asyncdeleter._errors import (
     status_error_class,
 )
 from asyncdeleter._models import parse_error_body
+from asyncdeleter._redact import redact
 from asyncdeleter._transport import Reply
 
 __all__ = [
     "credentials_refused",
     "parsed_result",
-    "redact",
     "status_error",
 ]
-
-_SHORTEST_REDACTED = 8
 
 
 def parsed_result(call: Call, reply: Reply) -> object:
@@ -78,9 +75,9 @@ def status_error(
     into an exception's text or attributes.
     """
     body = parse_error_body(raw)
-    raw_text = _redacted(raw[: RAW_BODY_KEPT * 4].decode("utf-8", "replace"), secrets)
-    error_msg = _redacted(body.error_msg, secrets)
-    error_code = _redacted(body.error_code, secrets)
+    raw_text = redact(raw[: RAW_BODY_KEPT * 4].decode("utf-8", "replace"), secrets)
+    error_msg = redact(body.error_msg, secrets)
+    error_code = redact(body.error_code, secrets)
     detail = error_msg or raw_text[:200].strip() or "(no body)"
     code = f" {error_code}" if error_code else ""
     return status_error_class(status)(
@@ -88,37 +85,12 @@ def status_error(
         status=status,
         error_code=error_code,
         error_msg=error_msg,
-        solution_msg=_redacted(body.solution_msg, secrets),
-        request_id=_redacted(request_id, secrets),
+        solution_msg=redact(body.solution_msg, secrets),
+        request_id=redact(request_id, secrets),
         attempts=call.attempts,
         raw_body=raw_text,
         retry_after=retry_after,
     )
-
-
-def redact(text: str | None, secrets: tuple[str, ...]) -> str | None:
-    """``text`` with every secret (a token, SK, security token) cut out: ``[redacted]``.
-
-    For server text that is not quoted in an error, but kept: an ``X-Request-Id`` that
-    echoes a credential would otherwise reach results, outcomes, hook records and spans.
-    """
-    return _redacted(text, secrets)
-
-
-@overload
-def _redacted(text: str, secrets: tuple[str, ...]) -> str: ...
-@overload
-def _redacted(text: None, secrets: tuple[str, ...]) -> None: ...
-@overload
-def _redacted(text: str | None, secrets: tuple[str, ...]) -> str | None: ...
-def _redacted(text: str | None, secrets: tuple[str, ...]) -> str | None:
-    if text:
-        for secret in secrets:
-            # Real tokens and keys are long; a short test credential ("t") would only
-            # mangle the text.
-            if len(secret) >= _SHORTEST_REDACTED and secret in text:
-                text = text.replace(secret, "[redacted]")
-    return text
 
 
 def credentials_refused(error: APIStatusError) -> bool:

@@ -217,6 +217,10 @@ AuthProvider: TypeAlias = Callable[[], Awaitable[Auth]]
 AuthSource: TypeAlias = Auth | AuthProvider | None
 
 
+#: How many of a provider's secrets (tokens, SKs, security tokens) are cut out of errors.
+_SECRETS_KEPT: Final = 32
+
+
 class Credentials:
     """The manager's view of ``auth=``: fixed credentials, or a provider asked on demand.
 
@@ -225,7 +229,15 @@ class Credentials:
     credentials already replaced triggers none.
     """
 
-    __slots__ = ("_closed", "_current", "_generation", "_refreshing", "fixed", "provider")
+    __slots__ = (
+        "_closed",
+        "_current",
+        "_generation",
+        "_refreshing",
+        "fixed",
+        "provider",
+        "secrets",
+    )
 
     def __init__(self, auth: AuthSource) -> None:
         self.fixed: Auth | None = None
@@ -243,6 +255,9 @@ class Credentials:
         self._generation = 0
         self._refreshing: asyncio.Future[None] | None = None
         self._closed = False
+        # Every secret this manager has sent (a provider's earlier ones too: a server may
+        # echo an old token long after a refresh), for cutting out of what servers say.
+        self.secrets: tuple[str, ...] = self.fixed.secrets() if self.fixed is not None else ()
 
     @property
     def present(self) -> bool:
@@ -290,6 +305,10 @@ class Credentials:
                 )
             self._current = auth
             self._generation += 1
+            fresh = tuple(secret for secret in auth.secrets() if secret not in self.secrets)
+            # The newest first, and a bounded number: a provider asked for years keeps
+            # its recent credentials, which are the ones a server could still echo.
+            self.secrets = (fresh + self.secrets)[:_SECRETS_KEPT]
         finally:
             self._refreshing = None
 

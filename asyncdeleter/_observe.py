@@ -14,6 +14,7 @@ ever imported.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
@@ -65,7 +66,15 @@ def telemetry_for(tracing: bool, region: str | None) -> Telemetry | None:
         from asyncdeleter._otel import Telemetry  # noqa: PLC0415 - optional, on demand
     except ImportError:
         return None
-    return Telemetry(region)
+    try:
+        return Telemetry(region)
+    except Exception:  # noqa: BLE001 - an API too old or broken: no tracing, never no manager
+        _log.warning(
+            "OpenTelemetry is installed but could not be set up; tracing is off for this "
+            "manager (tracing=False silences this)",
+            exc_info=True,
+        )
+        return None
 
 
 class Observer:
@@ -102,9 +111,7 @@ class Observer:
             What ``ended`` needs back (the attempt's span, if any), and the headers to send
             (with the trace context added when a span records).
         """
-        span = None
-        if self.telemetry is not None:
-            span, headers = self.telemetry.attempt_started(call, headers)
+        # The hook first: whatever it raises, no span has been started that would not end.
         if self.on_request is not None:
             op = call.op
             _tell(
@@ -118,6 +125,9 @@ class Observer:
                     attempt=call.attempts,
                 ),
             )
+        span = None
+        if self.telemetry is not None:
+            span, headers = self.telemetry.attempt_started(call, headers)
         return span, headers
 
     def ended(
@@ -150,6 +160,17 @@ class Observer:
 
 def _tell(hook: RequestHook, record: RequestRecord) -> None:
     try:
-        hook(record)
+        result = hook(record)
     except Exception:  # noqa: BLE001 - a user's hook must not break the call
         _log.exception("request hook %r failed; the call goes on", hook)
+        return
+    if result is not None and inspect.isawaitable(result):
+        # A sync wrapper around a coroutine function slipped past the check when the
+        # manager was built: its coroutine would never run. Say so, and close it.
+        if inspect.iscoroutine(result):
+            result.close()
+        _log.error(
+            "request hook %r returned an awaitable, which was not awaited: hooks are "
+            "plain callables (schedule async work yourself, e.g. with a task)",
+            hook,
+        )

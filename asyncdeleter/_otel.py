@@ -20,6 +20,7 @@ error's message, which the request path already redacted.
 from __future__ import annotations
 
 import asyncio
+import logging
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any, Final
@@ -29,6 +30,7 @@ from opentelemetry import metrics, propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from asyncdeleter._calls import Answer, Call, Stopped
+from asyncdeleter._errors import escape_control
 from asyncdeleter._operations import FABRIC, MODELARTS
 from asyncdeleter._version import __version__
 
@@ -42,10 +44,15 @@ DURATION_BUCKETS: Final = (
 )  # fmt: skip
 #: The message of an error kept on a span, at most this long.
 _DESCRIPTION_KEPT: Final = 500
+#: A request id kept on a span, at most this long (a server's header, so any length).
+_REQUEST_ID_KEPT: Final = 128
 
-#: The span of the public call this task is inside, if any: a call made within one (the
-#: polls of a confirming wait) opens no span of its own, and its attempts go under it.
-_OPERATION: ContextVar[Span | None] = ContextVar("asyncdeleter_operation", default=None)
+_log: Final = logging.getLogger("asyncdeleter")
+
+#: The public call this task is inside, if any: a call the same task makes within it (the
+#: polls of a confirming wait) opens no span of its own, and its attempts go under it. A
+#: task started meanwhile inherits the variable, hence the task check (``Operation.owns``).
+_OPERATION: ContextVar[Operation | None] = ContextVar("asyncdeleter_operation", default=None)
 
 _duration: metrics.Histogram | None = None
 
@@ -55,13 +62,26 @@ def _duration_histogram() -> metrics.Histogram:
     global _duration  # noqa: PLW0603 - one instrument per process, made on first use
     if _duration is None:
         meter = metrics.get_meter("asyncdeleter", __version__)
-        _duration = meter.create_histogram(
+        name, unit, description = (
             "http.client.request.duration",
-            unit="s",
-            description="Duration of HTTP client requests.",
-            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+            "s",
+            "Duration of HTTP client requests.",
         )
+        try:
+            _duration = meter.create_histogram(
+                name,
+                unit=unit,
+                description=description,
+                explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+            )
+        except TypeError:  # an API before 1.23: no bucket advice, the SDK's own buckets
+            _duration = meter.create_histogram(name, unit=unit, description=description)
     return _duration
+
+
+def _span_text(value: str, longest: int) -> str:
+    """Server text made fit for a span: control characters escaped, length capped."""
+    return escape_control(value[:longest])
 
 
 #: The providers the API hands out while the application has set none: with them, spans
@@ -92,6 +112,17 @@ class Telemetry:
         self.region = region
         self._tracing_set = False
         self._metrics_set = False
+        self._complained = False
+
+    def trouble(self, what: str) -> None:
+        """OpenTelemetry (an SDK's processor, a propagator) raised: log it, the call goes on.
+
+        Tracing never changes what a call does or returns. Said once at WARNING (with the
+        traceback), then at DEBUG, so a broken exporter does not flood the log.
+        """
+        level = logging.DEBUG if self._complained else logging.WARNING
+        self._complained = True
+        _log.log(level, "OpenTelemetry failed while %s; the call goes on", what, exc_info=True)
 
     def tracing_set(self) -> bool:
         """Whether the application has set a tracer provider (else no span is made)."""
@@ -118,8 +149,11 @@ class Telemetry:
             The span and its context token (``None`` when not recording), and the headers
             to send: a copy with the trace context when a span records.
         """
-        parent = _OPERATION.get()
-        if parent is None or not parent.is_recording():
+        operation = _OPERATION.get()
+        if operation is None or not operation.owns():
+            return None, headers
+        operation.requests += 1
+        if not operation.recording:
             return None, headers
         op = call.op
         url = call.url
@@ -132,13 +166,20 @@ class Telemetry:
         }
         if call.attempts > 1:
             attributes["http.request.resend_count"] = call.attempts - 1
-        span = self.tracer.start_span(
-            f"{op.method} {op.path}", kind=SpanKind.CLIENT, attributes=attributes
-        )
-        token = otel_context.attach(trace.set_span_in_context(span))
-        headers = dict(headers)  # never the manager's cached, shared headers
-        propagate.inject(headers)
-        return (span, token), headers
+        span: Span | None = None
+        token: object = None
+        try:
+            span = self.tracer.start_span(
+                f"{op.method} {op.path}", kind=SpanKind.CLIENT, attributes=attributes
+            )
+            token = otel_context.attach(trace.set_span_in_context(span))
+            sent = dict(headers)  # never the manager's cached, shared headers
+            propagate.inject(sent)
+        except Exception:  # noqa: BLE001 - tracing must not change what a call does
+            self.trouble("starting an attempt's span")
+            _end(span, token)
+            return None, headers
+        return (span, token), sent
 
     def attempt_ended(  # noqa: PLR0917 - called positionally, once per attempt
         self,
@@ -150,20 +191,11 @@ class Telemetry:
         elapsed: float,
     ) -> None:
         """Record the attempt's duration; end its span, with its status."""
-        if self.metrics_set():
-            op = call.op
-            url = call.url
-            attributes: dict[str, Any] = {
-                "http.request.method": op.method,
-                "server.address": url.host or "",
-                "server.port": url.port or 0,
-                "url.template": op.path,
-            }
-            if status is not None:
-                attributes["http.response.status_code"] = status
-            if error_type is not None:
-                attributes["error.type"] = error_type
-            self.duration.record(elapsed, attributes)
+        try:
+            if self.metrics_set():
+                self._measure(call, status, error_type, elapsed)
+        except Exception:  # noqa: BLE001 - tracing must not change what a call does
+            self.trouble("recording a request's duration")
         if started is None:
             return
         span, token = started
@@ -171,34 +203,85 @@ class Telemetry:
             if status is not None:
                 span.set_attribute("http.response.status_code", status)
             if request_id is not None:
-                span.set_attribute("asyncdeleter.request_id", request_id)
+                span.set_attribute(
+                    "asyncdeleter.request_id", _span_text(request_id, _REQUEST_ID_KEPT)
+                )
             if error_type is not None:
                 span.set_attribute("error.type", error_type)
                 span.set_status(Status(StatusCode.ERROR, error_type))
-            span.end()
+        except Exception:  # noqa: BLE001 - tracing must not change what a call does
+            self.trouble("ending an attempt's span")
         finally:
+            _end(span, token, self)
+
+    def _measure(
+        self, call: Call, status: int | None, error_type: str | None, elapsed: float
+    ) -> None:
+        op = call.op
+        url = call.url
+        attributes: dict[str, Any] = {
+            "http.request.method": op.method,
+            "server.address": url.host or "",
+            "server.port": url.port or 0,
+            "url.template": op.path,
+        }
+        if status is not None:
+            attributes["http.response.status_code"] = status
+        if error_type is not None:
+            attributes["error.type"] = error_type
+        self.duration.record(elapsed, attributes)
+
+
+def _end(span: Span | None, token: object, telemetry: Telemetry | None = None) -> None:
+    """End ``span`` and detach its context, whatever the SDK's processors raise."""
+    try:
+        if span is not None:
+            span.end()
+    except Exception:  # noqa: BLE001 - tracing must not change what a call does
+        if telemetry is not None:
+            telemetry.trouble("ending a span")
+    finally:
+        if token is not None:
             otel_context.detach(token)  # type: ignore[arg-type]
 
 
 class Operation:
     """The INTERNAL span of one public call: ``with telemetry.operation(call) as op:``.
 
-    Inside another operation (a confirming wait's polls) it does nothing: the outer span
-    covers them. A span that does not record (no SDK, or sampled out) is not made current,
-    and its calls' attempts make no spans of their own (their durations are still measured).
+    Inside another operation of the same task (a confirming wait's polls) it does nothing:
+    the outer span covers them. A span that does not record (sampled out) is not made
+    current, and its calls' attempts make no spans of their own (their durations are still
+    measured). ``requests`` counts the attempts sent under it, polls included.
     """
 
-    __slots__ = ("_attach", "_reset", "_span", "_telemetry", "call")
+    __slots__ = (
+        "_attach",
+        "_reset",
+        "_span",
+        "_task",
+        "_telemetry",
+        "call",
+        "recording",
+        "requests",
+    )
 
     def __init__(self, telemetry: Telemetry, call: Call) -> None:
         self._telemetry = telemetry
         self.call = call
         self._span: Span | None = None
-        self._reset: Token[Span | None] | None = None
+        self._reset: Token[Operation | None] | None = None
         self._attach: object = None
+        self._task: asyncio.Task[Any] | None = None
+        self.recording = False
+        self.requests = 0
+
+    def owns(self) -> bool:
+        """Whether the running task is the one this operation's call runs in."""
+        return self._task is asyncio.current_task()
 
     def __enter__(self) -> Operation:
-        if _OPERATION.get() is not None or not self._telemetry.tracing_set():
+        outer = _OPERATION.get()
+        if (outer is not None and outer.owns()) or not self._telemetry.tracing_set():
             return self  # inside an operation already (its span covers this), or no tracing
         call = self.call
         op = call.op
@@ -211,26 +294,40 @@ class Operation:
         region = self._telemetry.region
         if region is not None:
             attributes["cloud.region"] = region
-        span = self._telemetry.tracer.start_span(
-            f"{SERVICE_NAMES[op.service]}.{op.name}",
-            kind=SpanKind.INTERNAL,
-            attributes=attributes,
-        )
+        span: Span | None = None
+        try:
+            span = self._telemetry.tracer.start_span(
+                f"{SERVICE_NAMES[op.service]}.{op.name}",
+                kind=SpanKind.INTERNAL,
+                attributes=attributes,
+            )
+            self.recording = span.is_recording()
+            if self.recording:
+                self._attach = otel_context.attach(trace.set_span_in_context(span))
+        except Exception:  # noqa: BLE001 - tracing must not change what a call does
+            self._telemetry.trouble("starting a call's span")
+            _end(span, self._attach)
+            self._attach = None
+            return self
         self._span = span
-        self._reset = _OPERATION.set(span)
-        if span.is_recording():
-            self._attach = otel_context.attach(trace.set_span_in_context(span))
+        self._task = asyncio.current_task()
+        self._reset = _OPERATION.set(self)
         return self
 
     def answered(self, answer: Answer) -> None:
         """The call ended without raising: note what the service said."""
         span = self._span
-        if span is None or not span.is_recording():
+        if span is None or not self.recording:
             return
-        if answer.request_id is not None:
-            span.set_attribute("asyncdeleter.request_id", answer.request_id)
-        if self.call.op.deletes:
-            span.set_attribute("asyncdeleter.already_gone", answer.already_gone)
+        try:
+            if answer.request_id is not None:
+                span.set_attribute(
+                    "asyncdeleter.request_id", _span_text(answer.request_id, _REQUEST_ID_KEPT)
+                )
+            if self.call.op.deletes:
+                span.set_attribute("asyncdeleter.already_gone", answer.already_gone)
+        except Exception:  # noqa: BLE001 - tracing must not change what a call does
+            self._telemetry.trouble("noting a call's answer")
 
     def __exit__(
         self,
@@ -242,16 +339,16 @@ class Operation:
         if span is None:
             return
         try:
-            if span.is_recording():
-                span.set_attribute("asyncdeleter.attempts", self.call.attempts)
+            if self.recording:
+                span.set_attribute("asyncdeleter.attempts", self.requests)
                 if exc is not None:
                     _failed(span, exc)
-            span.end()
+        except Exception:  # noqa: BLE001 - tracing must not change what a call does
+            self._telemetry.trouble("ending a call's span")
         finally:
-            if self._attach is not None:
-                otel_context.detach(self._attach)  # type: ignore[arg-type]
             if self._reset is not None:
                 _OPERATION.reset(self._reset)
+            _end(span, self._attach, self._telemetry)
 
 
 def _failed(span: Span, exc: BaseException) -> None:
@@ -264,7 +361,7 @@ def _failed(span: Span, exc: BaseException) -> None:
         span.set_status(Status(StatusCode.ERROR, "cancelled"))
         return
     kind = type(exc).__name__
-    message = str(exc)[:_DESCRIPTION_KEPT]
+    message = _span_text(str(exc), _DESCRIPTION_KEPT)
     span.set_attribute("error.type", kind)
     span.set_status(Status(StatusCode.ERROR, message))
     # The type and the (redacted) message only: a recorded traceback would carry the

@@ -50,7 +50,8 @@ class RequestRecord:
             ``/v1/{project_id}/workspaces/{workspace_id}``: the same for every target.
         attempt: The number of this attempt of the call (1 for the first).
         status: The HTTP status, or ``None`` when no answer arrived (or not yet).
-        request_id: The answer's ``X-Request-Id``, if any.
+        request_id: The answer's ``X-Request-Id``, if any: as the server sent it (only
+            credentials cut out), so escape it before printing it to a terminal.
         elapsed: Seconds from sending to the end of the attempt (``on_response`` only).
         error_type: Why the attempt counts as failed: the status as text (``"429"``), or
             the typed error's class name when no usable answer arrived

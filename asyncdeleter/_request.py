@@ -32,7 +32,6 @@ from asyncdeleter._admission import Admission, raise_error
 from asyncdeleter._answers import (
     credentials_refused,
     parsed_result,
-    redact,
     status_error,
 )
 from asyncdeleter._auth import Auth, Credentials, TokenAuth
@@ -47,6 +46,7 @@ from asyncdeleter._errors import (
 )
 from asyncdeleter._observe import Observer
 from asyncdeleter._records import RetryDetails
+from asyncdeleter._redact import redact
 from asyncdeleter._retry import RetryBudget, backoff_waits, parse_retry_after
 from asyncdeleter._throttle import ConcurrencyLimit
 from asyncdeleter._transport import (
@@ -209,7 +209,7 @@ class RequestPath:
                     self.attempt_timeouts,
                     want_body=not op.deletes,
                 )
-                result = self._answered(call, reply, started, loop, auth, generation)
+                result = self._answered(call, reply, started, loop, generation)
             except BaseException as exc:
                 if observer is not None and started is not None:
                     observer.ended(watching, call, reply, exc, loop.time() - started)
@@ -300,20 +300,19 @@ class RequestPath:
         call.gate.learned.sending(started)
         return started
 
-    def _answered(  # noqa: PLR0917 - the hot path: positional, no keyword packing
+    def _answered(
         self,
         call: Call,
         reply: Reply,
         started: float,
         loop: asyncio.AbstractEventLoop,
-        auth: Auth | None,
         generation: int,
     ) -> Answer | Failure:
         """Judge one attempt's reply: a plain 2xx here, everything else in ``_judge``."""
-        if reply.request_id is not None and auth is not None:
+        if reply.request_id is not None and self.credentials.secrets:
             # Before anything keeps it (a result, an outcome, a hook record, a span): a
             # server may echo a credential back in its request id.
-            reply.request_id = redact(reply.request_id, auth.secrets())
+            reply.request_id = redact(reply.request_id, self.credentials.secrets)
         status = reply.status
         if status is not None:
             call.gate.learned.record(loop.time(), started, throttled=status == 429)
@@ -325,13 +324,16 @@ class RequestPath:
                     return Answer(False, call.attempts, reply.request_id)
                 return Answer(False, call.attempts, reply.request_id, parsed_result(call, reply))
         _log_attempt(call, status, started, loop)
-        return self._judge(call, reply, generation, auth)
+        return self._judge(call, reply, generation)
 
-    def _judge(
-        self, call: Call, reply: Reply, generation: int, auth: Auth | None
-    ) -> Answer | Failure:
-        """Everything but a plain 2xx: ask ``decide``, apply what it says."""
+    def _judge(self, call: Call, reply: Reply, generation: int) -> Answer | Failure:
+        """Everything but a plain 2xx: ask ``decide``, apply what it says.
+
+        Whatever the server said is quoted with every credential this manager has sent
+        cut out (``credentials.secrets``): a server may echo them, even an earlier one.
+        """
         what = f"{call.op.label} {call.target}"
+        secrets = self.credentials.secrets
         status = reply.status
         retry_after: float | None = None
         error: APIError
@@ -339,18 +341,19 @@ class RequestPath:
             exc = reply.failure
             assert exc is not None  # noqa: S101 - a reply without a status has its failure
             attempt = Attempt(None, sent=may_have_been_sent(exc), dropped=dropped(exc))
-            error = translate_client_error(exc, what=what, attempts=call.attempts)
+            error = translate_client_error(exc, what=what, attempts=call.attempts, secrets=secrets)
         elif 200 <= status < 300:
             attempt = Attempt(status, complete=False)
             if reply.failure is not None:
-                error = translate_client_error(reply.failure, what=what, attempts=call.attempts)
+                error = translate_client_error(
+                    reply.failure, what=what, attempts=call.attempts, secrets=secrets
+                )
             else:
                 error = APIConnectionError(
                     f"{what}: the answer's body was cut short", attempts=call.attempts
                 )
         else:
             retry_after = parse_retry_after(reply.retry_after)
-            secrets = auth.secrets() if auth is not None else ()
             error = status_error(
                 call, status, reply.body, reply.request_id, retry_after, secrets=secrets
             )

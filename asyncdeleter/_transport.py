@@ -26,6 +26,7 @@ from asyncdeleter._errors import (
     ConfigurationError,
     TransportError,
 )
+from asyncdeleter._redact import redact
 
 __all__ = [
     "MIDDLEWARES",
@@ -382,19 +383,25 @@ class Transport:
         self._sweeper = loop.call_later(_SWEEP_EVERY, self._sweep)
 
 
-def _redacted(exc: BaseException) -> TransportError:
+def _redacted(exc: BaseException, secrets: tuple[str, ...]) -> TransportError:
     kind = type(exc)
     message = str(exc) if isinstance(exc, aiohttp.ClientError | OSError) else ""
-    return TransportError(f"{kind.__module__}.{kind.__qualname__}", message[:RAW_BODY_KEPT])
+    # aiohttp's parser quotes the bytes it refused (a status line, a header): a server
+    # may have put an echoed credential there.
+    message = redact(message[:RAW_BODY_KEPT], secrets)
+    return TransportError(f"{kind.__module__}.{kind.__qualname__}", message)
 
 
-def translate_client_error(exc: BaseException, *, what: str, attempts: int) -> APIConnectionError:
+def translate_client_error(
+    exc: BaseException, *, what: str, attempts: int, secrets: tuple[str, ...] = ()
+) -> APIConnectionError:
     """Map an aiohttp or socket failure to our tree (the only place that knows aiohttp's).
 
     Args:
         exc: What aiohttp (or the socket under it) raised.
         what: The operation and target, for the message.
         attempts: How many requests the call has sent so far.
+        secrets: Credentials to cut out of what is quoted from ``exc``.
 
     Returns:
         The error to raise, its ``__cause__`` already set to a redacted ``TransportError``
@@ -404,7 +411,7 @@ def translate_client_error(exc: BaseException, *, what: str, attempts: int) -> A
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         error = APITimeoutError(f"{what}: timed out ({type(exc).__name__})", attempts=attempts)
     else:
-        detail = str(exc) or type(exc).__name__
+        detail = redact(str(exc) or type(exc).__name__, secrets)
         error = APIConnectionError(f"{what}: connection failed: {detail}", attempts=attempts)
-    error.__cause__ = _redacted(exc)
+    error.__cause__ = _redacted(exc, secrets)
     return error

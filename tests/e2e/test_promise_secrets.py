@@ -130,6 +130,91 @@ async def test_no_secret_is_reachable_from_a_raised_error(
         assert pickle.loads(pickle.dumps(error)).args == error.args
 
 
+def echoing(shape: str) -> Any:
+    """A server whose malformed answer quotes the credentials it was sent (aiohttp's parser
+    then quotes those bytes in its error)."""
+
+    async def script(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        echoed = " ".join(
+            value
+            for name, value in request.headers.items()
+            if name.lower() in ("x-auth-token", "x-security-token", "authorization")
+        )
+        secret = echoed.encode()
+        if shape == "status-line":
+            writer.write(b"HTTP/1.1 2OO " + secret + b"\r\n\r\n")
+        elif shape == "header-without-colon":
+            writer.write(b"HTTP/1.1 200 OK\r\n" + secret + b"\r\nContent-Length: 0\r\n\r\n")
+        elif shape == "content-length":
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: " + secret + b"\r\n\r\n")
+        else:  # a chunk size
+            writer.write(b"HTTP/1.1 500 E\r\nTransfer-Encoding: chunked\r\n\r\n" + secret)
+            writer.write(b"\r\n")
+        await writer.drain()
+        writer.close()
+
+    return script
+
+
+@pytest.mark.parametrize("auth", AUTHS.values(), ids=AUTHS.keys())
+@pytest.mark.parametrize(
+    "shape", ["status-line", "header-without-colon", "content-length", "chunk-size"]
+)
+async def test_a_credential_quoted_by_the_http_parser_never_reaches_an_error(
+    auth: Any, shape: str
+) -> None:
+    records: list[asyncdeleter.RequestRecord] = []
+    async with RawServer(echoing(shape)) as server:
+        url = server.url
+        async with SessionManager(
+            endpoints=Endpoints(fabric=url, modelarts=url),
+            project_id="p1",
+            auth=auth,
+            retry=RetryPolicy(wait=False, max_tries=2),
+            on_response=records.append,
+        ) as manager:
+            with pytest.raises(asyncdeleter.APIError) as raised:
+                await manager.delete_workspace("w1")
+    assert server.requests  # it was sent, and the answer was refused by the parser
+    text = reachable_text(raised.value) + repr(records)
+    for secret in SECRETS:
+        assert secret not in text
+    assert "[redacted]" in text or shape == "chunk-size"
+
+
+async def test_a_credential_from_before_a_refresh_stays_secret() -> None:
+    """A server that echoes the token it was first sent, after the provider gave a new one."""
+    old, new = "OLD-TOKEN-aaaaaaaa1111", "NEW-TOKEN-bbbbbbbb2222"
+    given = iter([old, new])
+
+    async def provider() -> TokenAuth:
+        return TokenAuth(next(given))
+
+    async def script(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        if request.headers.get("x-auth-token") == old:
+            writer.write(answer(401, error_body("APIG.1002", "Incorrect token")))
+        else:
+            body = error_body("ModelArts.0001", f"you sent {old} before")
+            writer.write(answer(500, body, {"X-Request-Id": f"req-{old}"}))
+
+    records: list[asyncdeleter.RequestRecord] = []
+    async with RawServer(script) as server:
+        url = server.url
+        async with SessionManager(
+            endpoints=Endpoints(fabric=url, modelarts=url),
+            project_id="p1",
+            auth=provider,
+            retry=RetryPolicy(wait=False, max_tries=2),
+            on_response=records.append,
+        ) as manager:
+            with pytest.raises(asyncdeleter.ServerError) as raised:
+                await manager.delete_workspace("w1")
+    assert [r.headers.get("x-auth-token") for r in server.requests][:2] == [old, new]
+    text = reachable_text(raised.value) + repr(records)
+    assert old not in text
+    assert raised.value.request_id == "req-[redacted]"
+
+
 async def test_a_connection_refused_carries_no_secret_either() -> None:
     async with RawServer(drop) as server:
         url = server.url

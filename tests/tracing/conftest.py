@@ -13,9 +13,10 @@ from collections.abc import Iterator
 
 import pytest
 from opentelemetry import metrics, trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -23,9 +24,33 @@ _EXPORTER = InMemorySpanExporter()
 _READER = InMemoryMetricReader()
 
 
+class _Watch(SpanProcessor):
+    """Knows the spans started and not yet ended; raises in ``on_start``/``on_end`` on demand
+    (an application's broken processor, which must never change what a call does)."""
+
+    def __init__(self) -> None:
+        self.open: dict[int, str] = {}
+        self.fail_on: str | None = None
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        self.open[span.context.span_id] = span.name
+        if self.fail_on == "start":
+            raise RuntimeError("a broken span processor (on_start)")
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if span.context is not None:
+            self.open.pop(span.context.span_id, None)
+        if self.fail_on == "end":
+            raise RuntimeError("a broken span processor (on_end)")
+
+
+_WATCH = _Watch()
+
+
 @functools.cache
 def _install() -> None:
     provider = TracerProvider()
+    provider.add_span_processor(_WATCH)
     provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
     trace.set_tracer_provider(provider)
     metrics.set_meter_provider(MeterProvider(metric_readers=[_READER]))
@@ -33,6 +58,14 @@ def _install() -> None:
 
 class Caught:
     """The spans finished, and the metric points recorded, during one test."""
+
+    def open_spans(self) -> list[str]:
+        """The names of spans started during this test and never ended."""
+        return sorted(_WATCH.open.values())
+
+    def break_processor(self, where: str | None) -> None:
+        """Make a span processor raise on ``"start"`` or ``"end"`` (``None``: stop)."""
+        _WATCH.fail_on = where
 
     def spans(self) -> list[ReadableSpan]:
         return list(_EXPORTER.get_finished_spans())
@@ -66,6 +99,9 @@ def otel() -> Iterator[Caught]:
     """OpenTelemetry's SDK with in-memory export; what this test's managers emitted."""
     _install()
     _EXPORTER.clear()
+    _WATCH.open.clear()
+    _WATCH.fail_on = None
     _READER.get_metrics_data()  # cumulative: read now, so a test can compare before/after
     yield Caught()
+    _WATCH.fail_on = None
     _EXPORTER.clear()

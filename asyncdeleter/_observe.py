@@ -104,6 +104,19 @@ class Observer:
             return None
         return cls(on_request, on_response, telemetry)
 
+    def watching(self) -> bool:
+        """Whether an attempt now has anyone to tell: a hook, or telemetry with a provider.
+
+        An application with the OpenTelemetry API but no provider set pays this check
+        per attempt, and nothing else.
+        """
+        telemetry = self.telemetry
+        return (
+            self.on_request is not None
+            or self.on_response is not None
+            or (telemetry is not None and (telemetry.tracing_set() or telemetry.metrics_set()))
+        )
+
     def sending(self, call: Call, headers: dict[str, str]) -> tuple[Any, dict[str, str]]:
         """An attempt of ``call`` is about to go out with ``headers``.
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any, Final
@@ -44,6 +45,8 @@ DURATION_BUCKETS: Final = (
 )  # fmt: skip
 #: The message of an error kept on a span, at most this long.
 _DESCRIPTION_KEPT: Final = 500
+#: While no provider is set, how often (seconds) to look again whether one has been.
+_LOOK_AGAIN_AFTER: Final = 1.0
 #: A request id kept on a span, at most this long (a server's header, so any length).
 _REQUEST_ID_KEPT: Final = 128
 
@@ -100,8 +103,9 @@ class Telemetry:
     """One manager's tracer and histogram; each ``operation`` is a public call's span.
 
     Until the application sets a tracer (or meter) provider, spans (or measurements) are
-    skipped outright. A provider can be set only once per process, so once one is seen it
-    is not looked for again.
+    skipped outright; one set after the manager was built is picked up within a second. A
+    provider can be set only once per process, so once one is seen it is not looked for
+    again.
     """
 
     def __init__(self, region: str | None) -> None:
@@ -112,6 +116,7 @@ class Telemetry:
         self.region = region
         self._tracing_set = False
         self._metrics_set = False
+        self._look_again_at = float("-inf")
         self._complained = False
 
     def trouble(self, what: str) -> None:
@@ -127,14 +132,30 @@ class Telemetry:
     def tracing_set(self) -> bool:
         """Whether the application has set a tracer provider (else no span is made)."""
         if not self._tracing_set:
-            self._tracing_set = not isinstance(trace.get_tracer_provider(), _UNSET_TRACING)
+            self._look_for_providers()
         return self._tracing_set
 
     def metrics_set(self) -> bool:
         """Whether the application has set a meter provider (else nothing is measured)."""
         if not self._metrics_set:
-            self._metrics_set = not isinstance(metrics.get_meter_provider(), _UNSET_METRICS)
+            self._look_for_providers()
         return self._metrics_set
+
+    def _look_for_providers(self) -> None:
+        """Look again, at most every ``_LOOK_AGAIN_AFTER`` seconds, for unset providers.
+
+        Asking the API costs an environment lookup each time (it may be configured by
+        variables); asked per call, that was most of what tracing cost an application
+        without a provider. A provider set later is picked up within that interval.
+        """
+        now = time.monotonic()
+        if now < self._look_again_at:
+            return
+        self._look_again_at = now + _LOOK_AGAIN_AFTER
+        if not self._tracing_set:
+            self._tracing_set = not isinstance(trace.get_tracer_provider(), _UNSET_TRACING)
+        if not self._metrics_set:
+            self._metrics_set = not isinstance(metrics.get_meter_provider(), _UNSET_METRICS)
 
     def operation(self, call: Call) -> Operation:
         """The span of one public call about to be made with ``call`` (``with`` it)."""

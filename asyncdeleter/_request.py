@@ -162,7 +162,7 @@ class RequestPath:
             scope.answered(answer)
             return answer
 
-    async def send(self, call: Call, *, traced: bool = False) -> Answer:  # noqa: PLR0912 - the hot path, inline
+    async def send(self, call: Call, *, traced: bool = False) -> Answer:  # noqa: PLR0912, PLR0915
         """Send ``call`` with retries; return how it ended or raise the typed error.
 
         With tracing on, the call runs inside its public call's span (``traced`` says it
@@ -173,7 +173,8 @@ class RequestPath:
             ConfigurationError: The manager closed, or is used from another event loop.
             Stopped: The call's run was stopped before a request went out.
         """
-        if self.telemetry is not None and not traced:
+        telemetry = self.telemetry
+        if telemetry is not None and not traced and telemetry.tracing_set():
             return await self._send_traced(call)
         session = self.check_usable()
         loop = asyncio.get_running_loop()
@@ -187,6 +188,8 @@ class RequestPath:
             else:
                 auth, generation = await self.admission.wait_for_retry_turn(call, last)
             observer = self.observer
+            if observer is not None and not observer.watching():
+                observer = None
             watching: object = None
             reply: Reply | None = None
             started: float | None = None  # set once the attempt counts as sent

@@ -126,18 +126,7 @@ class Observer:
         """
         # The hook first: whatever it raises, no span has been started that would not end.
         if self.on_request is not None:
-            op = call.op
-            _tell(
-                self.on_request,
-                RequestRecord(
-                    operation=op.label,
-                    api=op.name,
-                    target=call.target,
-                    method=op.method,
-                    url_template=op.path,
-                    attempt=call.attempts,
-                ),
-            )
+            _tell(self.on_request, _record(call))
         span = None
         if self.telemetry is not None:
             span, headers = self.telemetry.attempt_started(call, headers)
@@ -153,22 +142,26 @@ class Observer:
         if self.telemetry is not None:
             self.telemetry.attempt_ended(span, call, status, failed, request_id, elapsed)
         if self.on_response is not None:
-            op = call.op
             _tell(
                 self.on_response,
-                RequestRecord(
-                    operation=op.label,
-                    api=op.name,
-                    target=call.target,
-                    method=op.method,
-                    url_template=op.path,
-                    attempt=call.attempts,
-                    status=status,
-                    request_id=request_id,
-                    elapsed=elapsed,
-                    error_type=failed,
+                _record(
+                    call, status=status, request_id=request_id, elapsed=elapsed, error_type=failed
                 ),
             )
+
+
+def _record(call: Call, **ending: Any) -> RequestRecord:
+    """The record of ``call``'s current attempt; ``ending`` says how it ended, if it has."""
+    op = call.op
+    return RequestRecord(
+        operation=op.label,
+        api=op.name,
+        target=call.target,
+        method=op.method,
+        url_template=op.path,
+        attempt=call.attempts,
+        **ending,
+    )
 
 
 def _tell(hook: RequestHook, record: RequestRecord) -> None:

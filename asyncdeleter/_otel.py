@@ -82,6 +82,18 @@ def _duration_histogram() -> metrics.Histogram:
     return _duration
 
 
+def _http_attributes(call: Call) -> dict[str, Any]:
+    """What an attempt's span and its duration share: method, server, URL template."""
+    op = call.op
+    url = call.url
+    return {
+        "http.request.method": op.method,
+        "server.address": url.host or "",
+        "server.port": url.port or 0,
+        "url.template": op.path,
+    }
+
+
 def _span_text(value: str, longest: int) -> str:
     """Server text made fit for a span: control characters escaped, length capped."""
     return escape_control(value[:longest])
@@ -177,14 +189,8 @@ class Telemetry:
         if not operation.recording:
             return None, headers
         op = call.op
-        url = call.url
-        attributes: dict[str, Any] = {
-            "http.request.method": op.method,
-            "server.address": url.host or "",
-            "server.port": url.port or 0,
-            "url.full": str(url),
-            "url.template": op.path,
-        }
+        attributes = _http_attributes(call)
+        attributes["url.full"] = str(call.url)
         if call.attempts > 1:
             attributes["http.request.resend_count"] = call.attempts - 1
         span: Span | None = None
@@ -238,14 +244,7 @@ class Telemetry:
     def _measure(
         self, call: Call, status: int | None, error_type: str | None, elapsed: float
     ) -> None:
-        op = call.op
-        url = call.url
-        attributes: dict[str, Any] = {
-            "http.request.method": op.method,
-            "server.address": url.host or "",
-            "server.port": url.port or 0,
-            "url.template": op.path,
-        }
+        attributes = _http_attributes(call)
         if status is not None:
             attributes["http.response.status_code"] = status
         if error_type is not None:

@@ -8,13 +8,11 @@ method names an operation (``_operations``) and hands it to the one request path
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import os
 import ssl as ssl_module
 from collections.abc import Mapping, Sequence
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from asyncdeleter._auth import ENV_AK, ENV_SK, AkSkAuth, AuthSource, Credentials
 from asyncdeleter._calls import Tracker
@@ -32,6 +30,7 @@ from asyncdeleter._config import (
 from asyncdeleter._confirm import wait_until_gone
 from asyncdeleter._errors import ConfigurationError
 from asyncdeleter._ids import MODELARTS_ID_MAX, validate_id
+from asyncdeleter._lifecycle import Lifecycle
 from asyncdeleter._listing import DeletionWatch
 from asyncdeleter._models import DeletedWorkspace, Workspace
 from asyncdeleter._observe import Observer, RequestHook, telemetry_for
@@ -40,7 +39,7 @@ from asyncdeleter._operations import (
     DELETE_WORKSPACE,
     SHOW_WORKSPACE,
 )
-from asyncdeleter._request import RequestPath, other_loop_error
+from asyncdeleter._request import RequestPath
 from asyncdeleter._retry import RetryBudget
 from asyncdeleter._sweep_api import SweepMethods
 from asyncdeleter._throttle import ConcurrencyLimit
@@ -58,7 +57,7 @@ ENV_REGION: Final = "HUAWEICLOUD_SDK_REGION"
 ENV_PROJECT_ID: Final = "HUAWEICLOUD_SDK_PROJECT_ID"
 
 
-class SessionManager(SweepMethods):
+class SessionManager(SweepMethods, Lifecycle):
     """Closes DataArts Fabric SQL sessions and deletes ModelArts workspaces, concurrently.
 
     Use it as ``async with SessionManager(...) as manager:``, or call ``await
@@ -245,72 +244,6 @@ class SessionManager(SweepMethods):
         view.timeouts = timeouts if timeouts is not None else self.timeouts
         view._path = self._path.with_options(retry=view.retry, timeouts=view.timeouts)
         return view
-
-    # -- lifecycle ---------------------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        self._ensure_session()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the connection pool (unless the session was the caller's). Idempotent.
-
-        Calls still waiting (to retry, for a slot, for credentials) end with a
-        ``ConfigurationError``; nothing more is sent. On a view (``with_options``) it does
-        nothing: the manager owns the pool.
-        """
-        if self._owner is not self:
-            return
-        self._transport.closed = True
-        await self._credentials.aclose()
-        session, self._session = self._session, None
-        self._transport.session = None
-        if session is not None and self._owns_session and not session.closed:
-            await session.close()
-
-    @property
-    def closed(self) -> bool:
-        """Whether ``aclose()`` has been called (on the manager that owns the pool)."""
-        return self._transport.closed
-
-    def _ensure_open(self) -> None:
-        if self._transport.closed:
-            raise ConfigurationError("this SessionManager is closed")
-
-    def _ensure_session(self) -> aiohttp.ClientSession:
-        """The session (created on first use), bound to the running event loop."""
-        owner = self._owner
-        if owner is not self:
-            return owner._ensure_session()  # the pool is the manager's, not the view's
-        self._ensure_open()
-        transport = self._transport
-        loop = asyncio.get_running_loop()
-        if transport.loop is None:
-            transport.loop = loop
-        elif transport.loop is not loop:
-            raise other_loop_error()
-        session = self._session
-        if session is None:
-            session = self._session = transport.open_session(
-                pool=self.max_concurrency,
-                ssl=self._ssl,
-                timeouts=self._path.attempt_timeouts,
-                trace_configs=self._trace_configs,
-            )
-        elif session.closed:
-            raise ConfigurationError("the aiohttp session given to this SessionManager is closed")
-        else:
-            transport.borrowed = not self._owns_session
-        transport.session = session
-        return session
 
     # -- deleting one thing ------------------------------------------------------------
 

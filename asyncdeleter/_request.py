@@ -28,7 +28,7 @@ import copy
 import logging
 from typing import TYPE_CHECKING, Final
 
-from asyncdeleter._admission import Admission, raise_error
+from asyncdeleter._admission import Admission
 from asyncdeleter._answers import (
     credentials_refused,
     parsed_result,
@@ -41,13 +41,11 @@ from asyncdeleter._decide import Attempt, Decision, Step, decide
 from asyncdeleter._errors import (
     APIConnectionError,
     APIError,
-    APITimeoutError,
     ConfigurationError,
 )
 from asyncdeleter._observe import Observer
-from asyncdeleter._records import RetryDetails
 from asyncdeleter._redact import redact
-from asyncdeleter._retry import RetryBudget, backoff_waits, parse_retry_after
+from asyncdeleter._retry import RetryBudget, parse_retry_after, plan_retry
 from asyncdeleter._throttle import ConcurrencyLimit
 from asyncdeleter._transport import (
     AttemptTimeouts,
@@ -230,7 +228,7 @@ class RequestPath:
                 await self.admission.refresh_credentials(call, result, result.refresh)
                 continue
             # Outside the semaphore: a waiting call must not hold a slot.
-            wait = self._plan_retry(call, result, loop)
+            wait = plan_retry(call, result, self.retry, self.retry_budget, loop.time())
             if call.tracker is None:
                 await asyncio.sleep(wait)
             else:
@@ -250,46 +248,6 @@ class RequestPath:
                 "the SessionManager (or its aiohttp session) was closed while this call "
                 "waited; nothing more was sent"
             )
-
-    def _plan_retry(self, call: Call, result: Failure, loop: asyncio.AbstractEventLoop) -> float:
-        """How long to wait before the next attempt; raises the error when there is none.
-
-        ``decide`` already said to retry; what is left depends on the clock and on state
-        shared across calls: the deadline and the retry budget.
-        """
-        policy = self.retry
-        if result.wait is not None:
-            wait = min(result.wait, policy.max_retry_after)
-        else:
-            if call.waits is None:
-                call.waits = backoff_waits(policy)
-            wait = next(call.waits)
-        if not policy.wait:
-            wait = 0.0
-        if loop.time() + wait >= call.deadline:
-            # The wait would end past max_time: give up now, with the real error.
-            raise_error(result.error)
-        budget = self.retry_budget
-        if result.throttled:
-            if call.tracker is not None:
-                call.tracker.throttled_seconds += wait
-        elif budget is not None:
-            cost = budget.spend(timeout=isinstance(result.error, APITimeoutError))
-            if not cost:
-                result.error.retry_budget_exhausted = True
-                raise_error(result.error)
-            call.budget_spent += cost
-        self._before_retry(
-            RetryDetails(
-                operation=call.op.label,
-                target=call.target,
-                attempt=call.attempts,
-                wait=wait,
-                cause=result.error,
-                status=result.error.status,
-            )
-        )
-        return wait
 
     def _starting(self, call: Call, loop: asyncio.AbstractEventLoop) -> float:
         """An attempt starts: count it, start the deadline on the first; return the time."""
@@ -422,22 +380,6 @@ class RequestPath:
             return {**headers, **extra}
         self._merged_for, self._merged_headers = auth, headers
         return headers
-
-    def _before_retry(self, details: RetryDetails) -> None:
-        if _log.isEnabledFor(logging.DEBUG):
-            _log.debug(
-                "%s %s: retrying after attempt %d in %.3fs (%s)",
-                details.operation,
-                details.target,
-                details.attempt,
-                details.wait,
-                details.cause,
-            )
-        for hook in self.retry.on_retry:
-            try:
-                hook(details)
-            except Exception:  # noqa: BLE001 - a user's hook must not break the retry
-                _log.exception("on_retry hook %r failed; the retry goes on", hook)
 
 
 def _log_attempt(

@@ -1,14 +1,16 @@
-"""Retry decisions: the wait generator, ``Retry-After``, and the record handed to hooks.
+"""Retry mechanics: the wait generator, ``Retry-After``, the budget, and the plan.
 
 The waits come from ``backoff``'s own generators (``backoff.expo`` with
-``backoff.full_jitter``); the loop that uses them lives in ``_manager`` because it must
-also honour ``Retry-After``, the overall deadline and the 404-after-retry rule, which a
-decorator cannot see.
+``backoff.full_jitter``). ``plan_retry`` turns a decided retry into a wait, or into the
+error when the deadline or the shared retry budget says no; the request path
+(``_request``) runs the loop, because it must also honour the 404-after-retry rule and the
+stop signal, which a decorator cannot see.
 """
 
 from __future__ import annotations
 
 import email.utils
+import logging
 import math
 import time
 from collections.abc import Iterator
@@ -16,10 +18,16 @@ from typing import Final
 
 import backoff
 
+from asyncdeleter._admission import raise_error
+from asyncdeleter._calls import Call, Failure
 from asyncdeleter._config import RETRY_COST, TIMEOUT_RETRY_COST, RetryPolicy
+from asyncdeleter._errors import APITimeoutError
+from asyncdeleter._records import RetryDetails
 from asyncdeleter._times import plain_number
 
-__all__ = ["RetryBudget", "backoff_waits", "parse_retry_after"]
+__all__ = ["RetryBudget", "backoff_waits", "parse_retry_after", "plan_retry"]
+
+_log: Final = logging.getLogger("asyncdeleter")
 
 # The HTTP-date form of Retry-After is absolute; anything past a day is nonsense to us.
 _MAX_SANE_RETRY_AFTER: Final = 86_400.0
@@ -99,3 +107,62 @@ def _seconds_until(http_date: str, now: float) -> float | None:
         return when.timestamp() - now
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
+
+
+def plan_retry(
+    call: Call, result: Failure, policy: RetryPolicy, budget: RetryBudget | None, now: float
+) -> float:
+    """How long to wait before ``call``'s next attempt; raises its error when there is none.
+
+    ``decide`` already said to retry; what is left depends on the clock and on state
+    shared across calls: the deadline and the retry budget. Tells the ``on_retry`` hooks.
+    """
+    if result.wait is not None:
+        wait = min(result.wait, policy.max_retry_after)
+    else:
+        if call.waits is None:
+            call.waits = backoff_waits(policy)
+        wait = next(call.waits)
+    if not policy.wait:
+        wait = 0.0
+    if now + wait >= call.deadline:
+        # The wait would end past max_time: give up now, with the real error.
+        raise_error(result.error)
+    if result.throttled:
+        if call.tracker is not None:
+            call.tracker.throttled_seconds += wait
+    elif budget is not None:
+        cost = budget.spend(timeout=isinstance(result.error, APITimeoutError))
+        if not cost:
+            result.error.retry_budget_exhausted = True
+            raise_error(result.error)
+        call.budget_spent += cost
+    _tell_retry_hooks(
+        policy,
+        RetryDetails(
+            operation=call.op.label,
+            target=call.target,
+            attempt=call.attempts,
+            wait=wait,
+            cause=result.error,
+            status=result.error.status,
+        ),
+    )
+    return wait
+
+
+def _tell_retry_hooks(policy: RetryPolicy, details: RetryDetails) -> None:
+    if _log.isEnabledFor(logging.DEBUG):
+        _log.debug(
+            "%s %s: retrying after attempt %d in %.3fs (%s)",
+            details.operation,
+            details.target,
+            details.attempt,
+            details.wait,
+            details.cause,
+        )
+    for hook in policy.on_retry:
+        try:
+            hook(details)
+        except Exception:  # noqa: BLE001 - a user's hook must not break the retry
+            _log.exception("on_retry hook %r failed; the retry goes on", hook)

@@ -12,7 +12,7 @@ from asyncdeleter._errors import (
     status_error_class,
 )
 from asyncdeleter._models import parse_error_body
-from asyncdeleter._redact import redact
+from asyncdeleter._redact import redact, redact_cut
 from asyncdeleter._transport import Reply
 
 __all__ = [
@@ -22,8 +22,12 @@ __all__ = [
 ]
 
 
-def parsed_result(call: Call, reply: Reply) -> object:
-    """A read's 2xx body as its result.
+#: What a malformed answer's error says of the problem, at most this long.
+_PROBLEM_KEPT = 200
+
+
+def parsed_result(call: Call, reply: Reply, secrets: tuple[str, ...] = ()) -> object:
+    """A read's 2xx body as its result; ``secrets`` are cut out of an error's text.
 
     Raises:
         MalformedResponseError: The body is too large, not JSON, or not the documented
@@ -42,21 +46,34 @@ def parsed_result(call: Call, reply: Reply) -> object:
             problem = _first_line(exc)
         except Exception as exc:  # noqa: BLE001 - cattrs wraps what it met in its own groups
             problem = _first_line(exc)
+    # The problem may quote the body (an id that is a credential a server echoed): cut
+    # short only once redacted.
+    problem = redact_cut(problem, secrets, _PROBLEM_KEPT)
     error = MalformedResponseError(
         f"{op.label} {call.target}: HTTP {reply.status} with an unreadable body ({problem})",
         status=reply.status,
         request_id=reply.request_id,
         attempts=call.attempts,
-        raw_body=reply.body[:RAW_BODY_KEPT].decode("utf-8", "replace"),
+        raw_body=redact_cut(_decoded(reply.body, secrets), secrets, RAW_BODY_KEPT),
     )
     raise error from None
+
+
+def _decoded(raw: bytes, secrets: tuple[str, ...]) -> str:
+    """The start of a body as text, long enough for ``redact_cut``.
+
+    Enough to keep ``RAW_BODY_KEPT * 4`` characters and still see whole any credential
+    that begins within them.
+    """
+    longest = max((len(secret) for secret in secrets), default=0)
+    return raw[: (RAW_BODY_KEPT * 4 + longest) * 4].decode("utf-8", "replace")
 
 
 def _first_line(exc: BaseException) -> str:
     causes = getattr(exc, "exceptions", None)
     if causes:  # a cattrs ClassValidationError: say what was wrong inside
         return _first_line(causes[0])
-    return (str(exc) or type(exc).__name__).splitlines()[0][:200]
+    return (str(exc) or type(exc).__name__).splitlines()[0]
 
 
 def status_error(
@@ -75,7 +92,7 @@ def status_error(
     into an exception's text or attributes.
     """
     body = parse_error_body(raw)
-    raw_text = redact(raw[: RAW_BODY_KEPT * 4].decode("utf-8", "replace"), secrets)
+    raw_text = redact_cut(_decoded(raw, secrets), secrets, RAW_BODY_KEPT * 4)
     error_msg = redact(body.error_msg, secrets)
     error_code = redact(body.error_code, secrets)
     detail = error_msg or raw_text[:200].strip() or "(no body)"

@@ -17,6 +17,7 @@ import yarl
 
 from asyncdeleter._config import check_header_value
 from asyncdeleter._errors import ConfigurationError
+from asyncdeleter._redact import secret_forms
 from asyncdeleter._signer import authorization, sdk_date
 
 __all__ = [
@@ -234,6 +235,7 @@ class Credentials:
         "_current",
         "_generation",
         "_refreshing",
+        "_sent",
         "fixed",
         "provider",
         "secrets",
@@ -256,8 +258,10 @@ class Credentials:
         self._refreshing: asyncio.Future[None] | None = None
         self._closed = False
         # Every secret this manager has sent (a provider's earlier ones too: a server may
-        # echo an old token long after a refresh), for cutting out of what servers say.
-        self.secrets: tuple[str, ...] = self.fixed.secrets() if self.fixed is not None else ()
+        # echo an old token long after a refresh), and the forms an echo gives them, for
+        # cutting out of what servers say (_redact).
+        self._sent: tuple[str, ...] = self.fixed.secrets() if self.fixed is not None else ()
+        self.secrets: tuple[str, ...] = secret_forms(self._sent)
 
     @property
     def present(self) -> bool:
@@ -305,10 +309,11 @@ class Credentials:
                 )
             self._current = auth
             self._generation += 1
-            fresh = tuple(secret for secret in auth.secrets() if secret not in self.secrets)
+            fresh = tuple(secret for secret in auth.secrets() if secret not in self._sent)
             # The newest first, and a bounded number: a provider asked for years keeps
             # its recent credentials, which are the ones a server could still echo.
-            self.secrets = (fresh + self.secrets)[:_SECRETS_KEPT]
+            self._sent = (fresh + self._sent)[:_SECRETS_KEPT]
+            self.secrets = secret_forms(self._sent)
         finally:
             self._refreshing = None
 

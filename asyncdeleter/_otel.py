@@ -187,7 +187,17 @@ class Telemetry:
             return None, headers
         operation.requests += 1
         if not operation.recording:
-            return None, headers
+            if not operation.propagates:
+                return None, headers
+            # Sampled out: no span of ours, but the service still hears the trace (and
+            # that it is not sampled), as every instrumented client tells it.
+            sent = dict(headers)
+            try:
+                propagate.inject(sent)
+            except Exception:  # noqa: BLE001 - tracing must not change what a call does
+                self.trouble("sending the trace context")
+                return None, headers
+            return None, sent
         op = call.op
         attributes = _http_attributes(call)
         attributes["url.full"] = str(call.url)
@@ -269,9 +279,10 @@ class Operation:
     """The INTERNAL span of one public call: ``with telemetry.operation(call) as op:``.
 
     Inside another operation of the same task (a confirming wait's polls) it does nothing:
-    the outer span covers them. A span that does not record (sampled out) is not made
-    current, and its calls' attempts make no spans of their own (their durations are still
-    measured). ``requests`` counts the attempts sent under it, polls included.
+    the outer span covers them. The calls of a span that does not record (sampled out)
+    make no attempt spans (their durations are still measured), and their requests still
+    carry the trace context, unsampled. ``requests`` counts the attempts sent under it,
+    polls included.
     """
 
     __slots__ = (
@@ -281,6 +292,7 @@ class Operation:
         "_task",
         "_telemetry",
         "call",
+        "propagates",
         "recording",
         "requests",
     )
@@ -293,6 +305,7 @@ class Operation:
         self._attach: object = None
         self._task: asyncio.Task[Any] | None = None
         self.recording = False
+        self.propagates = False  # a trace to tell the service of, sampled or not
         self.requests = 0
 
     def owns(self) -> bool:
@@ -322,8 +335,8 @@ class Operation:
                 attributes=attributes,
             )
             self.recording = span.is_recording()
-            if self.recording:
-                self._attach = otel_context.attach(trace.set_span_in_context(span))
+            self.propagates = span.get_span_context().is_valid
+            self._attach = otel_context.attach(trace.set_span_in_context(span))
         except Exception:  # noqa: BLE001 - tracing must not change what a call does
             self._telemetry.trouble("starting a call's span")
             _end(span, self._attach)

@@ -283,7 +283,8 @@ class RequestPath:
                     _log_attempt(call, status, started, loop)
                 if op.parse is None:
                     return Answer(False, call.attempts, reply.request_id)
-                return Answer(False, call.attempts, reply.request_id, parsed_result(call, reply))
+                result = parsed_result(call, reply, self.credentials.secrets)
+                return Answer(False, call.attempts, reply.request_id, result)
         _log_attempt(call, status, started, loop)
         return self._judge(call, reply, generation)
 

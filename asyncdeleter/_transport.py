@@ -11,6 +11,7 @@ headers, so they are never chained).
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl as ssl_module
 from collections.abc import Mapping
 from typing import Any, Final
@@ -26,7 +27,7 @@ from asyncdeleter._errors import (
     ConfigurationError,
     TransportError,
 )
-from asyncdeleter._redact import redact
+from asyncdeleter._redact import redact_cut
 
 __all__ = [
     "MIDDLEWARES",
@@ -383,13 +384,28 @@ class Transport:
         self._sweeper = loop.call_later(_SWEEP_EVERY, self._sweep)
 
 
+#: A bytes literal as aiohttp quotes what its parser refused (``b'...'``), closed or cut.
+_QUOTED_BYTES: Final = re.compile(
+    r"""(?<!\w)b'(?:[^'\\]|\\.)*(?:'|$)"""  # b'...' (or cut before its closing quote)
+    r"""|(?<!\w)b"(?:[^"\\]|\\.)*(?:"|$)""",  # b"..."
+    re.DOTALL,
+)
+
+
+def _server_text(exc: BaseException, secrets: tuple[str, ...]) -> str:
+    """What of ``exc``'s text may be kept: no bytes aiohttp quoted from the answer, no secret.
+
+    aiohttp's parser quotes the bytes it refused (a status line, a header, a chunk size),
+    cut at about 100 with ``...``: a server may have echoed a credential there, and a cut
+    one could not be recognised. The quote goes, the parser's reason stays.
+    """
+    message = str(exc) if isinstance(exc, aiohttp.ClientError | OSError) else ""
+    return redact_cut(_QUOTED_BYTES.sub("b'…'", message), secrets, RAW_BODY_KEPT)
+
+
 def _redacted(exc: BaseException, secrets: tuple[str, ...]) -> TransportError:
     kind = type(exc)
-    message = str(exc) if isinstance(exc, aiohttp.ClientError | OSError) else ""
-    # aiohttp's parser quotes the bytes it refused (a status line, a header): a server
-    # may have put an echoed credential there.
-    message = redact(message[:RAW_BODY_KEPT], secrets)
-    return TransportError(f"{kind.__module__}.{kind.__qualname__}", message)
+    return TransportError(f"{kind.__module__}.{kind.__qualname__}", _server_text(exc, secrets))
 
 
 def translate_client_error(
@@ -411,7 +427,7 @@ def translate_client_error(
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         error = APITimeoutError(f"{what}: timed out ({type(exc).__name__})", attempts=attempts)
     else:
-        detail = redact(str(exc) or type(exc).__name__, secrets)
+        detail = _server_text(exc, secrets) or type(exc).__name__
         error = APIConnectionError(f"{what}: connection failed: {detail}", attempts=attempts)
     error.__cause__ = _redacted(exc, secrets)
     return error

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from opentelemetry import metrics, trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 import asyncdeleter
 from asyncdeleter import RequestRecord, RetryPolicy, SessionManager
@@ -202,3 +203,22 @@ async def test_a_hostile_request_id_is_escaped_and_capped_on_spans(otel: Caught)
         assert "\x1b" not in value
         assert "\x07" not in value
         assert len(value) < 200
+
+
+async def test_an_unsampled_trace_is_still_told_to_the_service(
+    otel: Caught, emulator: Emulator, make_manager: Make
+) -> None:
+    """The caller's trace is sampled out: no span of ours, but the request carries the
+    trace, flagged unsampled, so the service does not start a trace of its own."""
+    upstream = SpanContext(
+        trace_id=0x1234, span_id=0x5678, is_remote=True, trace_flags=TraceFlags(0)
+    )
+    emulator.add_sessions("ws-1", ["s1"])
+    async with make_manager() as manager:
+        with trace.use_span(NonRecordingSpan(upstream)):
+            await manager.close_session("ws-1", "s1")
+    assert otel.spans() == []
+    (request,) = emulator.requests
+    sent = {name.lower(): value for name, value in request.headers.items()}["traceparent"]
+    version, trace_id, _, flags = sent.split("-")
+    assert (version, int(trace_id, 16), flags) == ("00", 0x1234, "00")

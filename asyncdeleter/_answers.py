@@ -87,9 +87,9 @@ def status_error(
 ) -> APIStatusError:
     """The typed error of a non-2xx answer.
 
-    ``secrets`` (the attempt's token, SK, security token) are cut out of everything quoted
-    from the server: a gateway that echoes the request headers back must not put them
-    into an exception's text or attributes.
+    ``secrets`` (every credential the manager has sent, in every form an echo gives them)
+    are cut out of everything quoted from the server: a gateway that echoes the request
+    headers back must not put them into an exception's text or attributes.
     """
     body = parse_error_body(raw)
     raw_text = redact_cut(_decoded(raw, secrets), secrets, RAW_BODY_KEPT * 4)

@@ -22,11 +22,9 @@ from asyncdeleter._errors import (
     APIError,
     APIStatusError,
     DeletionFailedError,
-    NotFoundError,
     WaitTimeoutError,
 )
 from asyncdeleter._models import Workspace
-from asyncdeleter._operations import SHOW_WORKSPACE
 
 __all__ = ["DELETE_FAILED", "poll_waits", "wait_until_gone"]
 
@@ -43,15 +41,6 @@ def poll_waits(policy: RetryPolicy) -> Iterator[float]:
     while True:
         yield random.uniform(ceiling / 2, ceiling)
         ceiling = min(ceiling * 2, policy.poll_max_wait)
-
-
-def _gone(error: NotFoundError) -> bool:
-    """A 404 that says the workspace is gone (``ModelArts.0104``), nothing else.
-
-    A gateway's 404 (``APIG.*``), a proxy's page, an empty body, or ModelArts' own "project
-    does not exist" never confirms a deletion.
-    """
-    return SHOW_WORKSPACE.says_gone(error.error_code)
 
 
 async def wait_until_gone(
@@ -106,11 +95,10 @@ async def wait_until_gone(
         try:
             workspace = await show()
             if workspace is None:
-                return  # the service's own "gone" (ModelArts.0104), and nothing else
-        except NotFoundError as exc:
-            if _gone(exc):
+                # The service's own "gone" (ModelArts.0104), and nothing else: the poll asks
+                # for it (missing_ok), so any other 404 (a gateway's, a proxy's page, "no
+                # such project") is a refusal below, never a confirmation.
                 return
-            raise _not_confirmed(exc) from None
         except (APIConnectionError, APIStatusError) as exc:
             if isinstance(exc, APIStatusError) and not _transient(exc):
                 raise _not_confirmed(exc) from None

@@ -32,6 +32,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from asyncdeleter._calls import Answer, Call, Stopped
 from asyncdeleter._errors import escape_control
+from asyncdeleter._observe import error_type
 from asyncdeleter._operations import FABRIC, MODELARTS
 from asyncdeleter._version import __version__
 
@@ -186,37 +187,33 @@ class Telemetry:
         if operation is None or not operation.owns():
             return None, headers
         operation.requests += 1
-        if not operation.recording:
-            if not operation.propagates:
-                return None, headers
-            # Sampled out: no span of ours, but the service still hears the trace (and
-            # that it is not sampled), as every instrumented client tells it.
-            sent = dict(headers)
-            try:
-                propagate.inject(sent)
-            except Exception:  # noqa: BLE001 - tracing must not change what a call does
-                self.trouble("sending the trace context")
-                return None, headers
-            return None, sent
-        op = call.op
-        attributes = _http_attributes(call)
-        attributes["url.full"] = str(call.url)
-        if call.attempts > 1:
-            attributes["http.request.resend_count"] = call.attempts - 1
+        if not operation.propagates:
+            return None, headers
         span: Span | None = None
         token: object = None
         try:
-            span = self.tracer.start_span(
-                f"{op.method} {op.path}", kind=SpanKind.CLIENT, attributes=attributes
-            )
-            token = otel_context.attach(trace.set_span_in_context(span))
+            if operation.recording:
+                span = self._attempt_span(call)
+                token = otel_context.attach(trace.set_span_in_context(span))
+            # Sampled out, there is no span of ours, but the service still hears of the
+            # trace (and that it is not sampled), as every instrumented client tells it.
             sent = dict(headers)  # never the manager's cached, shared headers
             propagate.inject(sent)
         except Exception:  # noqa: BLE001 - tracing must not change what a call does
             self.trouble("starting an attempt's span")
             _end(span, token)
             return None, headers
-        return (span, token), sent
+        return (None if span is None else (span, token)), sent
+
+    def _attempt_span(self, call: Call) -> Span:
+        op = call.op
+        attributes = _http_attributes(call)
+        attributes["url.full"] = str(call.url)
+        if call.attempts > 1:
+            attributes["http.request.resend_count"] = call.attempts - 1
+        return self.tracer.start_span(
+            f"{op.method} {op.path}", kind=SpanKind.CLIENT, attributes=attributes
+        )
 
     def attempt_ended(  # noqa: PLR0917 - called positionally, once per attempt
         self,
@@ -389,11 +386,12 @@ def _failed(span: Span, exc: BaseException) -> None:
     if isinstance(exc, Stopped):
         span.set_attribute("asyncdeleter.stopped", True)
         return
+    kind = error_type(None, exc)  # the attempts' own naming: "cancelled", or the class
+    assert kind is not None  # noqa: S101 - an exception always names a failure
     if isinstance(exc, asyncio.CancelledError):
-        span.set_attribute("error.type", "cancelled")
-        span.set_status(Status(StatusCode.ERROR, "cancelled"))
+        span.set_attribute("error.type", kind)
+        span.set_status(Status(StatusCode.ERROR, kind))
         return
-    kind = type(exc).__name__
     message = _span_text(str(exc), _DESCRIPTION_KEPT)
     span.set_attribute("error.type", kind)
     span.set_status(Status(StatusCode.ERROR, message))

@@ -102,7 +102,6 @@ class RequestPath:
         self.limit = limit
         self.admission = Admission(credentials, limit)
         self.retry = retry
-        self.timeouts = timeouts
         self.attempt_timeouts = AttemptTimeouts(timeouts)
         self.transport = transport
         self.retry_budget = retry_budget
@@ -122,7 +121,6 @@ class RequestPath:
         """
         view = copy.copy(self)
         view.retry = retry
-        view.timeouts = timeouts
         view.attempt_timeouts = AttemptTimeouts(timeouts)
         return view
 

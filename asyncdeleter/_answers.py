@@ -11,7 +11,7 @@ from asyncdeleter._errors import (
     MalformedResponseError,
     status_error_class,
 )
-from asyncdeleter._models import parse_error_body
+from asyncdeleter._models import ErrorBody
 from asyncdeleter._redact import redact, redact_cut
 from asyncdeleter._transport import Reply
 
@@ -76,22 +76,22 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc) or type(exc).__name__).splitlines()[0]
 
 
-def status_error(
+def status_error(  # noqa: PLR0917 - the parts of one answer, always given together
     call: Call,
     status: int,
+    body: ErrorBody,
     raw: bytes,
     request_id: str | None,
     retry_after: float | None,
     *,
     secrets: tuple[str, ...] = (),
 ) -> APIStatusError:
-    """The typed error of a non-2xx answer.
+    """The typed error of a non-2xx answer whose body parsed as ``body``.
 
     ``secrets`` (every credential the manager has sent, in every form an echo gives them)
     are cut out of everything quoted from the server: a gateway that echoes the request
     headers back must not put them into an exception's text or attributes.
     """
-    body = parse_error_body(raw)
     raw_text = redact_cut(_decoded(raw, secrets), secrets, RAW_BODY_KEPT * 4)
     error_msg = redact(body.error_msg, secrets)
     error_code = redact(body.error_code, secrets)

@@ -143,15 +143,18 @@ class Call:
 
     __slots__ = (
         "attempts",
+        "base",
         "budget_spent",
         "deadline",
         "gate",
+        "generation",
         "headers",
         "ids",
         "may_have_taken_effect",
         "missing_ok",
         "op",
         "refreshed",
+        "rerouted",
         "resent_after_drop",
         "target",
         "throttled",
@@ -171,9 +174,16 @@ class Call:
         missing_ok: bool = False,
         headers: dict[str, str] | None = None,
         tracker: Tracker | None = None,
+        base: str = "",
+        generation: int = 0,
     ) -> None:
         self.op = op
         self.url = url
+        # The service's base URL the call was built for, and the hosts' generation then:
+        # a call built before its service moved is readdressed before it is sent.
+        self.base = base
+        self.generation = generation
+        self.rerouted = 0  # attempts a host never processed (it moved): no try spent
         self.gate = gate
         self.ids = ids  # the path's ids, for the parser (a session's workspace id)
         self.target = target
@@ -195,7 +205,7 @@ class Call:
 class Failure:
     """An attempt to be retried: its typed error, and what was decided about the wait."""
 
-    __slots__ = ("error", "refresh", "throttled", "wait")
+    __slots__ = ("error", "refresh", "rerouted", "throttled", "wait")
 
     def __init__(
         self,
@@ -204,8 +214,11 @@ class Failure:
         refresh: int | None = None,
         *,
         throttled: bool = False,
+        rerouted: bool = False,
     ) -> None:
         self.error = error
+        # The host did not serve the call and its service moved: resend at once.
+        self.rerouted = rerouted
         # A 429: pushback, not failure. It spends no retry budget and no try.
         self.throttled = throttled
         # A wait already decided: the server's Retry-After, or 0 for the immediate resend

@@ -2,8 +2,10 @@
 
 One ``CallFactory`` per manager. It validates every id before anything is built (nothing
 unvalidated reaches a URL), checks what the operation needs (a project id, credentials),
-keeps one rate gate per (host, API), adds ``X-Project-Id`` to Fabric calls when the
-manager has a project id, and tells the manager's listings of each deletion it builds.
+keeps one rate gate per (host, API), adds ``X-Project-Id`` to every call when the manager
+has a project id (signed under AK/SK, as the official SDK does: docs/api-facts.md,
+section 4), and tells the manager's listings of each deletion it builds. Where each
+service is comes from ``_regions.Hosts``, asked at a service's first call.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import yarl
 
 from asyncdeleter._auth import Credentials
 from asyncdeleter._calls import Call, Tracker
-from asyncdeleter._config import Endpoints, check_header_value
+from asyncdeleter._config import check_header_value
 from asyncdeleter._errors import ConfigurationError, InvalidIdentifierError
 from asyncdeleter._ids import FABRIC_ID_MAX, MODELARTS_ID_MAX, validate_id
 from asyncdeleter._listing import DeletionWatch
-from asyncdeleter._operations import FABRIC, OPERATIONS, Operation
+from asyncdeleter._operations import OPERATIONS, Operation
+from asyncdeleter._regions import Hosts
 from asyncdeleter._throttle import ApiGate
 
 __all__ = ["CallFactory", "list_query", "session_target", "workspace_target"]
@@ -34,34 +37,50 @@ class CallFactory:
 
     def __init__(
         self,
-        endpoints: Endpoints,
+        hosts: Hosts,
         project_id: str | None,
         max_rate: float | None,
         credentials: Credentials,
         watch: DeletionWatch,
     ) -> None:
         self.project_id = project_id
+        self.hosts = hosts
         self._credentials = credentials
         self._watch = watch
-        bases = {FABRIC: yarl.URL(endpoints.fabric), "modelarts": yarl.URL(endpoints.modelarts)}
-        # Each URL is the endpoint with a new path: with_path() skips re-parsing the whole
-        # URL per call. The endpoint's own path (a proxy prefix, say) is kept in front.
-        self._bases = bases
-        self._prefixes = {name: url.raw_path.rstrip("/") for name, url in bases.items()}
         # One gate per (host, API): the gateway's quota is per API, so is the learned rate.
         self._gates = {op.name: ApiGate(max_rate) for op in OPERATIONS}
-        self._fabric_headers = {PROJECT_HEADER: project_id} if project_id is not None else None
-        # Each operation's path under its endpoint as a %-template of its ids, the project
-        # filled in once (and a % of the endpoint's own path escaped): building a URL is
-        # then one % and one with_path().
-        self._paths = {
-            op.name: _PLACEHOLDER.sub(
-                "%s",
-                self._prefixes[op.service].replace("%", "%%")
-                + op.path.replace("{project_id}", project_id or "{project_id}"),
-            )
-            for op in OPERATIONS
-        }
+        self._project_headers = {PROJECT_HEADER: project_id} if project_id is not None else None
+        # Per service, resolved at its first call and again after it moves: its base URL
+        # (parsed once), and each operation's path under it as a %-template of its ids.
+        self._bases: dict[str, tuple[int, str, yarl.URL]] = {}
+        self._paths: dict[str, str] = {}
+
+    def _base(self, service: str) -> tuple[int, str, yarl.URL]:
+        """The service's (generation, base URL, parsed URL), resolved now if it changed.
+
+        Raises:
+            ConfigurationError: The service has no usable endpoint (an unknown region).
+        """
+        found = self._bases.get(service)
+        generation = self.hosts.generation
+        if found is not None and found[0] == generation:
+            return found
+        base = self.hosts.base(service)
+        url = yarl.URL(base)
+        # Each URL is the endpoint with a new path: with_path() skips re-parsing the whole
+        # URL per call. The endpoint's own path (a proxy prefix, say) is kept in front, a %
+        # in it escaped, and the project filled in once: building a URL is then one % and
+        # one with_path().
+        prefix = url.raw_path.rstrip("/").replace("%", "%%")
+        project = self.project_id or "{project_id}"
+        for op in OPERATIONS:
+            if op.service == service:
+                self._paths[op.name] = _PLACEHOLDER.sub(
+                    "%s", prefix + op.path.replace("{project_id}", project)
+                )
+        found = (generation, base, url)
+        self._bases[service] = found
+        return found
 
     def check(self, op: Operation) -> None:
         """Refuse, before anything is read or sent, an operation this manager cannot make.
@@ -106,9 +125,13 @@ class CallFactory:
         tracker: Tracker | None = None,
         query: Mapping[str, str] | None = None,
     ) -> Call:
-        """The call of ``op`` on validated ``ids``."""
-        service = op.service
-        url = self._bases[service].with_path(self._paths[op.name] % ids, encoded=True)
+        """The call of ``op`` on validated ``ids``.
+
+        Raises:
+            ConfigurationError: ``op``'s service has no usable endpoint (an unknown region).
+        """
+        generation, base, parsed = self._base(op.service)
+        url = parsed.with_path(self._paths[op.name] % ids, encoded=True)
         if query:
             url = url.with_query(query)
         if op.deletes and self._watch.listings:
@@ -120,9 +143,20 @@ class CallFactory:
             ids=ids,
             target="/".join(ids) if ids else str(self.project_id),
             missing_ok=missing_ok,
-            headers=self._fabric_headers if service == FABRIC else None,
+            headers=self._project_headers,
             tracker=tracker,
+            base=base,
+            generation=generation,
         )
+
+    def readdress(self, call: Call) -> None:
+        """Point ``call`` at its service's current host (after the service moved)."""
+        generation, base, parsed = self._base(call.op.service)
+        old = call.url
+        call.url = parsed.with_path(self._paths[call.op.name] % call.ids, encoded=True)
+        if old.raw_query_string:
+            call.url = call.url.with_query(old.query)
+        call.base, call.generation = base, generation
 
 
 def session_target(item: object) -> tuple[str, str]:

@@ -6,10 +6,8 @@ Change one option with ``attrs.evolve(policy, max_tries=3)``; nothing here has a
 from __future__ import annotations
 
 import contextlib
-import functools
 import inspect
 import ipaddress
-import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Final
 
@@ -47,6 +45,7 @@ __all__ = [
     "Timeouts",
     "check_header_value",
     "check_transport_security",
+    "check_url_security",
     "check_wait_timeout",
 ]
 
@@ -79,17 +78,6 @@ DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 DEFAULT_READ_TIMEOUT: Final = 30.0
 #: A response body is read up to this many bytes; a misbehaving gateway cannot exhaust memory.
 MAX_BODY_BYTES: Final = 1024 * 1024
-
-
-@functools.cache
-def _region_pattern() -> re.Pattern[str]:
-    # Compiled on first use, not at import: most managers get their endpoints from it once.
-    return re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]+")
-
-
-# ModelArts in ap-southeast-1 is served under .myhuaweicloud.cn (docs/api-facts.md, section 2).
-_MODELARTS_DOMAIN_BY_REGION: Final = {"ap-southeast-1": "myhuaweicloud.cn"}
-_DEFAULT_DOMAIN: Final = "myhuaweicloud.com"
 
 
 def check_header_value(name: str, value: str) -> str:
@@ -142,27 +130,48 @@ def _strip_slash(value: object) -> str:
     return str(value).rstrip("/")
 
 
-def _endpoint_validator(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
-    _base_url(attribute.name, value)
+def _endpoint_validator(
+    instance: object, attribute: attrs.Attribute[str | None], value: str | None
+) -> None:
+    if value is not None:
+        _base_url(attribute.name, value)
+
+
+def _optional_url(value: object) -> str | None:
+    return None if value is None else str(value).rstrip("/")
 
 
 @attrs.frozen(kw_only=True)
 class Endpoints:
-    """The base URLs of the two services: they are different hosts (docs/api-facts.md).
+    """Base URLs of the two services, given explicitly: they are different hosts.
+
+    A field left ``None`` is derived from the manager's ``region`` at its first use
+    (docs/api-facts.md, section 7). An endpoint given here is used as it is and never
+    moves; a region-derived Fabric endpoint may move once to the other documented host.
 
     Attributes:
-        fabric: DataArts Fabric, e.g. ``https://fabric.cn-north-4.myhuaweicloud.com``.
+        fabric: The DataArts Fabric SQL session API, e.g.
+            ``https://fabric-ep.cn-north-4.myhuaweicloud.com``.
         modelarts: ModelArts, e.g. ``https://modelarts.cn-north-4.myhuaweicloud.com``.
     """
 
-    fabric: str = attrs.field(converter=_strip_slash, validator=_endpoint_validator)
-    modelarts: str = attrs.field(converter=_strip_slash, validator=_endpoint_validator)
+    fabric: str | None = attrs.field(
+        default=None, converter=_optional_url, validator=_endpoint_validator
+    )
+    modelarts: str | None = attrs.field(
+        default=None, converter=_optional_url, validator=_endpoint_validator
+    )
 
     @classmethod
     def for_region(
         cls, region: str, *, fabric: str | None = None, modelarts: str | None = None
     ) -> Endpoints:
-        """Derive both base URLs from a region; either may be overridden.
+        """The first documented base URL of each service in ``region``; either overridable.
+
+        A service the region tables do not know in ``region`` is left ``None``. Prefer
+        ``SessionManager(region=...)``, which resolves each service at first use and may
+        move a Fabric endpoint to its second documented host; endpoints fixed here never
+        move.
 
         Args:
             region: A Huawei Cloud region id such as ``cn-north-4``.
@@ -170,15 +179,21 @@ class Endpoints:
             modelarts: Use this ModelArts base URL instead of the derived one.
 
         Raises:
-            ConfigurationError: ``region`` does not look like a region id.
+            ConfigurationError: Neither service is known in ``region``.
         """
-        if not isinstance(region, str) or not _region_pattern().fullmatch(region):
-            raise ConfigurationError(f"region must look like 'cn-north-4', got {region!r}")
-        domain = _MODELARTS_DOMAIN_BY_REGION.get(region, _DEFAULT_DOMAIN)
-        return cls(
-            fabric=fabric or f"https://fabric.{region}.{_DEFAULT_DOMAIN}",
-            modelarts=modelarts or f"https://modelarts.{region}.{domain}",
-        )
+        from asyncdeleter._regions import region_candidates  # noqa: PLC0415 - no cycle at import
+
+        found: dict[str, str | None] = {"fabric": fabric, "modelarts": modelarts}
+        problems = []
+        for service, given in found.items():
+            if given is None:
+                try:
+                    found[service] = region_candidates(service, region)[0]
+                except ConfigurationError as exc:
+                    problems.append(str(exc))
+        if len(problems) == 2:
+            raise ConfigurationError(problems[1])
+        return cls(**found)
 
 
 def _is_loopback(host: str) -> bool:
@@ -200,13 +215,24 @@ def check_transport_security(endpoints: Endpoints, *, allow_insecure_http: bool)
     if allow_insecure_http:
         return
     for name in ("fabric", "modelarts"):
-        url = yarl.URL(getattr(endpoints, name))
-        if url.scheme == "http" and not _is_loopback(url.host or ""):
-            raise ConfigurationError(
-                f"{name} endpoint {url} is plain HTTP to a non-loopback host; tokens and "
-                "signatures would travel in clear text (pass allow_insecure_http=True to "
-                "accept that)"
-            )
+        value = getattr(endpoints, name)
+        if value is not None:
+            check_url_security(name, value, allow_insecure_http=False)
+
+
+def check_url_security(name: str, value: str, *, allow_insecure_http: bool) -> None:
+    """Refuse one base URL that is plain ``http://`` to a non-loopback host.
+
+    Raises:
+        ConfigurationError: ``value`` is plain HTTP to a non-loopback host.
+    """
+    url = yarl.URL(value)
+    if not allow_insecure_http and url.scheme == "http" and not _is_loopback(url.host or ""):
+        raise ConfigurationError(
+            f"{name} endpoint {url} is plain HTTP to a non-loopback host; tokens and "
+            "signatures would travel in clear text (pass allow_insecure_http=True to "
+            "accept that)"
+        )
 
 
 def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:

@@ -8,8 +8,8 @@ table-testable place (tests/unit/test_decide.py):
 - a deletion's 404 is success after an attempt of ours that may have taken effect,
   ``already_gone`` with ``missing_ok`` on a clean first try, else ``NotFoundError``;
   a read's 404 is "not found", unless the read asked to hear "gone" (``missing_ok``: the
-  polls of a confirming wait); the gateway's own 404 (``APIG.*``, no such API) is never
-  "gone";
+  polls of a confirming wait); the gateway's own 404 (no such API: ``_evidence``) is
+  never "gone"; the request path then checks every 404 that ends a call (``_verify``);
 - 400, 403, 404 are never retried; 401 (or the 403 that says the token is invalid) is
   retried once, at once, when the credentials provider can supply fresh ones;
 - a 429 is pushback: retried while it is in ``retry_statuses`` and the deadline lasts,
@@ -51,9 +51,8 @@ class Attempt:
         complete: A 2xx read's body arrived whole.
         retry_after: The answer's ``Retry-After``, in seconds (already parsed).
         credentials_refused: The answer says the credentials are bad or expired.
-        route_missing: A 404 that does not say the resource is missing: the gateway's
-            own (``APIG.*``: no such API, a wrong endpoint), one without the service's
-            code, or one with another of its codes (see ``Operation.gone_codes``).
+        route_missing: A 404 that does not speak about the resource: the gateway's "no
+            such API" (``_evidence.NotFound.NOT_SERVED``); never gone, never retried.
     """
 
     __slots__ = (
@@ -151,7 +150,7 @@ def decide(  # noqa: PLR0911 - one return per row of the table above
             # polls of a confirming wait): the answer asked for, not an error.
             return Decision(Step.ALREADY_GONE)
         return Decision(Step.FAIL)
-    tries_left = call.attempts - call.throttled < policy.max_tries
+    tries_left = call.attempts - call.throttled - call.rerouted < policy.max_tries
     if status is None:
         took_effect = deletes and attempt.sent
         if not policy.retry_connection_errors or not tries_left:

@@ -14,7 +14,10 @@
           |    +-- BadRequestError           400
           |    +-- AuthenticationError       401
           |    +-- PermissionDeniedError     403
-          |    +-- NotFoundError             404
+          |    +-- NotFoundError             404, proven: the resource is missing, its parent is not
+          |    +-- EndpointNotServedError    a gateway's 404: the endpoint does not serve this API
+          |    +-- ParentNotFoundError       the workspace (or project) named does not exist
+          |    +-- UnverifiedNotFoundError   a 404 that could not be checked: maybe not gone
           |    +-- RequestTimeoutError       408
           |    +-- RateLimitError            429
           |    +-- ServerError               5xx
@@ -39,7 +42,7 @@ Two rules hold for every error raised here, by construction:
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, TypeVar
 
 __all__ = [
     "APIConnectionError",
@@ -51,17 +54,21 @@ __all__ = [
     "BadRequestError",
     "ConfigurationError",
     "DeletionFailedError",
+    "EndpointNotServedError",
     "InternalServerError",
     "InvalidIdentifierError",
     "MalformedResponseError",
     "NotFoundError",
+    "ParentNotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTimeoutError",
     "ServerError",
     "TransportError",
+    "UnverifiedNotFoundError",
     "WaitTimeoutError",
     "escape_control",
+    "reclassified",
 ]
 
 #: Types an InvalidIdentifierError's value may keep across pickling.
@@ -306,7 +313,85 @@ class PermissionDeniedError(APIStatusError):
 
 
 class NotFoundError(APIStatusError):
-    """404 on a first attempt: there was nothing to delete."""
+    """404 on a first attempt, with evidence: the resource is missing and its parent exists.
+
+    Only the service's own "missing" answer, checked against its parent (or a listing),
+    raises this: a wrong endpoint, a mistyped workspace or an answer that could not be
+    checked raise the three errors below, none of which is a ``NotFoundError``, so
+    ``except NotFoundError: pass`` cannot hide them.
+    """
+
+
+class EndpointNotServedError(APIStatusError):
+    """The endpoint does not serve this API: the gateway's "no such API" 404 (or a proxy's).
+
+    The request never reached the service, so nothing was deleted and nothing is known to
+    be gone. Fix the endpoint (or the region) named by ``setting``.
+
+    Attributes:
+        endpoint: The base URL that answered.
+        setting: The argument that chose it (``endpoints.fabric``, ``region``...).
+    """
+
+    endpoint: str = ""
+    setting: str = ""
+
+
+class ParentNotFoundError(APIStatusError):
+    """The container the call names does not exist: a Fabric workspace, a ModelArts project.
+
+    Its items were not deleted and are not known to be gone (a mistyped workspace id, say).
+    ``status``, ``error_code`` and ``error_msg`` are the service's answer.
+
+    Attributes:
+        parent_kind: ``"workspace"`` or ``"project"``.
+        parent_id: The id that does not exist.
+        setting: The argument that named it (``workspace_id``, ``project_id``).
+    """
+
+    parent_kind: str = ""
+    parent_id: str = ""
+    setting: str = ""
+
+
+class UnverifiedNotFoundError(APIStatusError):
+    """The service answered 404, and asyncdeleter could not check what it meant.
+
+    Its parent could not be shown to exist (an empty listing, a refusal, a stop, the
+    deadline), or a listing contradicted the 404. The resource may still be there: the
+    item failed, and running it again is safe.
+
+    Attributes:
+        reason: Why the 404 could not be taken as evidence.
+    """
+
+    reason: str = ""
+
+
+_E = TypeVar("_E", bound="APIStatusError")
+
+
+def reclassified(error: APIStatusError, cls: type[_E], message: str, **attributes: str) -> _E:
+    """``error``'s answer (status, code, message, request id...) as a ``cls`` saying ``message``.
+
+    For a 404 whose meaning was found out after it was read: what the service said stays
+    on the new error's attributes, so a report keeps it.
+    """
+    new = cls(
+        message,
+        status=error.status,
+        error_code=error.error_code,
+        error_msg=error.error_msg,
+        solution_msg=error.solution_msg,
+        request_id=error.request_id,
+        attempts=error.attempts,
+        raw_body=error.raw_body,
+        retry_after=error.retry_after,
+    )
+    new.retry_budget_exhausted = error.retry_budget_exhausted
+    for name, value in attributes.items():
+        setattr(new, name, value)
+    return new
 
 
 class RequestTimeoutError(APIStatusError):

@@ -24,7 +24,7 @@ from asyncdeleter._config import (
     RetryPolicy,
     Timeouts,
     check_hook,
-    check_transport_security,
+    check_url_security,
     check_wait_timeout,
 )
 from asyncdeleter._confirm import wait_until_gone
@@ -38,12 +38,15 @@ from asyncdeleter._operations import (
     CLOSE_SQL_SESSION,
     DELETE_WORKSPACE,
     SHOW_WORKSPACE,
+    Operation,
 )
+from asyncdeleter._regions import Hosts, region_overrides
 from asyncdeleter._request import RequestPath
 from asyncdeleter._retry import RetryBudget
 from asyncdeleter._sweep_api import SweepMethods
 from asyncdeleter._throttle import ConcurrencyLimit
 from asyncdeleter._transport import Transport, check_ssl
+from asyncdeleter._verify import Prover
 
 if TYPE_CHECKING:
     import aiohttp
@@ -65,8 +68,20 @@ class SessionManager(SweepMethods, Lifecycle):
     it keeps one connection pool and one concurrency limit for every call.
 
     Args:
-        region: A region id such as ``cn-north-4``; both endpoints are derived from it.
-        endpoints: Explicit base URLs; win over ``region``.
+        region: A region id such as ``cn-north-4``: each service's endpoint is derived from
+            it, at the service's first call, from the official SDK's region tables
+            (docs/api-facts.md, section 7). A region the tables do not know for a service
+            is refused for that service (``ConfigurationError``), and for the manager if
+            neither knows it. The Fabric session API is tried at ``fabric-ep.{region}``
+            first; if that host answers the gateway's "no such API", the manager moves,
+            once, to ``fabric.{region}`` (logged at INFO).
+        endpoints: Explicit base URLs, per service; a field given wins over ``region``
+            and never moves.
+        region_overrides: ``HUAWEICLOUD_SDK_REGION_{SERVICE}_{REGION}`` variables
+            (``from_env`` passes them): comma-separated base URLs that replace a region's
+            table entry, as in the official SDK (``SERVICE``: ``MODELARTS``, or
+            ``DATAARTSFABRICEP`` for the session API). Still region-derived: a Fabric
+            list may move to its next URL.
         project_id: The ModelArts project id; every ModelArts call needs it. Fabric calls
             carry it as ``X-Project-Id`` (signed under AK/SK), as the official SDK does.
         auth: ``TokenAuth`` or ``AkSkAuth``; an async callable returning either, for
@@ -102,6 +117,7 @@ class SessionManager(SweepMethods, Lifecycle):
         *,
         region: str | None = None,
         endpoints: Endpoints | None = None,
+        region_overrides: Mapping[str, str] | None = None,
         project_id: str | None = None,
         auth: AuthSource = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
@@ -116,11 +132,27 @@ class SessionManager(SweepMethods, Lifecycle):
         on_response: RequestHook | None = None,
         tracing: bool = True,
     ) -> None:
-        if endpoints is None:
-            if region is None:
-                raise ConfigurationError("pass region= or endpoints=")
-            endpoints = Endpoints.for_region(region)
-        check_transport_security(endpoints, allow_insecure_http=allow_insecure_http)
+        if endpoints is None and region is None:
+            raise ConfigurationError("pass region= or endpoints=")
+        if endpoints is not None and not isinstance(endpoints, Endpoints):
+            raise ConfigurationError(f"endpoints must be an Endpoints, got {endpoints!r}")
+        given = endpoints or Endpoints()
+        self._hosts = Hosts(
+            {"fabric": given.fabric, "modelarts": given.modelarts},
+            region,
+            region_overrides,
+            lambda service, url: check_url_security(
+                service, url, allow_insecure_http=allow_insecure_http
+            ),
+        )
+        for service in ("fabric", "modelarts"):
+            if given_url := getattr(given, service):
+                check_url_security(service, given_url, allow_insecure_http=allow_insecure_http)
+        if region is not None and all(
+            self._hosts.known(service) is None for service in ("fabric", "modelarts")
+        ):
+            # Neither service knows it: a typo, said now rather than at the first call.
+            self._hosts.base("modelarts" if given.modelarts is None else "fabric")
         if not isinstance(max_concurrency, int) or max_concurrency < 1:
             raise ConfigurationError(
                 f"max_concurrency must be an int >= 1, got {max_concurrency!r}"
@@ -145,7 +177,7 @@ class SessionManager(SweepMethods, Lifecycle):
                     f"max_concurrency={max_concurrency}: calls would wait for a pool slot "
                     "while their timeout runs"
                 )
-        self.endpoints: Final = endpoints
+        self.region: Final = region
         self.project_id: Final = (
             None if project_id is None else validate_id("project_id", project_id, MODELARTS_ID_MAX)
         )
@@ -175,8 +207,34 @@ class SessionManager(SweepMethods, Lifecycle):
         # Listings that want to hear of this manager's deletions (see _listing).
         self._watch = DeletionWatch()
         self._calls = CallFactory(
-            endpoints, self.project_id, max_rate, self._credentials, self._watch
+            self._hosts, self.project_id, max_rate, self._credentials, self._watch
         )
+        self._path.hosts = self._hosts
+        self._path.readdress = self._calls.readdress
+        self._path.prover = Prover(
+            self._read_page,
+            lambda: aiter(self.list_workspaces()),
+            self.project_id,
+        )
+
+    @property
+    def endpoints(self) -> Endpoints:
+        """The base URL each service's calls go to now (``None``: none usable or known)."""
+        return Endpoints(
+            fabric=self._hosts.known("fabric"), modelarts=self._hosts.known("modelarts")
+        )
+
+    async def _read_page(
+        self, listing: Operation, ids: tuple[str, ...], query: dict[str, str], call: Any
+    ) -> tuple[Any, Any]:
+        """One page of ``listing`` for the check of ``call`` (its attempts counted there)."""
+        self._ensure_session()
+        page = self._calls.call(listing, ids, query=query, tracker=call.tracker)
+        try:
+            answer = await self._path.send(page)
+        finally:
+            call.attempts += page.attempts
+        return answer.result.items, answer.result.total
 
     @classmethod
     def from_env(
@@ -184,8 +242,10 @@ class SessionManager(SweepMethods, Lifecycle):
     ) -> SessionManager:
         """Build a manager from the official SDK's variables; keyword arguments win.
 
-        Reads ``HUAWEICLOUD_SDK_REGION``, ``HUAWEICLOUD_SDK_PROJECT_ID`` and, when set,
-        ``HUAWEICLOUD_SDK_AK``/``_SK``/``_SECURITY_TOKEN`` (see ``AkSkAuth.from_env``).
+        Reads ``HUAWEICLOUD_SDK_REGION`` (asyncdeleter's name: the official SDK has none),
+        ``HUAWEICLOUD_SDK_PROJECT_ID``, the official SDK's endpoint overrides
+        ``HUAWEICLOUD_SDK_REGION_{SERVICE}_{REGION}`` (see ``region_overrides``) and, when
+        set, ``HUAWEICLOUD_SDK_AK``/``_SK``/``_SECURITY_TOKEN`` (see ``AkSkAuth.from_env``).
 
         Args:
             environ: Where to read (default ``os.environ``).
@@ -196,6 +256,8 @@ class SessionManager(SweepMethods, Lifecycle):
         """
         env = os.environ if environ is None else environ
         options: dict[str, Any] = {}
+        if overrides_found := region_overrides(env):
+            options["region_overrides"] = overrides_found
         if region := env.get(ENV_REGION):
             options["region"] = region
         if project_id := env.get(ENV_PROJECT_ID):

@@ -137,7 +137,7 @@ class ErrorBody:
         solution_msg: The suggested fix; ``None`` if absent (it usually is).
     """
 
-    __slots__ = ("error_code", "error_msg", "solution_msg")
+    __slots__ = ("error_code", "error_msg", "service_shaped", "solution_msg")
 
     def __init__(
         self,
@@ -145,7 +145,12 @@ class ErrorBody:
         error_code: str | None = None,
         error_msg: str | None = None,
         solution_msg: str | None = None,
+        service_shaped: bool = False,
     ) -> None:
+        # The services' own shape: a JSON object whose top-level error_code is a string
+        # (the gateway's 403 has an integer; a proxy's page has none). Only that shape can
+        # say a resource is missing (docs/api-facts.md, section 3).
+        self.service_shaped = service_shaped
         self.error_code = error_code
         self.error_msg = error_msg
         self.solution_msg = solution_msg
@@ -184,8 +189,10 @@ def _structure_error_body(data: Any, _: type[ErrorBody]) -> ErrorBody:
     nested = data.get("error")
     if not isinstance(nested, dict):
         nested = {}
+    code = data.get("error_code")
     return ErrorBody(
-        error_code=_text(data.get("error_code")) or _text(nested.get("code")),
+        error_code=_text(code) or _text(nested.get("code")),
+        service_shaped=isinstance(code, str) and bool(code.strip()),
         error_msg=_text(data.get("error_msg")) or _text(nested.get("message")),
         solution_msg=_text(data.get("solution_msg")),
     )

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from asyncdeleter._calls import Answer, Call, Failure
 from asyncdeleter._records import RequestRecord
+from asyncdeleter._verify import Unproven
 
 if TYPE_CHECKING:
     from asyncdeleter._otel import Telemetry
@@ -34,7 +35,7 @@ _log: Final = logging.getLogger("asyncdeleter")
 RequestHook = Callable[[RequestRecord], object]
 
 #: How an attempt ended, as far as the observer is told: judged, raised, or cancelled.
-Ended = Answer | Failure | BaseException
+Ended = Answer | Failure | Unproven | BaseException
 
 
 def error_type(status: int | None, ended: Ended) -> str | None:
@@ -47,6 +48,9 @@ def error_type(status: int | None, ended: Ended) -> str | None:
     """
     if isinstance(ended, Answer):
         return None
+    if isinstance(ended, Unproven):
+        # A 404 still to be checked: accepted if what it would end as is (gone, done).
+        return None if ended.gone else "404"
     if isinstance(ended, asyncio.CancelledError):
         return "cancelled"
     error = ended.error if isinstance(ended, Failure) else ended

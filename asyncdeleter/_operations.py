@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import attrs
 
+from asyncdeleter._evidence import FABRIC_NOT_FOUND_CODES, MODELARTS_GONE_CODES
 from asyncdeleter._ids import FABRIC_ID_MAX, MODELARTS_ID_MAX
 from asyncdeleter._models import SessionPage, SqlSession, Workspace, WorkspacePage, converter
 
@@ -61,10 +62,10 @@ class Operation:
             validated before anything is built or sent.
         deletes: Whether it deletes (see the module docstring for what that changes).
         parse: For a read, how a 2xx body becomes the result.
-        gone_codes: The error codes with which a 404 says the resource is missing;
-            empty: any code of the service's own (not the gateway's ``APIG.*``). A 404
-            with another code, or with none (a proxy's page, an empty body), says the
-            route or the scope is wrong, never that the resource is gone.
+        gone_codes: The service's error codes (case-folded) with which a 404 says the
+            resource is missing (``_evidence``: still to be checked against its parent).
+        lists_with: The listing of this operation's container (its Fabric workspace, or
+            the project), read to check a 404 (``_verify``); ``None`` for a listing.
     """
 
     name: str
@@ -76,18 +77,13 @@ class Operation:
     deletes: bool
     parse: Parse | None = None
     gone_codes: frozenset[str] = frozenset()
+    lists_with: Operation | None = None
     #: Whether the path names the manager's project (ModelArts calls): read per call.
     needs_project: bool = attrs.field(init=False)
 
     @needs_project.default
     def _names_the_project(self) -> bool:
         return "{project_id}" in self.path
-
-    def says_gone(self, error_code: str | None) -> bool:
-        """Whether a 404 with ``error_code`` says this operation's resource is missing."""
-        if not error_code or error_code.upper().startswith("APIG."):
-            return False
-        return not self.gone_codes or error_code.casefold() in self.gone_codes
 
 
 def _session(data: Any, ids: tuple[str, ...]) -> SqlSession:
@@ -138,29 +134,7 @@ _SESSION_PATH: Final = "/v1/workspaces/{workspace_id}/sessions/{session_id}"
 _WORKSPACE_PATH: Final = "/v1/{project_id}/workspaces/{workspace_id}"
 _SESSION_IDS: Final = (("workspace_id", FABRIC_ID_MAX), ("session_id", FABRIC_ID_MAX))
 _WORKSPACE_IDS: Final = (("workspace_id", MODELARTS_ID_MAX),)
-#: ModelArts says "workspace not exist" with this code; its other 404s (a project that does
-#: not exist, say) must never pass for a deleted workspace (docs/api-facts.md, section 2).
-_WORKSPACE_GONE: Final = frozenset({"modelarts.0104"})
 
-CLOSE_SQL_SESSION: Final = Operation(
-    name="CloseSqlSession",
-    label="close_session",
-    method="DELETE",
-    service=FABRIC,
-    path=_SESSION_PATH,
-    ids=_SESSION_IDS,
-    deletes=True,
-)
-SHOW_SQL_SESSION: Final = Operation(
-    name="ShowSqlSession",
-    label="show_session",
-    method="GET",
-    service=FABRIC,
-    path=_SESSION_PATH,
-    ids=_SESSION_IDS,
-    deletes=False,
-    parse=_session,
-)
 LIST_SQL_SESSIONS: Final = Operation(
     name="ListSqlSessions",
     label="list_sessions",
@@ -171,6 +145,39 @@ LIST_SQL_SESSIONS: Final = Operation(
     deletes=False,
     parse=_session_page,
 )
+LIST_WORKSPACE: Final = Operation(
+    name="ListWorkspace",
+    label="list_workspaces",
+    method="GET",
+    service=MODELARTS,
+    path="/v1/{project_id}/workspaces",
+    ids=(),
+    deletes=False,
+    parse=_workspace_page,
+)
+CLOSE_SQL_SESSION: Final = Operation(
+    name="CloseSqlSession",
+    label="close_session",
+    method="DELETE",
+    service=FABRIC,
+    path=_SESSION_PATH,
+    ids=_SESSION_IDS,
+    deletes=True,
+    gone_codes=FABRIC_NOT_FOUND_CODES,
+    lists_with=LIST_SQL_SESSIONS,
+)
+SHOW_SQL_SESSION: Final = Operation(
+    name="ShowSqlSession",
+    label="show_session",
+    method="GET",
+    service=FABRIC,
+    path=_SESSION_PATH,
+    ids=_SESSION_IDS,
+    deletes=False,
+    parse=_session,
+    gone_codes=FABRIC_NOT_FOUND_CODES,
+    lists_with=LIST_SQL_SESSIONS,
+)
 DELETE_WORKSPACE: Final = Operation(
     name="DeleteWorkspace",
     label="delete_workspace",
@@ -179,7 +186,8 @@ DELETE_WORKSPACE: Final = Operation(
     path=_WORKSPACE_PATH,
     ids=_WORKSPACE_IDS,
     deletes=True,
-    gone_codes=_WORKSPACE_GONE,
+    gone_codes=MODELARTS_GONE_CODES,
+    lists_with=LIST_WORKSPACE,
 )
 SHOW_WORKSPACE: Final = Operation(
     name="ShowWorkspace",
@@ -190,17 +198,8 @@ SHOW_WORKSPACE: Final = Operation(
     ids=_WORKSPACE_IDS,
     deletes=False,
     parse=_workspace,
-    gone_codes=_WORKSPACE_GONE,
-)
-LIST_WORKSPACE: Final = Operation(
-    name="ListWorkspace",
-    label="list_workspaces",
-    method="GET",
-    service=MODELARTS,
-    path="/v1/{project_id}/workspaces",
-    ids=(),
-    deletes=False,
-    parse=_workspace_page,
+    gone_codes=MODELARTS_GONE_CODES,
+    lists_with=LIST_WORKSPACE,
 )
 
 #: Every operation: the manager keeps one rate gate per entry (per host and API).

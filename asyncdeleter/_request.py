@@ -41,8 +41,13 @@ from asyncdeleter._decide import Attempt, Decision, Step, decide
 from asyncdeleter._errors import (
     APIConnectionError,
     APIError,
+    APIStatusError,
     ConfigurationError,
+    EndpointNotServedError,
+    reclassified,
 )
+from asyncdeleter._evidence import NotFound, judge_not_found
+from asyncdeleter._models import parse_error_body
 from asyncdeleter._observe import Observer
 from asyncdeleter._redact import redact
 from asyncdeleter._retry import RetryBudget, parse_retry_after, plan_retry
@@ -55,20 +60,22 @@ from asyncdeleter._transport import (
     may_have_been_sent,
     translate_client_error,
 )
+from asyncdeleter._verify import Prover, Unproven, listing_missing_parent
 from asyncdeleter._version import __version__
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import aiohttp
 
     from asyncdeleter._otel import Operation
+    from asyncdeleter._regions import Hosts
 
 __all__ = ["RequestPath", "other_loop_error"]
 
 _log: Final = logging.getLogger("asyncdeleter")
 
 USER_AGENT: Final = f"asyncdeleter/{__version__}"
-
-_NOT_MERGED: Final = object()  # no headers merged yet (None is a valid auth: no credentials)
 
 
 def other_loop_error() -> ConfigurationError:
@@ -108,9 +115,14 @@ class RequestPath:
         # Hooks and tracing, if any: None is the cheap path (one check per attempt).
         self.observer = observer
         self.telemetry = observer.telemetry if observer is not None else None
-        # Headers of a fixed TokenAuth, with the User-Agent, merged once (see _headers).
-        self._merged_for: object = _NOT_MERGED
-        self._merged_headers: dict[str, str] = {}
+        # Headers of a fixed TokenAuth, with the User-Agent, merged once per set of the
+        # call's own headers (see _headers).
+        self._merged: dict[int, tuple[object, dict[str, str] | None, dict[str, str]]] = {}
+        # Set by the manager once its calls can be built: where each service is, how to
+        # rebuild a call's URL after a service moved, and the checks a 404 needs.
+        self.hosts: Hosts | None = None
+        self.readdress: Callable[[Call], None] | None = None
+        self.prover: Prover | None = None
 
     def with_options(self, *, retry: RetryPolicy, timeouts: Timeouts) -> RequestPath:
         """The path of a view: ``retry`` and ``timeouts``, over this path's everything else.
@@ -189,6 +201,9 @@ class RequestPath:
             watching: object = None
             reply: Reply | None = None
             started: float | None = None  # set once the attempt counts as sent
+            if self.hosts is not None and call.generation != self.hosts.generation:
+                assert self.readdress is not None  # noqa: S101 - set together with hosts
+                self.readdress(call)  # a service moved since the call was built
             try:
                 self._check_still_wanted(call, last, session)
                 # One attempt, holding a slot: before (sync), the exchange, then judging
@@ -217,11 +232,17 @@ class RequestPath:
                 self.limit.release()
             if observer is not None:
                 observer.ended(watching, call, reply, result, loop.time() - started)
+            if isinstance(result, Unproven):
+                # Outside the semaphore: the checks are calls of their own.
+                assert self.prover is not None  # noqa: S101 - only made when there is one
+                result = await self.prover.settle(call, result)
             if isinstance(result, Answer):
                 if self.retry_budget is not None:
                     self.retry_budget.refill(call.budget_spent)
                 return result
             last = result
+            if result.rerouted:
+                continue  # never processed by the old host: resend at once, to the new one
             if result.refresh is not None:
                 await self.admission.refresh_credentials(call, result, result.refresh)
                 continue
@@ -266,7 +287,7 @@ class RequestPath:
         started: float,
         loop: asyncio.AbstractEventLoop,
         generation: int,
-    ) -> Answer | Failure:
+    ) -> Answer | Failure | Unproven:
         """Judge one attempt's reply: a plain 2xx here, everything else in ``_judge``."""
         if reply.request_id is not None and self.credentials.secrets:
             # Before anything keeps it (a result, an outcome, a hook record, a span): a
@@ -279,6 +300,8 @@ class RequestPath:
             if 200 <= status < 300 and (reply.complete or op.deletes):
                 if _log.isEnabledFor(logging.DEBUG):
                     _log_attempt(call, status, started, loop)
+                if op.lists_with is not None and self.prover is not None:
+                    self.prover.seen(call)  # its container exists
                 if op.parse is None:
                     return Answer(False, call.attempts, reply.request_id)
                 result = parsed_result(call, reply, self.credentials.secrets)
@@ -286,7 +309,7 @@ class RequestPath:
         _log_attempt(call, status, started, loop)
         return self._judge(call, reply, generation)
 
-    def _judge(self, call: Call, reply: Reply, generation: int) -> Answer | Failure:
+    def _judge(self, call: Call, reply: Reply, generation: int) -> Answer | Failure | Unproven:
         """Everything but a plain 2xx: ask ``decide``, apply what it says.
 
         Whatever the server said is quoted with every credential this manager has sent
@@ -297,11 +320,15 @@ class RequestPath:
         status = reply.status
         retry_after: float | None = None
         error: APIError
+        verdict: NotFound | None = None
         if status is None:
             exc = reply.failure
             assert exc is not None  # noqa: S101 - a reply without a status has its failure
-            attempt = Attempt(None, sent=may_have_been_sent(exc), dropped=dropped(exc))
+            sent = may_have_been_sent(exc)
+            attempt = Attempt(None, sent=sent, dropped=dropped(exc))
             error = translate_client_error(exc, what=what, attempts=call.attempts, secrets=secrets)
+            if not sent and self._moved(call):
+                return Failure(error, 0.0, rerouted=True)  # the next host may answer
         elif 200 <= status < 300:
             attempt = Attempt(status, complete=False)
             if reply.failure is not None:
@@ -314,21 +341,72 @@ class RequestPath:
                 )
         else:
             retry_after = parse_retry_after(reply.retry_after)
+            body = parse_error_body(reply.body)
             error = status_error(
-                call, status, reply.body, reply.request_id, retry_after, secrets=secrets
+                call, status, body, reply.body, reply.request_id, retry_after, secrets=secrets
             )
+            route_missing = False
+            if status == 404:
+                verdict = judge_not_found(call.op.gone_codes, body, complete=reply.complete)
+                if verdict is NotFound.NOT_SERVED:
+                    if self._moved(call):
+                        return Failure(error, 0.0, rerouted=True)
+                    error, verdict, route_missing = self._not_served(call, error), None, True
+                elif call.op.lists_with is None:
+                    # A listing's own 404 from the service: its container is missing.
+                    error, verdict = listing_missing_parent(error, call), None
             attempt = Attempt(
                 status,
                 retry_after=retry_after,
                 credentials_refused=credentials_refused(error),
-                # A 404 that does not say the resource is missing (a gateway's, a proxy's
-                # page, an empty body, another scope's code) says nothing of the resource.
-                route_missing=status == 404 and not call.op.says_gone(error.error_code),
+                route_missing=route_missing,
             )
         decision = decide(
             call, attempt, self.retry, can_refresh=self.credentials.provider is not None
         )
+        if verdict is not None and self.prover is not None and isinstance(error, APIStatusError):
+            # A 404 that ends the call, either way: only with evidence (_verify).
+            step = decision.step
+            if step is Step.FAIL or step is Step.DONE or step is Step.ALREADY_GONE:
+                return Unproven(
+                    error,
+                    gone=step is not Step.FAIL,
+                    already_gone=step is Step.ALREADY_GONE,
+                    verdict=verdict,
+                    request_id=reply.request_id,
+                )
         return self._apply(call, decision, error, reply.request_id, generation)
+
+    def _moved(self, call: Call) -> bool:
+        """Whether the call's service moved off the host that did not serve it (at most once).
+
+        The request was never processed there (the gateway's "no such API", or no
+        connection at all), so resending it elsewhere is safe; an earlier attempt's
+        "may have taken effect" there says nothing about the new host.
+        """
+        hosts = self.hosts
+        if hosts is None or not hosts.move(call.op.service, call.base):
+            return False
+        call.may_have_taken_effect = False
+        call.rerouted += 1
+        return True
+
+    def _not_served(self, call: Call, error: APIStatusError) -> EndpointNotServedError:
+        service = call.op.service
+        setting = f"endpoints.{service}"
+        hosts = self.hosts
+        if hosts is not None and hosts.region is not None and not hosts.explicit(service):
+            setting = "region"
+        shown = f" ({error.error_msg})" if error.error_msg else ""
+        return reclassified(
+            error,
+            EndpointNotServedError,
+            f"{call.op.label} {call.target}: {call.base} does not serve the {call.op.name} "
+            f"API: HTTP 404 {error.error_code or '(no service error code)'}{shown}; the "
+            f"request was not processed and nothing is known to be gone. Check {setting}",
+            endpoint=call.base,
+            setting=setting,
+        )
 
     def _apply(
         self,
@@ -363,8 +441,10 @@ class RequestPath:
         merge; a TokenAuth's never change, so they are merged once and reused.
         """
         extra = call.headers
-        if extra is None and auth is self._merged_for:
-            return self._merged_headers
+        key = id(extra)
+        merged = self._merged.get(key)
+        if merged is not None and merged[0] is auth and merged[1] is extra:
+            return merged[2]
         headers: dict[str, str]
         if auth is None:
             headers = {"User-Agent": USER_AGENT}
@@ -376,8 +456,10 @@ class RequestPath:
             headers["User-Agent"] = USER_AGENT
             return headers
         if extra is not None:
-            return {**headers, **extra}
-        self._merged_for, self._merged_headers = auth, headers
+            headers = {**headers, **extra}
+        # The call's own headers are one of a few shared dicts (X-Project-Id): a handful of
+        # entries at most.
+        self._merged[key] = (auth, extra, headers)
         return headers
 
 

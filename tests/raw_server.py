@@ -40,11 +40,48 @@ def error_body(code: str, message: str) -> bytes:
     return json.dumps({"error_code": code, "error_msg": message}).encode()
 
 
-class RawServer:
-    """``async with RawServer(script) as server:`` then ``server.url``."""
+#: The one-item listings a client reads to check that a 404's container exists
+#: (asyncdeleter._verify): a Fabric workspace's sessions, a ModelArts project's workspaces.
+PARENT_PAGES = {
+    "sessions": {"sessions": [{"session_id": "s-other", "status": "RUNNING"}], "total": 1},
+    "workspaces": {
+        "workspaces": [{"id": "0", "name": "default", "status": "NORMAL"}],
+        "total_count": 1,
+        "count": 1,
+    },
+}
 
-    def __init__(self, script: Script, *, tls: ssl.SSLContext | None = None) -> None:
+
+def parent_page(request: RawRequest) -> bytes | None:
+    """The answer to a one-item listing of a container, or ``None`` for any other request."""
+    path, _, query = request.path.partition("?")
+    params = query.split("&")
+    if request.method != "GET":
+        return None
+    kind = path.rstrip("/").rsplit("/", 1)[-1]
+    if kind == "sessions" and any(p.startswith("session_id=") for p in params):
+        # The lookup of one session: it is not listed.
+        return answer(200, json.dumps({"sessions": [], "total": 0}).encode())
+    page = PARENT_PAGES.get(kind) if "limit=1" in params else None
+    return None if page is None else answer(200, json.dumps(page).encode())
+
+
+class RawServer:
+    """``async with RawServer(script) as server:`` then ``server.url``.
+
+    With ``parents=True`` the server also shows that every container exists: a one-item
+    listing (``limit=1``) is answered with one item, and a session looked up by id
+    (``session_id=``) is not listed; these are answered apart from ``script`` and counted
+    in ``parent_reads`` rather than ``requests`` (a 404 counts only once its container is
+    known to exist).
+    """
+
+    def __init__(
+        self, script: Script, *, tls: ssl.SSLContext | None = None, parents: bool = False
+    ) -> None:
         self.script = script
+        self.parents = parents
+        self.parent_reads = 0
         self.requests: list[RawRequest] = []
         self.connections = 0
         self._tls = tls
@@ -91,6 +128,11 @@ class RawServer:
                         name, _, value = raw.partition(":")
                         headers[name.strip().lower()] = value.strip()
                 request = RawRequest(lines[0], headers, len(self.requests) + 1, connection)
+                shown = parent_page(request) if self.parents else None
+                if shown is not None:
+                    self.parent_reads += 1
+                    writer.write(shown)
+                    continue
                 self.requests.append(request)
                 await self.script(request, writer)
                 if writer.is_closing():

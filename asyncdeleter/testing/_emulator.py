@@ -78,7 +78,8 @@ class Emulator(Backends):
             mid-run).
         throttle_rps: Answer 429 (``APIG.0308``) above this many requests per second,
             measured by a token bucket (smoother than the gateway's fixed window).
-        throttle_retry_after: The ``Retry-After`` sent with those 429s (``None``: none).
+        throttle_retry_after: The ``Retry-After`` sent with the 429s of ``quota`` and
+            ``throttle_rps``; ``None`` (the default, as the gateway documents) sends none.
         throttle_burst: Requests the throttle lets through at once after a quiet spell
             (its bucket size); by default one second's worth, ``throttle_rps``.
         stateless: Answer every valid delete with success and store nothing, so a
@@ -114,7 +115,7 @@ class Emulator(Backends):
         record_requests: bool = True,
         quota: int | None = None,
         throttle_rps: float | None = None,
-        throttle_retry_after: str | None = "1",
+        throttle_retry_after: str | None = None,
         throttle_burst: float | None = None,
         stateless: bool = False,
         keepalive_timeout: float = 75.0,
@@ -337,11 +338,12 @@ class Emulator(Backends):
         if refusal is not None:
             return refusal
         now = asyncio.get_running_loop().time()
-        if (self.quota is not None and not self._quota_windows.admit(api, self.quota, now)) or (
-            self.throttle_rps is not None
-            and not self._throttle.take(self.throttle_rps, self.throttle_burst, now)
+        if self.quota is not None and not self._quota_windows.admit(api, self.quota, now):
+            return throttled(self.throttle_retry_after, self.quota)
+        if self.throttle_rps is not None and not self._throttle.take(
+            self.throttle_rps, self.throttle_burst, now
         ):
-            return throttled(self.throttle_retry_after)
+            return throttled(self.throttle_retry_after, self.throttle_rps)
         if self._forbidden and route.names(self._forbidden):
             return json_response(403, forbidden_body())
         return None

@@ -46,9 +46,18 @@ def method_not_allowed() -> web.Response:
     return json_response(405, _METHOD_NOT_ALLOWED)
 
 
-def throttled(retry_after: str | None) -> web.Response:
-    """429 ``APIG.0308``, with ``Retry-After`` unless ``retry_after`` is ``None``."""
-    content_type, body = error_answer(429)
+def throttled(retry_after: str | None, limit: float | None) -> web.Response:
+    """429 ``APIG.0308`` as the gateway documents it (docs/api-facts.md, section 3).
+
+    The message names the quota (``limit:XX,time:1 second``); no ``Retry-After`` is
+    documented, so none is sent unless ``retry_after`` asks for one.
+    """
+    shown = "XX" if limit is None else f"{limit:g}"
+    message = (
+        "The throttling threshold has been reached: policy user over ratelimit,"
+        f"limit:{shown},time:1 second"
+    )
+    content_type, body = error_answer(429, message)
     headers = {"X-Request-Id": uuid.uuid4().hex}
     if retry_after is not None:
         headers["Retry-After"] = retry_after

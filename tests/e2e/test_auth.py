@@ -170,7 +170,7 @@ def test_session_manager_from_env_uses_the_official_names_and_overrides_win() ->
         "HUAWEICLOUD_SDK_PROJECT_ID": "proj-env",
     }
     manager = SessionManager.from_env(environ=env)
-    assert manager.endpoints.fabric == "https://fabric.cn-southwest-2.myhuaweicloud.com"
+    assert manager.endpoints.fabric == "https://fabric-ep.cn-southwest-2.myhuaweicloud.com"
     assert manager.project_id == "proj-env"
     assert SK not in repr(manager)
     other = SessionManager.from_env(environ=env, project_id="proj-flag", region="cn-north-4")

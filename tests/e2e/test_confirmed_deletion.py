@@ -95,7 +95,7 @@ async def test_cancelling_a_wait_sends_no_more_polls() -> None:
 
 async def test_missing_ok_and_already_gone_is_confirmed_without_polling() -> None:
     async with Emulator(token=TOKEN) as emu:
-        emu.add_workspaces(PROJECT, [])
+        emu.add_default_workspace(PROJECT)  # a real project lists its default workspace: it exists
         async with manager_for(emu) as manager:
             gone = await manager.delete_workspace("ws-1", missing_ok=True, wait=True)
         assert gone.already_gone
@@ -110,8 +110,9 @@ async def test_a_gateway_404_never_confirms_a_deletion() -> None:
         emu.add_workspaces(PROJECT, ["ws-1"])
         emu.add_fault(Fault(api="ShowWorkspace", status=404, body=body))
         async with manager_for(emu) as manager:
-            with pytest.raises(asyncdeleter.NotFoundError) as info:
+            with pytest.raises(asyncdeleter.EndpointNotServedError) as info:
                 await manager.delete_workspace("ws-1", wait=True)
+        assert not isinstance(info.value, asyncdeleter.NotFoundError)
         assert "accepted but not confirmed" in str(info.value)
 
 
@@ -206,18 +207,23 @@ async def test_stop_during_a_bulk_wait_sends_no_more_polls() -> None:
     ],
 )
 async def test_only_the_workspace_gone_code_confirms(body: bytes) -> None:
-    """A 404 saying the project is gone (or any other code) is not "the workspace is gone"."""
+    """A 404 with another code (the project's, say) proves nothing: the listing decides."""
     async with Emulator(token=TOKEN, deleting_seconds=60) as emu:
         emu.add_workspaces(PROJECT, ["ws-1"])
         emu.add_fault(Fault(api="ShowWorkspace", status=404, body=body))
         async with manager_for(emu) as manager:
-            with pytest.raises(asyncdeleter.NotFoundError) as info:
-                await manager.delete_workspace("ws-1", wait=True)
-            # ...and a DELETE's 404 with such a code is not "already gone" either.
+            # The listing still shows ws-1 DELETING: not confirmed, whatever the poll said.
+            with pytest.raises(asyncdeleter.WaitTimeoutError) as info:
+                await manager.delete_workspace("ws-1", wait=True, wait_timeout=1)
+            assert info.value.last_status == "DELETING"
+            # A DELETE's 404 with such a code: "already gone" only if the listing agrees...
             emu.add_fault(Fault(api="DeleteWorkspace", status=404, body=body))
-            with pytest.raises(asyncdeleter.NotFoundError):
-                await manager.delete_workspace("ws-2", missing_ok=True)
-        assert "accepted but not confirmed" in str(info.value)
+            gone = await manager.delete_workspace("ws-2", missing_ok=True)
+            assert gone.already_gone
+            # ...and never while the listing still shows the workspace.
+            with pytest.raises(asyncdeleter.UnverifiedNotFoundError, match="still shows"):
+                await manager.delete_workspace("ws-1", missing_ok=True)
+        assert emu.workspace_status(PROJECT, "ws-1") == "DELETING"
 
 
 async def test_a_stop_during_confirmation_says_the_deletion_was_accepted() -> None:

@@ -21,6 +21,8 @@ EXPECTED = {
     # The read side and confirmed deletion.
     "SqlSession", "Workspace", "DeletionFailedError", "WaitTimeoutError",
     "MalformedResponseError", "check_session_target", "check_workspace_id",
+    # A 404 only on evidence: the three that are not a NotFoundError.
+    "EndpointNotServedError", "ParentNotFoundError", "UnverifiedNotFoundError",
 }  # fmt: skip
 
 
@@ -58,6 +60,11 @@ def test_error_tree_matches_the_design() -> None:
     ):
         assert issubclass(cls, ad.APIStatusError)
     assert issubclass(ad.InternalServerError, ad.ServerError)
+    # A wrong endpoint, a missing parent or an unchecked 404 is an APIStatusError that
+    # `except NotFoundError: pass` cannot swallow.
+    for cls in (ad.EndpointNotServedError, ad.ParentNotFoundError, ad.UnverifiedNotFoundError):
+        assert issubclass(cls, ad.APIStatusError)
+        assert not issubclass(cls, ad.NotFoundError)
     assert issubclass(ad.APITimeoutError, ad.APIConnectionError)
     assert issubclass(ad.APIStatusError, ad.AsyncDeleterError)
     assert issubclass(ad.APIConnectionError, ad.AsyncDeleterError)

@@ -332,6 +332,7 @@ async def test_a_run_is_consumed_once_and_checks_config_up_front(
 async def test_missing_ok_false_turns_404s_into_failures(
     emulator: Emulator, make_manager: Make
 ) -> None:
+    emulator.add_default_workspace(PROJECT)
     async with make_manager() as manager:
         report = await manager.delete_workspaces(["w-none"], missing_ok=False)
     assert report.failed == 1

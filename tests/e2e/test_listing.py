@@ -176,9 +176,10 @@ async def test_a_listing_of_a_missing_workspace_is_not_found(
     emulator: Emulator, make_manager: Make
 ) -> None:
     async with make_manager() as manager:
-        with pytest.raises(asyncdeleter.NotFoundError) as info:
+        with pytest.raises(asyncdeleter.ParentNotFoundError) as info:
             [s async for s in manager.list_sessions("nope")]
     assert "nope" in str(info.value)
+    assert (info.value.parent_kind, info.value.parent_id) == ("workspace", "nope")
 
 
 @pytest.mark.parametrize("page_size", [2, 4])

@@ -66,7 +66,7 @@ async def test_delete_workspace_returns_a_typed_result(
 async def test_first_attempt_404_raises_not_found_naming_the_session(
     emulator: Emulator, make_manager: Make
 ) -> None:
-    emulator.add_sessions("ws-1", [])
+    emulator.add_sessions("ws-1", ["other"])
     async with make_manager() as manager:
         with pytest.raises(NotFoundError) as info:
             await manager.close_session("ws-1", "nope")
@@ -81,13 +81,15 @@ async def test_404_message_says_when_the_workspace_is_missing(
     emulator: Emulator, make_manager: Make
 ) -> None:
     async with make_manager() as manager:
-        with pytest.raises(NotFoundError, match="workspace ws-x not found"):
+        with pytest.raises(asyncdeleter.ParentNotFoundError, match="workspace ws-x does not exist"):
             await manager.close_session("ws-x", "s")
 
 
 async def test_missing_ok_turns_a_first_404_into_already_gone(
     emulator: Emulator, make_manager: Make
 ) -> None:
+    emulator.add_sessions("ws-1", ["other"])
+    emulator.add_default_workspace(PROJECT)
     async with make_manager() as manager:
         assert await manager.close_session("ws-1", "gone", missing_ok=True) is None  # type: ignore[func-returns-value]
         result = await manager.delete_workspace("w-gone", missing_ok=True)
@@ -119,8 +121,8 @@ async def test_missing_ok_turns_a_first_404_into_already_gone(
 async def test_each_status_maps_to_its_error_class(
     emulator: Emulator, make_manager: Make, status: int, cls: type[APIStatusError], code: str | None
 ) -> None:
-    emulator.add_sessions("ws-1", ["s"])
-    emulator.add_fault(Fault(status=status))
+    emulator.add_sessions("ws-1", ["s", "other"])
+    emulator.add_fault(Fault(status=status, api="CloseSqlSession"))
     # A 429 is retried for as long as max_time lasts; without 429 among the retried
     # statuses it is a RateLimitError at once.
     once = attrs.evolve(ONE_TRY, retry_statuses=ONE_TRY.retry_statuses - {429})

@@ -28,6 +28,7 @@ from tests.conftest import PROJECT, TOKEN
 async def test_a_caller_session_that_raises_for_status_still_gets_typed_errors(
     emulator: Emulator, status: int, error: type[Exception]
 ) -> None:
+    emulator.add_sessions("ws-1", ["other"])  # the 404's workspace exists
     if status != 404:
         emulator.add_fault(Fault(status=status))
     async with (

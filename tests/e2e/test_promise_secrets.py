@@ -334,7 +334,7 @@ async def test_server_text_is_escaped_in_messages_and_logs_and_kept_raw_on_attri
     code: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="asyncdeleter")
-    async with RawServer(hostile_answer(code)) as server:
+    async with RawServer(hostile_answer(code), parents=True) as server:
         url = server.url
         async with SessionManager(
             endpoints=Endpoints(fabric=url, modelarts=url),

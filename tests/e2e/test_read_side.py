@@ -52,6 +52,7 @@ async def test_a_read_404_after_a_500_is_still_not_found(
     emulator: Emulator, make_manager: Make
 ) -> None:
     """Only a deletion's 404 can mean success; a read's 404 after a retry is "not found"."""
+    emulator.add_default_workspace(PROJECT)
     emulator.add_fault(Fault(api="ShowWorkspace", status=500, times=1))
     async with make_manager() as manager:
         with pytest.raises(asyncdeleter.NotFoundError) as info:
@@ -189,11 +190,12 @@ async def test_a_404_without_the_services_code_is_never_gone(
     html = b"<html><body><h1>404 Not Found</h1></body></html>"
     emulator.add_fault(Fault(method="DELETE", status=404, body=html, content_type="text/html"))
     async with make_manager() as manager:
-        with pytest.raises(asyncdeleter.NotFoundError):
+        with pytest.raises(asyncdeleter.EndpointNotServedError, match="endpoints.modelarts"):
             await manager.delete_workspace("ws-1", missing_ok=True)
         report = await manager.delete_workspaces(["ws-2"], missing_ok=True)
     assert report.already_gone == 0
     assert report.failed == 1
+    assert isinstance(report.failures[0].error, asyncdeleter.EndpointNotServedError)
 
 
 async def test_an_empty_404_never_confirms_a_deletion() -> None:
@@ -206,7 +208,7 @@ async def test_an_empty_404_never_confirms_a_deletion() -> None:
             auth=asyncdeleter.TokenAuth(TOKEN),
             retry=asyncdeleter.RetryPolicy(poll_initial_wait=0.02),
         ) as manager:
-            with pytest.raises(asyncdeleter.NotFoundError) as info:
+            with pytest.raises(asyncdeleter.EndpointNotServedError) as info:
                 await manager.delete_workspace("ws-1", wait=True)
     assert "accepted but not confirmed" in str(info.value)
 

@@ -39,13 +39,15 @@ async def test_retryable_statuses_are_retried_until_success(
 async def test_client_errors_are_never_retried(
     emulator: Emulator, make_manager: Make, status: int
 ) -> None:
-    emulator.add_fault(Fault(status=status))
+    emulator.add_sessions("ws-1", ["other"])
+    emulator.add_fault(Fault(status=status, api="CloseSqlSession"))
     async with make_manager() as manager:
         with pytest.raises(asyncdeleter.APIStatusError) as info:
             await manager.close_session("ws-1", "s")
     assert info.value.status == status
     assert info.value.attempts == 1
-    assert emulator.request_count == 1
+    closes = [r for r in emulator.requests if r.api == "CloseSqlSession"]
+    assert len(closes) == 1
 
 
 async def test_retries_stop_at_max_tries_with_the_attempt_count(
@@ -93,13 +95,18 @@ async def test_500_after_the_delete_committed_then_404_is_success(
     emulator: Emulator, make_manager: Make
 ) -> None:
     """A 404 on a retried attempt means an earlier attempt of ours deleted it."""
-    emulator.add_workspaces(PROJECT, ["w-1"])
+    emulator.add_workspaces(PROJECT, ["w-1", "w-keep"])
     emulator.add_fault(Fault(status=500, commit=True, times=1))
     async with make_manager() as manager:
         gone = await manager.delete_workspace("w-1")  # missing_ok is False
     assert gone.workspace_id == "w-1"
     assert gone.already_gone is False
-    assert [r.status for r in emulator.requests] == [500, 404]
+    # ...once the listing showed its project exists (the one read after the 404).
+    assert [(r.api, r.status) for r in emulator.requests] == [
+        ("DeleteWorkspace", 500),
+        ("DeleteWorkspace", 404),
+        ("ListWorkspace", 200),
+    ]
 
 
 @pytest.mark.parametrize("connection", ["fresh", "reused"])

@@ -343,8 +343,7 @@ class Prover:
     ) -> ParentNotFoundError:
         kind = self._parent_kind(call)
         parent = self.parent_of(call)[1]
-        if missing is None:
-            self._remember(self.parent_of(call), False, self._clock())
+        self._remember(self.parent_of(call), False, self._clock())
         setting = "workspace_id" if kind == "workspace" else "project_id"
         return reclassified(
             error,

@@ -22,7 +22,9 @@ from typing import Final, TypeVar
 from asyncdeleter import (
     AsyncDeleterError,
     AuthenticationError,
+    EndpointNotServedError,
     NotFoundError,
+    ParentNotFoundError,
     PermissionDeniedError,
     SessionManager,
 )
@@ -47,6 +49,10 @@ def said(error: BaseException) -> str:
     return f"{head}: {printable(message, 160)}" if head else printable(message, 160)
 
 
+#: What a listing of a missing project or workspace raises.
+_MISSING = (NotFoundError, ParentNotFoundError)
+
+
 def refusal(
     op: Operation, settings: Settings, scope: str | None, error: BaseException
 ) -> str | None:
@@ -61,13 +67,18 @@ def refusal(
             f"the service refused the credentials ({said(error)}): check {ENV_AK}/{ENV_SK} or "
             f"--token-file, and --region or {endpoint}"
         )
-    if isinstance(error, NotFoundError) and op.project_scoped:
+    if isinstance(error, EndpointNotServedError):
+        return (
+            f"{error.endpoint} does not serve the {op.service} API ({said(error)}): nothing "
+            f"was sent there that could delete anything; check --region or {endpoint}"
+        )
+    if isinstance(error, _MISSING) and op.project_scoped:
         return (
             f"--project-id {settings.project_id}: the project does not exist or is not "
             f"visible to these credentials ({said(error)}); check --project-id, and "
             f"--region or {endpoint}"
         )
-    if isinstance(error, NotFoundError) and scope is not None:
+    if isinstance(error, _MISSING) and scope is not None:
         return (
             f"--workspace-id {scope}: the workspace does not exist or is not visible "
             f"to these credentials ({said(error)}); check --workspace-id, --project-id, "
@@ -122,7 +133,9 @@ async def _check(
         where = f"workspace {workspace_id} (the first in the input)"
     try:
         await _read_one(job, manager, workspace_id)
-    except NotFoundError as exc:
+    except EndpointNotServedError as exc:
+        return refusal(op, settings, job.scope, exc)
+    except _MISSING as exc:
         if flagged:
             return refusal(op, settings, job.scope, exc)
         # Only the data named it: other lines may name workspaces that do exist.

@@ -62,7 +62,7 @@ class Emulator(Backends):
         token: If set, every request must carry ``X-Auth-Token: <token>`` (else 401
             ``APIG.1002``), or a valid signature when ``access_keys`` is set too.
         access_keys: Access key id to secret key: requests signed with ``SDK-HMAC-SHA256``
-            by one of these are accepted, others get 401 ``APIG.0303``.
+            by one of these are accepted, others get 401 ``APIG.0301``.
         security_tokens: Access key id to the ``X-Security-Token`` it must send.
         clock: The emulator's Unix time, for the 15-minute ``X-Sdk-Date`` check and the
             default creation times of seeded sessions and workspaces.
@@ -93,6 +93,12 @@ class Emulator(Backends):
         modelarts_offset: How ListWorkspace reads ``offset``: ``"record"``, records
             skipped, or ``"page"``, a page index (``offset * limit`` records skipped); the
             documentation allows either.
+        workspace_gone_code: The error code of a missing ModelArts workspace's 404
+            (``ModelArts.0104``, the only one seen but documented nowhere as a 404). May be
+            changed while serving, as ``emu.workspace_gone_code``.
+        separate_session_host: Serve the Fabric session API on a second port only
+            (``session_url``), as the real service serves it on one host of two: ``url``
+            then answers the gateway's ``404 APIGW.0101`` to every session path.
 
     Raises:
         ValueError: ``modelarts_offset`` is neither ``"record"`` nor ``"page"``.
@@ -121,6 +127,8 @@ class Emulator(Backends):
         keepalive_timeout: float = 75.0,
         deleting_seconds: float = 0.0,
         modelarts_offset: OffsetReading = "record",
+        workspace_gone_code: str = "ModelArts.0104",
+        separate_session_host: bool = False,
     ) -> None:
         super().__init__(
             clock=clock,
@@ -145,6 +153,9 @@ class Emulator(Backends):
         self.throttle_burst = throttle_burst
         self.quota = quota
         self.keepalive_timeout = keepalive_timeout
+        self.workspace_gone_code = workspace_gone_code
+        self.separate_session_host = separate_session_host
+        self.session_port: int | None = None
         self._random = random.Random(seed)
         self._faults = FaultRules(faults, self._random)
         self._quota_windows = QuotaWindows()
@@ -178,6 +189,10 @@ class Emulator(Backends):
         await site.start()
         self._runner = runner
         self.port = runner.addresses[0][1]
+        if self.separate_session_host:
+            sessions = web.TCPSite(runner, self.host, 0, backlog=1024, ssl_context=self.ssl)
+            await sessions.start()
+            self.session_port = runner.addresses[1][1]
 
     async def stop(self) -> None:
         """Stop serving and drop every open connection."""
@@ -228,9 +243,31 @@ class Emulator(Backends):
         scheme = "https" if self.ssl is not None else "http"
         return f"{scheme}://{host}:{self.port}"
 
+    @property
+    def session_url(self) -> str:
+        """Where the Fabric session API answers: ``url``, or its own port when separate."""
+        if self.session_port is None:
+            return self.url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        scheme = "https" if self.ssl is not None else "http"
+        return f"{scheme}://{host}:{self.session_port}"
+
+    @property
+    def workspace_gone_code(self) -> str:
+        """The error code of a missing ModelArts workspace's 404."""
+        return self._modelarts.gone_code
+
+    @workspace_gone_code.setter
+    def workspace_gone_code(self, code: str) -> None:
+        self._modelarts.gone_code = code
+
     def endpoints(self) -> Endpoints:
-        """``Endpoints`` for a ``SessionManager``: both services at ``url``."""
-        return Endpoints(fabric=self.url, modelarts=self.url)
+        """``Endpoints`` for a ``SessionManager``: ModelArts at ``url``, Fabric at ``session_url``.
+
+        With ``separate_session_host``, explicit endpoints never move: to test the move,
+        give the manager a region with a ``region_overrides`` list instead.
+        """
+        return Endpoints(fabric=self.session_url, modelarts=self.url)
 
     # -- gateway and faults ------------------------------------------------------------
 
@@ -299,7 +336,11 @@ class Emulator(Backends):
                     )
                 )
 
-        if route is None:
+        if route is None or (
+            self.session_port is not None
+            and route.service == FABRIC
+            and _local_port(request) != self.session_port
+        ):
             done(404)
             return unknown_api()
         if route.service == FABRIC and "X-Project-Id" in request.headers:
@@ -347,3 +388,10 @@ class Emulator(Backends):
         if self._forbidden and route.names(self._forbidden):
             return json_response(403, forbidden_body())
         return None
+
+
+def _local_port(request: web.BaseRequest) -> int | None:
+    """The port of ours the request arrived on."""
+    transport = request.transport
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    return sockname[1] if sockname else None

@@ -113,7 +113,8 @@ class FabricState:
             seed = sessions.get(session_id)
         if seed is None:
             return _session_missing(session_id)
-        return ok(_body(session_id, seed))
+        # Only the fields ShowSqlSession documents (docs/api-facts.md, section 5).
+        return ok({"session_id": session_id, "status": seed.status})
 
     def list(self, workspace_id: str, query: Mapping[str, str]) -> Answer:
         """ListSqlSessions: a page by record offset, with filters, and the matching total."""

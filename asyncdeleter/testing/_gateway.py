@@ -27,7 +27,7 @@ __all__ = [
 
 _UNKNOWN_API: Final = json.dumps(
     {
-        "error_code": "APIG.0101",
+        "error_code": "APIGW.0101",
         "error_msg": "The API does not exist or has not been published in the environment",
     }
 ).encode()
@@ -37,7 +37,11 @@ _METHOD_NOT_ALLOWED: Final = json.dumps(
 
 
 def unknown_api() -> web.Response:
-    """404 ``APIG.0101``: no API is published at this path."""
+    """404 ``APIGW.0101``: no API is published at this path (or on this host).
+
+    Spelled as the signing guide's table spells it (docs/api-facts.md, section 3); the
+    client must not take it, or ``APIG.0101``, for "not found".
+    """
     return json_response(404, _UNKNOWN_API)
 
 
@@ -73,7 +77,9 @@ def check_credentials(
     """The gateway's 401 for bad credentials, or ``None`` if the request may pass.
 
     A request carrying ``Authorization`` is judged by its signature alone (401
-    ``APIG.0303``); otherwise ``X-Auth-Token`` must equal ``token`` (401 ``APIG.1002``).
+    ``APIG.0301``, "verify aksk signature fail", which also covers a clock off by more
+    than 15 minutes: docs/api-facts.md, section 3); otherwise ``X-Auth-Token`` must equal
+    ``token`` (401 ``APIG.1002``).
     With neither a token nor keys configured, everything passes.
     """
     if verifier is not None and "Authorization" in request.headers:
@@ -84,8 +90,9 @@ def check_credentials(
             401,
             json.dumps(
                 {
-                    "error_code": "APIG.0303",
-                    "error_msg": f"Incorrect app authentication information: {problem}",
+                    "error_code": "APIG.0301",
+                    "error_msg": f"Incorrect IAM authentication information: verify aksk "
+                    f"signature fail: {problem}",
                 }
             ).encode(),
         )

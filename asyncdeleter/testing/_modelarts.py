@@ -74,6 +74,10 @@ class ModelArtsState:
         self._failing: dict[str, str] = {}
         self._due: list[tuple[float, int, str, str, _Workspace]] = []
         self._order = itertools.count()
+        #: The code a missing workspace's 404 carries: ``ModelArts.0104`` is the only one
+        #: seen, and it is documented nowhere as a 404 (docs/api-facts.md, section 8), so
+        #: tests can make the service answer another.
+        self.gone_code = "ModelArts.0104"
 
     # -- seeding and inspection --------------------------------------------------------
 
@@ -106,6 +110,8 @@ class ModelArtsState:
                         "owner": "emulator-user",
                         "auth_type": "PUBLIC",
                         "enterprise_project_id": "0",
+                        # The official SDK's WorkspaceResponse has it (docs/api-facts.md, 5).
+                        "enterprise_project_name": "default",
                         **(extra or {}),
                         "id": workspace_id,
                         "name": workspace_id if name is None else name,
@@ -171,7 +177,7 @@ class ModelArtsState:
             self._settle()
             workspace = self._projects.get(project_id, {}).get(workspace_id)
             if workspace is None:
-                return _workspace_missing(workspace_id)
+                return _workspace_missing(self.gone_code, workspace_id)
             if workspace.default:
                 return 400, flat_body("ModelArts.0102", "the default workspace cannot be deleted")
             if workspace.deadline is None:  # not DELETING yet: start (or restart) it
@@ -189,9 +195,14 @@ class ModelArtsState:
             self._settle()
             workspace = self._projects.get(project_id, {}).get(workspace_id)
             if workspace is None:
-                return _workspace_missing(workspace_id)
+                return _workspace_missing(self.gone_code, workspace_id)
             body = dict(workspace.body)
-        body.setdefault("grants", [])
+        # ShowWorkspace adds grants (ViewWorkspaceResponseGrants: user_id, user_name,
+        # user_type); the workspace's owner is granted it.
+        body.setdefault(
+            "grants",
+            [{"user_id": "emulator-user-id", "user_name": body["owner"], "user_type": "IAM"}],
+        )
         return ok(body)
 
     def list(self, project_id: str, query: Mapping[str, str], reading: OffsetReading) -> Answer:
@@ -251,5 +262,5 @@ class ModelArtsState:
                 workspace.body["status_info"] = reason
 
 
-def _workspace_missing(workspace_id: str) -> Answer:
-    return 404, flat_body("ModelArts.0104", f"workspace {workspace_id} not exist")
+def _workspace_missing(code: str, workspace_id: str) -> Answer:
+    return 404, flat_body(code, f"workspace {workspace_id} not exist")

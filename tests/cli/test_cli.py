@@ -135,7 +135,8 @@ async def test_retry_from_runs_only_what_was_not_done(
     assert sent == [{"workspace_id": "ws-1", "session_id": "b"}]
     assert [r.path for r in deletes(emu)] == ["/v1/workspaces/ws-1/sessions/b"]
     # With the input beside it: every input item the report does not mark done.
-    emu.add_sessions("ws-1", ["d"])
+    # (keep: the workspace still lists something, so b's 404 can count as done.)
+    emu.add_sessions("ws-1", ["d", "keep"])
     source.write_text("ws-1 a\nws-1 b\nws-1 c\nws-1 d\n")
     emu.reset_stats()
     code, _, err = await cli(

@@ -82,13 +82,15 @@ async def test_a_workspace_id_that_does_not_exist_stops_the_run(
 async def test_a_missing_first_workspace_without_the_flag_only_warns(
     emu: Emulator, token_file: Path
 ) -> None:
-    """No flag named it: other lines may name workspaces that exist."""
+    """No flag named it: other lines may name workspaces that exist (and those still run)."""
     emu.add_sessions("ws-1", ["b"])
     code, _, err = await cli(
         "close-sessions", "-", "--yes", *endpoint_args(emu, token_file),
         stdin=b"ws-gone a\nws-1 b\n",
     )  # fmt: skip
-    assert code == 0, err
+    # ...but a line in a workspace that does not exist is no "already gone": it fails.
+    assert code == 1, err
+    assert "workspace ws-gone does not exist" in err
     assert "warning: cannot list sessions of workspace ws-gone" in err
     assert "going on" in err
     assert emu.requests[0].api == "ListSqlSessions"

@@ -58,7 +58,7 @@ async def test_a_wrong_secret_is_refused_and_never_leaks(
             with pytest.raises(asyncdeleter.AuthenticationError) as info:
                 await m.close_session("ws-1", "s1")
     error = info.value
-    assert error.error_code == "APIG.0303"
+    assert error.error_code == "APIG.0301"
     assert error.attempts == 1  # a fixed credential is not retried
     for text in (str(error), repr(error), error.raw_body, caplog.text):
         assert wrong not in text

@@ -51,7 +51,7 @@ async def test_malformed_ids_and_unknown_paths() -> None:
         status, body, _ = await delete(f"{emu.url}/v1/workspaces/w/sessions/{'x' * 37}")
         assert (status, json.loads(body)["error_code"]) == (400, "common.01000001")
         status, body, _ = await delete(f"{emu.url}/v2/whatever")
-        assert (status, json.loads(body)["error_code"]) == (404, "APIG.0101")
+        assert (status, json.loads(body)["error_code"]) == (404, "APIGW.0101")
 
 
 async def test_nth_and_times_faults_and_records() -> None:

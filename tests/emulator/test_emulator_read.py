@@ -597,7 +597,7 @@ async def test_signatures_on_reads_cover_the_query_string() -> None:
         assert (await get(url, _sign(url, "AK1", "SK1")))[0] == 200
         tampered = url.replace("limit=5", "limit=6")
         status, body = await get(tampered, _sign(url, "AK1", "SK1"))
-        assert (status, body["error_code"]) == (401, "APIG.0303")
+        assert (status, body["error_code"]) == (401, "APIG.0301")
 
 
 async def test_project_ids_seen_on_fabric_calls() -> None:

@@ -190,24 +190,25 @@ async def test_session_reads_of_missing_things_are_404s_that_say_what_is_missing
 @pytest.mark.parametrize(
     "raw", [1_700_000_000, 1_700_000_000_000, "2026-01-01T08:00:00+08:00", "garbage", None]
 )
-async def test_show_session_returns_raw_create_times_verbatim(raw: object) -> None:
+async def test_listed_sessions_carry_raw_create_times_verbatim(raw: object) -> None:
     async with Emulator() as emu:
         emu.add_sessions("ws", ["s"], create_time=raw, extra={"endpoint_id": "ep"})
-        status, body, headers = await call("GET", f"{emu.url}/v1/workspaces/ws/sessions/s")
+        status, body, headers = await call("GET", f"{emu.url}/v1/workspaces/ws/sessions")
         assert status == 200
         assert headers["X-Request-Id"]
-        assert body == {
-            "session_id": "s",
-            "status": "RUNNING",
-            "create_time": raw,
-            "endpoint_id": "ep",
-        }
+        assert body["sessions"] == [
+            {"session_id": "s", "status": "RUNNING", "create_time": raw, "endpoint_id": "ep"}
+        ]
+        # ShowSqlSession answers only the fields it documents.
+        _, shown = await get(f"{emu.url}/v1/workspaces/ws/sessions/s")
+        assert shown == {"session_id": "s", "status": "RUNNING"}
 
 
 async def test_default_session_create_time_is_iso_utc_from_the_clock() -> None:
     async with Emulator(clock=lambda: 1_800_000_000.0) as emu:
         emu.add_sessions("ws", ["s"])
-        _, body = await get(f"{emu.url}/v1/workspaces/ws/sessions/s")
+        _, page = await get(f"{emu.url}/v1/workspaces/ws/sessions")
+        body = page["sessions"][0]
         assert body["create_time"] == "2027-01-15T08:00:00Z"
         parsed = dt.datetime.fromisoformat(body["create_time"].replace("Z", "+00:00"))
         assert parsed.timestamp() == 1_800_000_000.0
@@ -217,6 +218,7 @@ async def test_default_session_create_time_is_iso_utc_from_the_clock() -> None:
 
 
 WORKSPACE_FIELDS = {
+    "enterprise_project_name",  # the official SDK's WorkspaceResponse has it
     "id",
     "name",
     "description",
@@ -378,7 +380,8 @@ async def test_show_workspace_has_the_list_fields_plus_grants() -> None:
         status, body = await get(f"{emu.url}/v1/{PROJECT}/workspaces/w")
         assert status == 200
         assert set(body) == WORKSPACE_FIELDS | {"grants", "x"}
-        assert (body["name"], body["grants"], body["create_time"]) == ("nice", [], "2026-01-01")
+        grant = {"user_id": "emulator-user-id", "user_name": "emulator-user", "user_type": "IAM"}
+        assert (body["name"], body["grants"], body["create_time"]) == ("nice", [grant], "2026-01-01")
         assert body["update_time"] == "2026-01-01"
 
 
@@ -517,7 +520,10 @@ async def test_quota_windows_are_per_api_not_per_method() -> None:
         status, body, headers = await call("GET", f"{emu.url}/v1/{PROJECT}/workspaces")
     assert lists == [200, 200, 200, 429]
     assert (show, sessions, status) == (200, 200, 429)
-    assert (body["error_code"], headers["Retry-After"]) == ("APIG.0308", "1")
+    # The gateway's documented answer: its quota in the message, and no Retry-After.
+    assert body["error_code"] == "APIG.0308"
+    assert "limit:3,time:1 second" in body["error_msg"]
+    assert "Retry-After" not in headers
 
 
 async def test_faults_filtered_by_api_and_method() -> None:

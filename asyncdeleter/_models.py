@@ -69,6 +69,8 @@ class Workspace:
         owner: The user who owns it.
         auth_type: ``PUBLIC``, ``PRIVATE`` or ``INTERNAL``.
         enterprise_project_id: Its enterprise project.
+        enterprise_project_name: Its enterprise project's name (the official SDK's
+            WorkspaceResponse field).
         grants: The users granted access (ShowWorkspace only), as sent.
         extra: Every field the documentation does not name, as sent.
     """
@@ -83,6 +85,7 @@ class Workspace:
     owner: str | None = None
     auth_type: str | None = None
     enterprise_project_id: str | None = None
+    enterprise_project_name: str | None = None
     grants: tuple[Any, ...] = ()
     extra: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
 

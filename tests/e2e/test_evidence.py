@@ -104,7 +104,8 @@ async def test_a_mistyped_workspace_fails_every_item_and_names_it() -> None:
         )
         # The service's own answer is kept for the report.
         assert (error.status, error.error_code) == (404, "common.01000001")
-        assert error.error_msg and "not found" in error.error_msg
+        assert error.error_msg is not None
+        assert "not found" in error.error_msg
         assert outcome.safe_to_retry
     assert "fab-adhco does not exist" in str(info.value)
 
@@ -180,7 +181,7 @@ async def test_the_session_api_moves_once_to_the_other_documented_host(
     assert emu.sessions("ws-1") == frozenset()
     # At most the first wave went to the wrong host; it was never processed there.
     assert 1 <= len(not_served) <= 8
-    assert all(o.attempts == 1 or o.attempts == 2 for o in report.outcomes)
+    assert all(o.attempts in {1, 2} for o in report.outcomes)
     moves = [r for r in caplog.records if "does not serve its API" in r.getMessage()]
     assert len(moves) == 1
 

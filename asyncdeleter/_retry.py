@@ -5,6 +5,10 @@ The waits come from ``backoff``'s own generators (``backoff.expo`` with
 error when the deadline or the shared retry budget says no; the request path
 (``_request``) runs the loop, because it must also honour the 404-after-retry rule and the
 stop signal, which a decorator cannot see.
+
+A throttled call (429) waits ``max(Retry-After, pacing floor, jittered backoff)``
+(``throttle_wait``): the gateway documents no ``Retry-After``, and one that says ``0`` or
+names a past date must never turn into a loop of requests.
 """
 
 from __future__ import annotations
@@ -25,12 +29,15 @@ from asyncdeleter._errors import APITimeoutError
 from asyncdeleter._records import RetryDetails
 from asyncdeleter._times import plain_number
 
-__all__ = ["RetryBudget", "backoff_waits", "parse_retry_after", "plan_retry"]
+__all__ = ["RetryBudget", "backoff_waits", "parse_retry_after", "plan_retry", "throttle_wait"]
 
 _log: Final = logging.getLogger("asyncdeleter")
 
 # The HTTP-date form of Retry-After is absolute; anything past a day is nonsense to us.
 _MAX_SANE_RETRY_AFTER: Final = 86_400.0
+# A throttled call's backoff ceiling grows no higher than this (Huawei advises retrying a
+# throttled call after 2-5 s); the learned rate, not the backoff, paces a quota.
+_THROTTLE_MAX_WAIT: Final = 5.0
 
 
 class RetryBudget:
@@ -117,7 +124,10 @@ def plan_retry(
     ``decide`` already said to retry; what is left depends on the clock and on state
     shared across calls: the deadline and the retry budget. Tells the ``on_retry`` hooks.
     """
-    if result.wait is not None:
+    if result.throttled:
+        call.gate.learned.heard(result.error.error_msg)  # the quota it names: a hint
+        wait = throttle_wait(call, result.wait, policy)
+    elif result.wait is not None:
         wait = min(result.wait, policy.max_retry_after)
     else:
         if call.waits is None:
@@ -148,6 +158,34 @@ def plan_retry(
             status=result.error.status,
         ),
     )
+    return wait
+
+
+def throttle_wait(call: Call, retry_after: float | None, policy: RetryPolicy) -> float:
+    """How long a throttled call waits before its retry: the longest of three.
+
+    - the ``Retry-After`` the answer gave, if any (capped by ``max_retry_after``);
+    - the pacing floor: one turn at the rate learned for the call's (host, API), unless
+      the call ignores it (a bulk run with ``adaptive=False``);
+    - a jittered backoff: full jitter under a ceiling that doubles from ``initial_wait``
+      with each 429 the call met, capped at ``min(max_wait, 5 s)``.
+
+    So ``Retry-After: 0`` (or a past date) never means "now, in a loop", and with no
+    ``Retry-After`` at all (as the gateway documents) throttled calls spread out instead
+    of retrying in lockstep. The retry then takes its turn at the learned rate, like any
+    send. The 429's message is read for the quota it names (a hint for the learner).
+    """
+    learned = call.gate.learned
+    ceiling = min(
+        policy.max_wait,
+        _THROTTLE_MAX_WAIT,
+        policy.initial_wait * 2.0 ** min(max(call.throttled - 1, 0), 32),
+    )
+    wait = backoff.full_jitter(ceiling)
+    if retry_after is not None:
+        wait = max(wait, min(retry_after, policy.max_retry_after))
+    if call.tracker is None or call.tracker.adaptive:
+        wait = max(wait, learned.floor())
     return wait
 
 

@@ -1,16 +1,23 @@
 """Throttling: the send rate per (host, API), learned from the gateway's answers, and caps.
 
 The gateway's quota is per API per tenant (about 200 requests/s, a fixed one-second
-window), so the manager keeps one ``ApiGate`` per (host, API). Every send passes it at the
-moment it goes out (after the concurrency slot), so calls queued on the semaphore obey it.
+window; some services count per minute), so the manager keeps one ``ApiGate`` per (host,
+API). Every send passes it at the moment it goes out (after the concurrency slot), so
+calls queued on the semaphore obey it.
 
 ``AdaptiveRate`` learns the quota. A 429 is pushback, not failure: it paces at the rate the
 server was seen to accept in the trailing second (not a fraction of it, as botocore's
 CUBIC does), and only when throttling is a real share of the answers (at least
-``_QUOTA_SHARE`` of them, and ``_QUOTA_MIN_THROTTLED``), so occasional, uncorrelated 429s
-never slow anything down. After a throttle-free spell it climbs back fast, exponentially,
-to the last rate the server accepted; past that it probes, each failed probe doubling the
-time to the next, so a raised quota is found and a fixed one costs few 429s. An
+``_QUOTA_SHARE`` of them, and ``_QUOTA_MIN_THROTTLED``). It then tells a quota from noise
+by experiment: the slower rate is a trial, and if the share of 429s does not fall under
+it, the throttling was noise and the rate it had is restored (and the next trial needs a
+clearly larger share). A storm, where nothing at all is accepted, halves the rate every
+second down to ``_FLOOR``: a gateway that refuses everything (even with ``Retry-After:
+0``) is never answered with a loop. After a throttle-free spell it climbs back fast,
+exponentially, to the last rate the server accepted; past that it probes, each failed
+probe doubling the time to the next, so a raised quota is found and a fixed one costs few
+429s. The gateway's message names its quota (``limit:200,time:1 second``): a hint, read
+defensively, that bounds what is learned but never slows an unthrottled gate. An
 unthrottled gate has no limit at all.
 """
 
@@ -19,9 +26,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import math
+import re
 from typing import Final
 
-__all__ = ["AdaptiveRate", "ApiGate", "ConcurrencyLimit", "RateLimiter"]
+__all__ = ["AdaptiveRate", "ApiGate", "ConcurrencyLimit", "RateLimiter", "quota_hint"]
 
 #: The learner's memory: the trailing second, in ten buckets of 100 ms.
 _BUCKETS: Final = 10
@@ -31,9 +40,34 @@ _MARGIN: Final = 0.98
 #: trailing second's answers, and at least this many answers.
 _QUOTA_SHARE: Final = 0.15
 _QUOTA_MIN_THROTTLED: Final = 20
-#: After a decrease, the 429s of the same episode (requests already on their way, retries
-#: bunched by the same Retry-After) are not news for this long.
+#: A storm: nothing accepted in the trailing second, at least this many 429s, and at least
+#: this share of what was sent (the rest may be accepted answers still on their way).
+_STORM_MIN: Final = 8
+_STORM_SHARE: Final = 0.5
+#: After a decrease, the 429s of the same episode are not news: requests already on their
+#: way, retries bunched by one Retry-After, and everything sent for the rest of a fixed
+#: window the burst already spent (at most one window: requests sent up to _EPISODE after
+#: the decrease). The next decrease needs a trailing second clear of them.
 _EPISODE: Final = 1.0
+#: A decrease is a trial, judged on the answers to requests sent under it once the window
+#: it spent is over (_EPISODE after it), over a whole window more and at least
+#: _TRIAL_ANSWERS of them; a trial that never sees enough answers by _TRIAL_LONGEST is kept.
+_TRIAL_ANSWERS: Final = 20
+_TRIAL_LONGEST: Final = 6.0
+#: The trial found a quota when the share of 429s changed (fell, or rose as a quota
+#: tightened), by this many standard errors of the difference of the two shares (the share
+#: that set it off is a high draw, taken over as little as a fraction of a second: it
+#: needs a clear change). A share at or above
+#: _STILL_REFUSED is no noise either: the rate is still far above a quota, and the next
+#: episode slows down again.
+_FELL: Final = 4.0
+_STILL_REFUSED: Final = 0.9
+#: A trial is an experiment only if it paces below this share of what was sent before it.
+_SLOWER: Final = 0.9
+#: Noise found by a trial is remembered this long: the next trial needs this multiple of
+#: its share.
+_NOISE_MEMORY: Final = 30.0
+_NOISE_ABOVE: Final = 1.5
 #: Probes won in a row after which the quota is taken to be gone: the limit is dropped.
 _WINS_TO_UNLIMITED: Final = 3
 #: Throttle-free time before each climb step, and the climb factor back to the last good rate.
@@ -42,13 +76,46 @@ _CLIMB: Final = 4.0
 #: A probe sends this much above the last good rate; the first probe waits _FIRST_PROBE.
 _PROBE: Final = 1.5
 _FIRST_PROBE: Final = 10.0
-#: A probe that ran this long (a whole window of the gateway and then some) without a 429
-#: has won: the quota was raised.
+#: A probe that ran this many windows of the gateway (one second each unless its message
+#: says otherwise) without a 429 has won: the quota was raised.
 _PROBE_JUDGED: Final = 1.5
 #: The slowest the learner paces (an outage where nothing is accepted), and the rate above
 #: which a limit that nobody waits for is dropped altogether.
 _FLOOR: Final = 1.0
 _UNLIMITED: Final = 100_000.0
+
+#: The gateway's 429 message (docs/api-facts.md, section 3): "The throttling threshold has
+#: been reached: policy user over ratelimit,limit:200,time:1 second". Server text: ASCII
+#: digits only, bounded lengths, searched in a bounded prefix.
+_HINT: Final = re.compile(
+    r"limit\s{0,3}:\s{0,3}([0-9]{1,9})\s{0,3},\s{0,3}time\s{0,3}:\s{0,3}([0-9]{1,6})\s{0,3}"
+    r"(second|minute|hour|day)",
+    re.ASCII | re.IGNORECASE,
+)
+_HINT_SEARCHED: Final = 1000
+_UNIT_SECONDS: Final = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
+
+
+def quota_hint(message: object) -> tuple[float, float] | None:
+    """The quota a gateway's 429 message names: ``(requests per second, window seconds)``.
+
+    ``"...limit:200,time:1 second"`` gives ``(200.0, 1.0)``, ``"limit:6000,time:1 minute"``
+    ``(100.0, 60.0)``. Anything else (no message, ``limit:XX``, a zero, a rate under
+    ``_FLOOR`` or past ``_UNLIMITED``) gives ``None``: it is server text, used only as a hint.
+    """
+    if not isinstance(message, str):
+        return None
+    match = _HINT.search(message[:_HINT_SEARCHED])
+    if match is None:
+        return None
+    limit, count = int(match[1]), int(match[2])
+    window = count * _UNIT_SECONDS[match[3].lower()]
+    if not limit or not window:
+        return None
+    rate = limit / window
+    if not _FLOOR <= rate <= _UNLIMITED:
+        return None
+    return rate, window
 
 
 class RateLimiter:
@@ -145,8 +212,10 @@ class AdaptiveRate:
 
     A decrease happens at once, from what the trailing second shows; the estimate then
     settles half a second later, once the accepted answers still in flight at the time
-    (they pay the backend's latency, 429s do not) have arrived. Only a probe that survives
-    a whole window of the gateway at its higher rate raises the estimate.
+    (they pay the backend's latency, 429s do not) have arrived. The decrease is a trial:
+    if the share of 429s among the answers to requests sent under it does not fall, the
+    429s were noise and the rate before it comes back. Only a probe that survives a whole
+    window of the gateway at its higher rate raises the estimate.
     """
 
     __slots__ = (
@@ -155,12 +224,19 @@ class AdaptiveRate:
         "_ceiling",
         "_climbed_at",
         "_decreased_at",
+        "_heard",
+        "_hint",
+        "_noise",
+        "_noise_until",
         "_peak",
         "_probe_every",
         "_probing_since",
         "_sent",
         "_settling",
+        "_started",
         "_throttled",
+        "_trial",
+        "_window",
         "_wins",
         "good",
         "limiter",
@@ -169,7 +245,7 @@ class AdaptiveRate:
     def __init__(self) -> None:
         self.limiter = RateLimiter()
         self._sent = [0] * _BUCKETS
-        self._accepted = [0] * _BUCKETS
+        self._accepted = [0] * (2 * _BUCKETS)  # two seconds (see _typical_second)
         self._throttled = [0] * _BUCKETS
         self._bucket = 0
         #: The rate the server was seen to accept while throttling (requests/s).
@@ -182,30 +258,62 @@ class AdaptiveRate:
         self._probe_every = _FIRST_PROBE
         self._probing_since: float | None = None
         self._wins = 0  # probes won in a row
+        self._trial: _Trial | None = None
+        self._noise = 0.0  # the share of 429s a trial found to be noise
+        self._noise_until = float("-inf")
+        self._heard: str | None = None  # the last 429 message read for a hint
+        self._hint: float | None = None  # the rate the gateway's message names
+        self._window = 1.0  # the gateway's window, as its message names it
+        self._started: float | None = None  # when the first request went out
 
     def sending(self, now: float) -> None:
         """A request to this (host, API) is going out now."""
         bucket = int(now * _BUCKETS)
         if bucket != self._bucket:
+            if self._started is None:
+                self._started = now
             self._roll(bucket)
         self._sent[bucket % _BUCKETS] += 1
+
+    def heard(self, message: object) -> None:
+        """A 429's message (``error_msg``): the quota it names, if any, is a hint."""
+        if not isinstance(message, str) or message == self._heard:
+            return
+        self._heard = message
+        hint = quota_hint(message)
+        if hint is not None:
+            self._hint, self._window = hint
+
+    def floor(self) -> float:
+        """The pacing floor of a throttled call's wait: one turn at the learned rate."""
+        rate = self.limiter.rate
+        return 1.0 / rate if rate else 0.0
 
     def record(self, now: float, sent_at: float, *, throttled: bool) -> None:
         """One answer that passed the gateway (``throttled``: it was a 429)."""
         bucket = int(now * _BUCKETS)
         if bucket != self._bucket:
             self._roll(bucket)
+        trial = self._trial
+        if trial is not None and sent_at >= trial.since + _EPISODE:
+            trial.answers += 1
+            trial.throttled += throttled
+            if trial.answers >= _TRIAL_ANSWERS and now - trial.since >= 2 * _EPISODE:
+                self._judge(now, trial)  # a whole window's answers after the spent one
+        if trial is not None and now - trial.since >= _TRIAL_LONGEST:
+            self._trial = None  # too few answers to judge: the decrease stays
         if throttled:
             self._throttled[bucket % _BUCKETS] += 1
-            # Answers to requests sent before the last decrease say nothing about it.
-            if sent_at >= self._decreased_at:
+            # Answers to requests sent before the last decrease, or in the window it
+            # spent, say nothing about it.
+            if sent_at >= self._decreased_at + _EPISODE:
                 self._on_throttle(now)
             return
-        self._accepted[bucket % _BUCKETS] += 1
+        self._accepted[bucket % (2 * _BUCKETS)] += 1
         if self._settling:
             # Bursty traffic (retries bunched by one Retry-After) lands at the start of the
             # gateway's windows: the trailing second may straddle them, so keep its peak.
-            self._peak = max(self._peak, sum(self._accepted))
+            self._peak = max(self._peak, self._last_second())
         if (
             self.limiter.rate is not None
             and now - self._climbed_at >= _SPELL
@@ -215,11 +323,41 @@ class AdaptiveRate:
 
     def _roll(self, bucket: int) -> None:
         """Forget the buckets that fell out of the trailing second."""
-        for stale in range(max(self._bucket + 1, bucket - _BUCKETS + 1), bucket + 1):
-            self._sent[stale % _BUCKETS] = 0
-            self._accepted[stale % _BUCKETS] = 0
-            self._throttled[stale % _BUCKETS] = 0
+        for stale in range(max(self._bucket + 1, bucket - 2 * _BUCKETS + 1), bucket + 1):
+            self._accepted[stale % (2 * _BUCKETS)] = 0
+            if stale > bucket - _BUCKETS:
+                self._sent[stale % _BUCKETS] = 0
+                self._throttled[stale % _BUCKETS] = 0
         self._bucket = bucket
+
+    def _last_second(self) -> int:
+        """Answers accepted in the trailing second."""
+        kept = self._accepted
+        return sum(
+            kept[b % (2 * _BUCKETS)] for b in range(self._bucket - _BUCKETS + 1, self._bucket + 1)
+        )
+
+    def _typical_second(self) -> int:
+        """The median of the answers accepted per second over the trailing two seconds.
+
+        A fixed window lets its quota through at its start, in a burst: a one-second span
+        may hold one burst, parts of two, or most of neither, but most spans hold exactly
+        one. Only spans that began after the first request count.
+        """
+        kept = self._accepted
+        first = self._bucket - 2 * _BUCKETS + 1
+        if self._started is not None:
+            first = max(first, int(self._started * _BUCKETS))
+        counts = [kept[b % (2 * _BUCKETS)] for b in range(first, self._bucket + 1)]
+        if len(counts) <= _BUCKETS:
+            return sum(counts)
+        running = sum(counts[:_BUCKETS])
+        seconds = [running]
+        for leaving, coming in zip(counts, counts[_BUCKETS:], strict=False):
+            running += coming - leaving
+            seconds.append(running)
+        seconds.sort()
+        return seconds[len(seconds) // 2]
 
     def _on_throttle(self, now: float) -> None:
         # Whether throttling is a real share is judged against what was *sent* in the
@@ -228,7 +366,8 @@ class AdaptiveRate:
         # flood. The rate is set from the accepted answers (low while some are still on
         # their way) and settles half a second later, once they have all arrived.
         throttled = sum(self._throttled)
-        accepted = sum(self._accepted)
+        accepted = self._last_second()
+        sent = sum(self._sent)
         if self._probing_since is not None:
             # The probe found the quota where it was: back to the good rate, and probe
             # less often. The estimate stays: a probe's answers prove nothing lower, and
@@ -237,26 +376,99 @@ class AdaptiveRate:
             self._probe_every *= 2
             self._wins = 0
             rate = _MARGIN * self.good if self.good else _FLOOR
-        elif now - self._decreased_at < _EPISODE:
-            return
-        elif throttled < _QUOTA_MIN_THROTTLED or throttled < _QUOTA_SHARE * sum(self._sent):
-            return  # occasional throttling: pushback for that call, not a quota
+        elif now - self._decreased_at < 2 * _EPISODE:
+            return  # the trailing second still holds the last episode's 429s
         elif not accepted:
-            # Nothing accepted yet (a storm, or a flood whose accepted answers are still
-            # on their way): no rate to learn from; the throttled calls wait their turn.
+            if throttled >= _STORM_MIN and throttled >= _STORM_SHARE * sent:
+                self._storm(now, sent)
+            # Else a flood whose accepted answers are still on their way: no rate to
+            # learn from yet; the throttled calls wait their turn.
             return
+        elif throttled < _QUOTA_MIN_THROTTLED or throttled < self._share_needed(now) * sent:
+            return  # occasional throttling: pushback for that call, not a quota
         else:
+            trial = self._trial
+            if trial is None or now - trial.since >= _TRIAL_LONGEST:
+                sample = max(sent, throttled + accepted)
+                # What was sent, per second (the trailing second may not be full yet).
+                seen = min(1.0, max(now - (self._started or now), 1 / _BUCKETS))
+                self._trial = _Trial(
+                    now, (throttled, sample, sample / seen), self.limiter.rate, self.good
+                )
+            else:
+                trial.restart(now)  # slower still: judged afresh, restored as before
             if not self._settling:
                 self._ceiling = self.good
             # Never above what was good before: the trailing second can straddle two of
             # the gateway's windows; only a probe that wins raises the estimate.
             ceiling = self._ceiling
-            self.good = min(float(accepted), ceiling) if ceiling else float(accepted)
+            typical = self._typical_second()
+            good = min(float(typical), ceiling) if ceiling else float(typical)
+            self.good = self._bounded_by_hint(good, typical)
             self._settling = True
             self._peak = accepted
             rate = _MARGIN * self.good
         self.limiter.set_rate(max(rate, _FLOOR))
         self._decreased_at = self._climbed_at = now
+
+    def _bounded_by_hint(self, good: float, accepted: int) -> float:
+        """``good``, but never above the quota the gateway's message names.
+
+        A hint the answers contradict (the trailing second saw more than twice the quota
+        it names accepted) is ignored: it is only server text.
+        """
+        hint = self._hint
+        if hint is None or accepted > 2 * hint * self._window:
+            return good
+        return min(good, hint)
+
+    def _storm(self, now: float, sent: int) -> None:
+        """Nothing accepted, everything refused: halve the rate (from what was sent)."""
+        rate = self.limiter.rate
+        halved = (rate if rate is not None else float(sent)) / 2
+        hint = self._hint
+        if hint is not None:
+            halved = min(halved, hint)
+            if self.good is None:
+                self.good = hint  # the rate to climb back to once answers are accepted
+        self._settling = False
+        self._probing_since = None
+        self.limiter.set_rate(max(halved, _FLOOR))
+        self._decreased_at = self._climbed_at = now
+
+    def _share_needed(self, now: float) -> float:
+        """The share of 429s that makes a trial: more than the noise a trial last found."""
+        if now >= self._noise_until:
+            return _QUOTA_SHARE
+        return max(_QUOTA_SHARE, min(_NOISE_ABOVE * self._noise, _STILL_REFUSED))
+
+    def _judge(self, now: float, trial: _Trial) -> None:
+        """The trial has run: keep the slower rate (a quota) or restore the old one (noise)."""
+        self._trial = None
+        rate = self.limiter.rate
+        if rate is not None and rate >= _SLOWER * trial.before_rate:
+            # Hardly slower than what was sent before: no experiment, nothing learned (the
+            # next episode may come at once: its trailing second is after this decrease).
+            self._restore(trial)
+            return
+        share = trial.throttled / trial.answers
+        before = trial.before_throttled / trial.before_sample
+        pooled = (trial.before_throttled + trial.throttled) / (trial.before_sample + trial.answers)
+        error = math.sqrt(pooled * (1 - pooled) * (1 / trial.before_sample + 1 / trial.answers))
+        if abs(before - share) >= _FELL * error or share >= _STILL_REFUSED:
+            # The share fell (a quota), or rose (a tighter one), or nearly everything is
+            # still refused: keep it; the next episode may slow down more.
+            return
+        # Slower, and as many 429s as before: they did not come from our rate.
+        self._noise, self._noise_until = pooled, now + _NOISE_MEMORY
+        self._restore(trial)
+        self._decreased_at = self._climbed_at = now  # the next episode: at the rate restored
+
+    def _restore(self, trial: _Trial) -> None:
+        """Back to the rate (and the estimate) before the trial."""
+        self._settling = False
+        self.good = trial.good
+        self.limiter.set_rate(trial.rate)
 
     def _climb(self, now: float) -> None:
         self._climbed_at = now
@@ -264,7 +476,7 @@ class AdaptiveRate:
         rate = limiter.rate
         assert rate is not None  # noqa: S101 - only called with a limit set
         binding, limiter.waited = limiter.waited, False
-        accepted = float(sum(self._accepted))
+        accepted = float(self._last_second())
         if self._settling:
             # The accepted answers in flight at the decrease have arrived: count them, but
             # never above what was good before (only a probe may raise that).
@@ -275,9 +487,10 @@ class AdaptiveRate:
                 self.good = self._ceiling
                 limiter.set_rate(_MARGIN * self.good if self.good else None)
                 return
-            self.good = min(settled, self._ceiling) if self._ceiling else settled
+            good = min(settled, self._ceiling) if self._ceiling else settled
+            self.good = self._bounded_by_hint(good, int(accepted))
         if self._probing_since is not None:
-            if now - self._probing_since < _PROBE_JUDGED:
+            if now - self._probing_since < _PROBE_JUDGED * self._window:
                 return  # a fixed window fills before it refuses: not judged yet
             # A whole window at the probe rate without a 429: the quota was raised.
             self._probing_since = None
@@ -300,6 +513,42 @@ class AdaptiveRate:
         elif binding and now - self._decreased_at >= self._probe_every and self.good:
             self._probing_since = now
             limiter.set_rate(self.good * _PROBE)
+
+
+class _Trial:
+    """A decrease on trial: the share of 429s before it, and the answers sent under it."""
+
+    __slots__ = (
+        "answers",
+        "before_rate",
+        "before_sample",
+        "before_throttled",
+        "good",
+        "rate",
+        "since",
+        "throttled",
+    )
+
+    def __init__(
+        self,
+        since: float,
+        before: tuple[int, int, float],
+        rate: float | None,
+        good: float | None,
+    ) -> None:
+        self.since = since
+        # The 429s that made the decrease, out of what was sent in the trailing second,
+        # and the rate that was sent at.
+        self.before_throttled, self.before_sample, self.before_rate = before
+        self.rate = rate  # the limiter's rate before it, restored if it was noise
+        self.good = good  # the estimate before it, restored with the rate
+        self.answers = 0
+        self.throttled = 0
+
+    def restart(self, since: float) -> None:
+        """A further decrease: judge it afresh (restoring still goes back to the start)."""
+        self.since = since
+        self.answers = self.throttled = 0
 
 
 class ApiGate:

@@ -1,8 +1,12 @@
 """Bulk runs: stream any (async) iterable through one single-target operation, bounded.
 
-A run keeps ``concurrency`` worker tasks, whatever the input's size. Each worker pulls the
-next item only when there is room for its outcome, so the input is read lazily and a slow
-consumer holds the run back instead of letting outcomes pile up. Every input item read ends
+A run keeps ``concurrency + waiting`` worker tasks, whatever the input's size. Each worker
+pulls the next item only when there is room for its outcome, so the input is read lazily
+and a slow consumer holds the run back instead of letting outcomes pile up. An item that
+starts to wait (for a retry, a turn of the rate limiter, or a poll) gives its room to new
+work while one of ``waiting`` places is free: so up to ``concurrency`` items are on their
+way to be sent and up to ``concurrency + waiting`` in progress, and waiting items never
+hold back the ones that could be sent. Every input item read ends
 as exactly one ``Outcome`` (and, for a ``Sequence``, every item not read as a ``skipped``
 one); ``report.unread_from`` says where an input that was not read to its end resumes.
 """
@@ -19,11 +23,12 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
+    Coroutine,
     Generator,
     Iterable,
     Sized,
 )
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from asyncdeleter._bulk_input import BulkInput
 from asyncdeleter._calls import Answer, Stopped, StopSignal, Tracker
@@ -82,10 +87,11 @@ class BulkRun(Generic[T]):
         adaptive: bool,
         fail_fast: bool,
         on_progress: ProgressCallback[T] | None,
+        waiting: int = 0,
     ) -> None:
         self._validate = validate
         self._operation = operation
-        self._concurrency = concurrency
+        self._concurrency = concurrency + waiting  # worker tasks
         self._adaptive = adaptive
         self._fail_fast = fail_fast
         self._tally: Tally[T] = Tally(
@@ -97,7 +103,7 @@ class BulkRun(Generic[T]):
         self._cancelled = False
         # Run state, all O(concurrency):
         self._input = BulkInput(source)
-        self._stop = StopSignal()
+        self._stop = _RunSignal(self._park)
         self._stopped_by_caller = False
         self._workers: list[asyncio.Task[None]] = []
         self._ended = asyncio.Event()
@@ -109,6 +115,11 @@ class BulkRun(Generic[T]):
         self._ready: collections.deque[Outcome[T] | None] = collections.deque()
         self._ready_waiter: asyncio.Future[None] | None = None
         self._room = ConcurrencyLimit(concurrency)
+        # Places for waiting items, which hold them instead of room; the items holding one,
+        # and which item each worker task is working on.
+        self._waiting = ConcurrencyLimit(waiting) if waiting else None
+        self._parked: set[int] = set()
+        self._working_on: dict[asyncio.Task[None] | None, int] = {}
 
     # -- the two ways to consume a run -------------------------------------------------
 
@@ -209,7 +220,7 @@ class BulkRun(Generic[T]):
                 yield outcome
                 # The consumer asks for the next outcome: only now is there room for new
                 # work, so a ``break`` right after an outcome leaves nothing new on the wire.
-                self._room.release()
+                self._release(outcome.index)
             if self._source_error is not None:
                 raise self._source_error
             # Ended early (fail_fast, stop()): a sized input accounts for each item not started.
@@ -327,13 +338,42 @@ class BulkRun(Generic[T]):
                 if pulled is None:
                     self._room.release()
                     return
-                outcome = await self._process(*pulled)
+                task = asyncio.current_task()
+                self._working_on[task] = pulled[0]
+                try:
+                    outcome = await self._process(*pulled)
+                finally:
+                    del self._working_on[task]
                 del self._unsettled[outcome.index]
                 if self._fail_fast and outcome.kind in STOPPING_KINDS:
                     self._stop_sending()
                 self._deliver(outcome)
         finally:
             self._deliver(None)  # this worker is done
+
+    def _park(self) -> None:
+        """The current task's item starts to wait: it gives its room to new work, if it can.
+
+        It holds a waiting place instead until its outcome is consumed, so the room it left
+        can go to an item that has something to send.
+        """
+        waiting = self._waiting
+        if waiting is None:
+            return
+        index = self._working_on.get(asyncio.current_task())
+        if index is None or index in self._parked or not waiting.try_acquire():
+            return
+        self._parked.add(index)
+        self._room.release()
+
+    def _release(self, index: int) -> None:
+        """An outcome was consumed: free the room (or the waiting place) its item held."""
+        if index in self._parked:
+            self._parked.discard(index)
+            assert self._waiting is not None  # noqa: S101 - parked only with places
+            self._waiting.release()
+        else:
+            self._room.release()
 
     def _deliver(self, outcome: Outcome[T] | None) -> None:
         """Hand an outcome (or a worker's end, ``None``) to the consumer, waking it if asleep."""
@@ -410,6 +450,28 @@ class BulkRun(Generic[T]):
 
     def _account(self, outcome: Outcome[T]) -> None:
         self._tally.add(outcome)
+
+
+class _RunSignal(StopSignal):
+    """The run's stop signal; it also tells the run when an item starts to wait on it.
+
+    Every wait of a bulk item (before a retry, for a turn of the rate limiter, before a
+    confirmation poll) goes through ``sleep`` or ``unless_stopped``.
+    """
+
+    __slots__ = ("_on_wait",)
+
+    def __init__(self, on_wait: Callable[[], None]) -> None:
+        super().__init__()
+        self._on_wait = on_wait
+
+    async def unless_stopped(self, waiting: Coroutine[Any, Any, float]) -> float:
+        self._on_wait()
+        return await super().unless_stopped(waiting)
+
+    async def sleep(self, seconds: float) -> None:
+        self._on_wait()
+        await super().sleep(seconds)
 
 
 def _counts(error: BaseException | None) -> bool:

@@ -108,8 +108,8 @@ class BulkMethods:
         With ``wait=True`` an item ends ``succeeded`` only once the workspace is confirmed
         gone (``failed`` with ``DeletionFailedError`` or ``WaitTimeoutError`` otherwise).
         Up to ``max_concurrency`` requests are in flight, and up to 8 x
-        ``max_concurrency`` items in progress (most waiting to poll, holding nothing);
-        past that no new input is read.
+        ``max_concurrency`` items in progress (most waiting to poll, to retry or for their
+        turn, holding nothing); past that no new input is read.
 
         Raises:
             ConfigurationError: No ``project_id`` or no credentials, or the manager is
@@ -125,7 +125,7 @@ class BulkMethods:
             )
             return Answer(gone.already_gone, tracker.attempts, gone.request_id)
 
-        in_progress = self.max_concurrency * (CONFIRMING_PER_SLOT if wait else 1)
+        in_progress = self.max_concurrency
         return self._bulk_run(
             workspace_ids,
             validate=workspace_target,
@@ -149,11 +149,14 @@ class BulkMethods:
     ) -> BulkRun[T]:
         from asyncdeleter._bulk import BulkRun  # noqa: PLC0415 - imported on first use
 
+        # Items waiting (to retry, for a turn, to poll) hold a place of their own, so up to
+        # 8 x max_concurrency are in progress and waiting items never hold back sending.
         return BulkRun(
             source,
             validate=validate,
             operation=one,
             concurrency=in_progress,
+            waiting=(CONFIRMING_PER_SLOT - 1) * in_progress,
             adaptive=adaptive,
             fail_fast=fail_fast,
             on_progress=on_progress,

@@ -1,24 +1,29 @@
 """Throttling is pushback, not failure: the learned rate, caps, and what a 429 costs.
 
 Integration tests run against the emulator's gateway-like quota (a fixed one-second window
-per host and API). None asserts a speed: they pin the semantics (no item fails for being
-throttled, queued calls obey caps, turns are given back, the rate climbs back); the
-speed targets live in benchmarks/throttling.py.
+per host and API, 429 ``APIG.0308`` with no ``Retry-After``, as the gateway documents) and
+raw servers. None asserts a speed: they pin the semantics with counts and events (no item
+fails for being throttled, a 429 storm draws a bounded number of requests, queued calls
+obey caps, turns are given back, waiting items hold no worker); the speed targets live in
+benchmarks/throttling.py. The learner's own tests, without sockets, are in
+tests/unit/test_throttle.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import pytest
 
 import asyncdeleter
 from asyncdeleter import OutcomeKind, RetryPolicy, SessionManager, TokenAuth
-from asyncdeleter._throttle import AdaptiveRate, RateLimiter
+from asyncdeleter._throttle import RateLimiter
 from asyncdeleter.testing import Emulator, Fault
 from tests.conftest import PROJECT, TOKEN
+from tests.raw_server import RawRequest, RawServer, answer, error_body
 
 
 def most_in_one_second(times: Iterable[float]) -> int:
@@ -205,100 +210,6 @@ async def test_turns_are_first_come_first_served() -> None:
     assert order == list(range(20))
 
 
-# -- the learner, without sockets ------------------------------------------------------
-
-
-def feed(
-    learner: AdaptiveRate,
-    start: float,
-    seconds: float,
-    *,
-    offered: float,
-    quota: float | None,
-    throttle_every: int = 0,
-) -> float:
-    """Offer ``offered`` requests/s for ``seconds`` (capped by the learner's own limit)
-    against a fixed-window ``quota``; return the time reached."""
-    now, window, used, sent = start, int(start), 0, 0
-    while now < start + seconds:
-        rate = learner.limiter.rate
-        pace = min(offered, rate) if rate is not None else offered
-        now += 1.0 / pace
-        if int(now) != window:
-            window, used = int(now), 0
-        sent += 1
-        used += 1
-        learner.sending(now)
-        throttled = (quota is not None and used > quota) or (
-            throttle_every > 0 and sent % throttle_every == 0
-        )
-        learner.record(now, now, throttled=throttled)
-    return now
-
-
-def test_an_unthrottled_gate_never_limits() -> None:
-    learner = AdaptiveRate()
-    feed(learner, 1000.0, 5, offered=3000, quota=None)
-    assert learner.limiter.rate is None
-
-
-def test_the_learner_paces_just_under_the_quota_it_meets() -> None:
-    learner = AdaptiveRate()
-    feed(learner, 1000.0, 3, offered=3000, quota=200)
-    rate = learner.limiter.rate
-    assert rate is not None
-    assert 180 <= rate <= 200
-
-
-def test_occasional_uncorrelated_throttling_does_not_slow_anything() -> None:
-    learner = AdaptiveRate()
-    feed(learner, 1000.0, 10, offered=1000, quota=None, throttle_every=20)  # 5 %
-    assert learner.limiter.rate is None
-
-
-def test_a_storm_where_nothing_passes_teaches_no_rate() -> None:
-    """Every answer a 429: there is no accepted rate to pace at; the calls wait instead."""
-    learner = AdaptiveRate()
-    now = feed(learner, 1000.0, 3, offered=500, quota=0)
-    assert learner.limiter.rate is None
-    feed(learner, now, 3, offered=3000, quota=None)
-    assert learner.limiter.rate is None
-
-
-def test_the_rate_climbs_back_once_throttling_ends() -> None:
-    """A quota that was lowered, then lifted: probes win, the rate climbs back up."""
-    learner = AdaptiveRate()
-    now = feed(learner, 1000.0, 3, offered=3000, quota=200)
-    now = feed(learner, now, 3, offered=3000, quota=20)
-    low = learner.limiter.rate
-    assert low is not None
-    assert low <= 25
-    for _ in range(80):  # 40 s with no quota and demand pressing on the limit
-        learner.limiter.waited = True
-        now = feed(learner, now, 0.5, offered=3000, quota=None)
-    assert learner.limiter.rate is None or learner.limiter.rate >= 150
-
-
-def test_a_raised_quota_is_found_by_probing() -> None:
-    learner = AdaptiveRate()
-    now = feed(learner, 1000.0, 3, offered=3000, quota=200)
-    for _ in range(60):  # the quota is now 400; demand keeps pressing on the limit
-        learner.limiter.waited = True
-        now = feed(learner, now, 0.5, offered=3000, quota=400)
-    rate = learner.limiter.rate
-    assert rate is not None
-    assert rate > 250
-
-
-def test_a_lowered_quota_is_followed_down() -> None:
-    learner = AdaptiveRate()
-    now = feed(learner, 1000.0, 3, offered=3000, quota=400)
-    feed(learner, now, 3, offered=3000, quota=100)
-    rate = learner.limiter.rate
-    assert rate is not None
-    assert rate <= 110
-
-
 async def test_an_api_waiting_for_its_turns_holds_no_slot_another_api_needs() -> None:
     """Close calls queued on a slow rate must not keep a workspace delete from a slot."""
     async with Emulator(token=TOKEN) as emu:
@@ -322,21 +233,8 @@ async def test_an_api_waiting_for_its_turns_holds_no_slot_another_api_needs() ->
     assert took < 0.5  # not queued behind close calls sitting on every slot
 
 
-def test_small_clusters_of_429s_do_not_ratchet_the_rate_down() -> None:
-    """7 % of answers throttled, in clusters of seven (one at the very start): no slowing."""
-    learner = AdaptiveRate()
-    now = 1000.0
-    for sent in range(150 * 30):  # 30 s at 150 requests/s
-        now += 1 / 150
-        learner.sending(now)
-        learner.record(now, now, throttled=sent % 100 < 7)
-    assert learner.limiter.rate is None
-
-
 async def test_429s_do_not_use_up_the_tries_a_credentials_refresh_needs() -> None:
     """Four 429s, then a 401 for an expired token: the call still refreshes and succeeds."""
-    from tests.raw_server import RawRequest, RawServer, answer
-
     tokens = iter(["old-token", "fresh-token"])
 
     async def provider() -> TokenAuth:
@@ -359,3 +257,149 @@ async def test_429s_do_not_use_up_the_tries_a_credentials_refresh_needs() -> Non
         ) as manager:
             await manager.close_session("ws", "s")
     assert len(server.requests) == 6
+
+
+# -- the gateway's documented answer: 429 APIG.0308, no Retry-After ----------------------
+
+DOCUMENTED_429 = error_body(
+    "APIG.0308",
+    "The throttling threshold has been reached: policy user over ratelimit,limit:100,time:1 second",
+)
+
+
+@pytest.mark.parametrize(
+    "retry_after",
+    ["0", email.utils.formatdate(time.time() - 3600, usegmt=True)],
+    ids=["zero", "a-past-date"],
+)
+async def test_a_429_storm_saying_retry_after_0_draws_a_bounded_number_of_requests(
+    retry_after: str,
+) -> None:
+    """Every request answered 429 with 'come back now': not a loop, and the learner learns.
+
+    Measured before: 8 calls with max_time=3 sent 21,591 requests in 3 s, and the learned
+    rate stayed unset.
+    """
+    async with Emulator(token=TOKEN, record_requests=False) as emu:
+        emu.add_fault(Fault(status=429, retry_after=retry_after, body=DOCUMENTED_429))
+        async with SessionManager(
+            endpoints=emu.endpoints(), auth=TokenAuth(TOKEN), retry=RetryPolicy(max_time=3)
+        ) as manager:
+            results = await asyncio.gather(
+                *(manager.close_session("ws", f"s{i}") for i in range(8)), return_exceptions=True
+            )
+            learned = manager._calls._gates["CloseSqlSession"].learned.limiter.rate
+    assert all(isinstance(r, asyncdeleter.RateLimitError) for r in results)
+    assert all(r.attempts > 1 for r in results if isinstance(r, asyncdeleter.APIError))
+    assert emu.request_count <= 8 * 25  # a few per call and second, not thousands
+    assert learned is not None
+
+
+async def test_without_retry_after_throttled_retries_spread_out() -> None:
+    """The documented 429 has no Retry-After: the retries are jittered, not a lockstep."""
+    first_try: set[str] = set()
+    retried_at: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def script(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        if request.path not in first_try:
+            first_try.add(request.path)
+            writer.write(answer(429, DOCUMENTED_429, {"Content-Type": "application/json"}))
+        else:
+            retried_at.append(loop.time())
+            writer.write(answer(200))
+
+    async with (
+        RawServer(script) as server,
+        SessionManager(
+            endpoints=asyncdeleter.Endpoints(fabric=server.url, modelarts=server.url),
+            retry=RetryPolicy(initial_wait=0.5),
+        ) as manager,
+    ):
+        await asyncio.gather(*(manager.close_session("ws", f"s{i}") for i in range(20)))
+    assert len(retried_at) == 20
+    assert max(retried_at) - min(retried_at) > 0.1  # not all at once, 1 s later
+
+
+async def test_a_bulk_run_under_the_documented_429_fails_nothing() -> None:
+    n = 300
+    async with Emulator(token=TOKEN, quota=100, latency=0.005) as emu:
+        emu.add_sessions("ws", [f"s{i}" for i in range(n)])
+        async with SessionManager(
+            endpoints=emu.endpoints(), auth=TokenAuth(TOKEN), max_concurrency=64
+        ) as manager:
+            report = await manager.close_sessions([("ws", f"s{i}") for i in range(n)])
+            learned = manager._calls._gates["CloseSqlSession"].learned
+        retry_afters = [r for r in emu.requests if r.status == 429]
+    assert report.succeeded == n
+    assert report.throttled == len(retry_afters) > 0
+    assert learned.good is not None
+    assert learned.good <= 100  # the quota named in the gateway's message bounds it
+
+
+async def test_a_429_never_spends_a_try_or_the_budget_and_max_time_still_bounds_it() -> None:
+    async with Emulator(token=TOKEN) as emu:
+        emu.add_sessions("ws", ["s"])
+        emu.add_fault(Fault(status=429, body=DOCUMENTED_429, times=4))
+        policy = RetryPolicy(max_tries=1, retry_budget=0, initial_wait=0.01)
+        async with SessionManager(
+            endpoints=emu.endpoints(), auth=TokenAuth(TOKEN), retry=policy
+        ) as manager:
+            await manager.close_session("ws", "s")  # 4 throttles, then it goes through
+    assert emu.request_count == 5
+
+
+# -- a bulk run: C sending, up to 8 x C waiting -------------------------------------------
+
+
+async def test_items_waiting_to_retry_hold_no_worker_of_the_run() -> None:
+    """Sixteen items told to come back in 5 s: the rest of the run goes on meanwhile.
+
+    With C=4, a run that held one of its C places per waiting item would stand still
+    until they came back; the run keeps up to 8 x C items in progress instead, and never
+    more than C requests in flight.
+    """
+    n, concurrency = 200, 4
+    async with Emulator(token=TOKEN) as emu:
+        emu.add_sessions("ws", [f"s{i}" for i in range(n)])
+        emu.add_fault(Fault(status=429, retry_after="5", body=DOCUMENTED_429, times=16))
+        done_before_any_retry = None
+        async with SessionManager(
+            endpoints=emu.endpoints(), auth=TokenAuth(TOKEN), max_concurrency=concurrency
+        ) as manager:
+            succeeded = 0
+            async for outcome in manager.close_sessions(
+                [("ws", f"s{i}") for i in range(n)], adaptive=False
+            ):
+                if outcome.throttled and done_before_any_retry is None:
+                    done_before_any_retry = succeeded
+                succeeded += outcome.kind is OutcomeKind.SUCCEEDED
+        assert emu.peak_in_flight <= concurrency
+    assert succeeded == n
+    assert done_before_any_retry is not None
+    assert done_before_any_retry >= n - 16 - 8 * concurrency  # they did not wait 5 s with them
+
+
+async def test_a_bulk_run_keeps_at_most_8_x_c_items_waiting() -> None:
+    n, concurrency = 200, 2
+    async with Emulator(token=TOKEN) as emu:
+        emu.add_sessions("ws", [f"s{i}" for i in range(n)])
+        emu.add_fault(Fault(status=429, retry_after="1", body=DOCUMENTED_429, times=n))
+        pulled = 0
+
+        def source() -> Iterator[tuple[str, str]]:
+            nonlocal pulled
+            for i in range(n):
+                pulled += 1
+                yield ("ws", f"s{i}")
+
+        async with SessionManager(
+            endpoints=emu.endpoints(), auth=TokenAuth(TOKEN), max_concurrency=concurrency
+        ) as manager:
+            run = manager.close_sessions(source(), adaptive=False)
+            task = asyncio.create_task(run.wait())
+            await asyncio.sleep(0.5)  # everything sent so far was told to wait 1 s
+            pulled_while_waiting = pulled
+            run.stop()
+            await task
+    assert pulled_while_waiting <= 8 * concurrency + 1

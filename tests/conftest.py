@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from cli_support import TOKEN as CLI_TOKEN
-from hypothesis import HealthCheck, settings
 from cli_support import write_token
+from hypothesis import HealthCheck, settings
 
 import asyncdeleter
 from asyncdeleter.testing import Emulator

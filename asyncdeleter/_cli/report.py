@@ -18,7 +18,10 @@ from asyncdeleter import (
     APIError,
     APITimeoutError,
     DeletionFailedError,
+    EndpointNotServedError,
     Outcome,
+    ParentNotFoundError,
+    UnverifiedNotFoundError,
     WaitTimeoutError,
 )
 from asyncdeleter._cli.lines import Line, Target, printable
@@ -105,6 +108,21 @@ def _without_call(message: str) -> str:
 _OPERATION_NAMES: Final = frozenset(name for op in OPERATIONS for name in op.library_calls)
 
 
+#: The errors of a 404 that is not evidence about the item (DESIGN.md, "gone only on
+#: evidence"): their own explanation is the reason, not the service's message.
+_NOT_EVIDENCE: Final = (EndpointNotServedError, ParentNotFoundError, UnverifiedNotFoundError)
+
+
+#: The library's ``setting`` of an error, as the command line's flag.
+_FLAGS: Final = {
+    "workspace_id": "--workspace-id (or the workspace in the input)",
+    "project_id": "--project-id",
+    "region": "--region",
+    "endpoints.fabric": "--fabric-endpoint",
+    "endpoints.modelarts": "--modelarts-endpoint",
+}
+
+
 def describe(error: BaseException) -> tuple[int | None, str | None, str]:
     """An error as ``(status, error_code, message)``, in words rather than Python names.
 
@@ -118,6 +136,21 @@ def describe(error: BaseException) -> tuple[int | None, str | None, str]:
     if isinstance(error, WaitTimeoutError):
         message = _without_call(str(error)).replace("wait_timeout=", "--wait-timeout ")
         return None, WAIT_TIMED_OUT, message
+    if isinstance(error, _NOT_EVIDENCE):
+        # A 404 that proved nothing about the item (a wrong endpoint, a missing workspace or
+        # project, one that could not be checked): say which, and keep what the service said.
+        code = None if error.error_code is None else str(error.error_code)
+        said = f" (the service said: {error.error_msg})" if error.error_msg else ""
+        message = _without_call(error.message)
+        setting = getattr(error, "setting", "")
+        flag = _FLAGS.get(setting)
+        if flag is not None:
+            # The library names its argument; the command line speaks in flags.
+            message = (
+                message.removesuffix(f"check {setting}").removesuffix(f"Check {setting}")
+                + f"check {flag}"
+            )
+        return error.status, code, message + said
     if isinstance(error, APIError):
         code = None if error.error_code is None else str(error.error_code)
         message = error.error_msg or _without_call(str(error))

@@ -77,18 +77,26 @@ async def test_refused_credentials_stop_the_run(emu: Emulator, tmp_path: Path) -
 
 
 async def test_nearly_everything_already_gone_warns(emu: Emulator, token_file: Path) -> None:
-    emu.add_workspaces("right-project", ["w1"])
-    # The preflight read would stop this run (tests/cli/test_cli_preflight.py); without it,
-    # the summary still warns.
+    emu.add_workspaces("right-project", ["w1", "w2"])
+    # A mistyped project is no "already gone" at all: even without the preflight read
+    # (which would stop the run first), every item fails, naming the project.
     code, _, err = await cli(
         "delete-workspaces", "-", "--project-id", "rigth-project", "--yes", "--no-preflight",
         *endpoint_args(emu, token_file, modelarts=True), stdin=b"w1\n",
+    )  # fmt: skip
+    assert code == 1, err
+    assert "project rigth-project does not exist" in err
+    assert "already_gone       │       0" in err or "already gone" not in err
+    assert emu.workspaces("right-project") == {"w1", "w2"}
+    # In a project that exists, a run where everything was already gone warns.
+    code, _, err = await cli(
+        "delete-workspaces", "-", "--project-id", "right-project", "--yes", "--no-preflight",
+        *endpoint_args(emu, token_file, modelarts=True), stdin=b"w-none\n",
     )  # fmt: skip
     assert code == 0, err
     warning = line_with(err, "already gone")
     assert "warning" in warning
     assert "--project-id" in warning
-    assert emu.workspaces("right-project") == {"w1"}
     # A normal run does not warn.
     code, _, err = await cli(
         "delete-workspaces", "-", "--project-id", "right-project", "--yes",

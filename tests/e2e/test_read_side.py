@@ -35,7 +35,8 @@ async def test_show_workspace_every_field(emulator: Emulator, make_manager: Make
     assert ws.owner == "alice"
     assert ws.created_at == ws.updated_at == datetime(2026, 11, 23, 10, tzinfo=UTC)
     assert ws.extra == {"flavor": "x1"}
-    assert ws.grants == ()
+    # ShowWorkspace's grants (ViewWorkspaceResponseGrants), as the service sends them.
+    assert ws.grants == ({"user_id": "emulator-user-id", "user_name": "alice", "user_type": "IAM"},)
 
 
 async def test_show_session_and_its_404(emulator: Emulator, make_manager: Make) -> None:
@@ -190,7 +191,7 @@ async def test_a_404_without_the_services_code_is_never_gone(
     html = b"<html><body><h1>404 Not Found</h1></body></html>"
     emulator.add_fault(Fault(method="DELETE", status=404, body=html, content_type="text/html"))
     async with make_manager() as manager:
-        with pytest.raises(asyncdeleter.EndpointNotServedError, match="endpoints.modelarts"):
+        with pytest.raises(asyncdeleter.EndpointNotServedError, match=r"endpoints\.modelarts"):
             await manager.delete_workspace("ws-1", missing_ok=True)
         report = await manager.delete_workspaces(["ws-2"], missing_ok=True)
     assert report.already_gone == 0

@@ -134,7 +134,8 @@ async def test_throttling_never_outlives_max_time() -> None:
             with pytest.raises(asyncdeleter.RateLimitError) as info:
                 await manager.close_session("ws", "s")
     assert time.monotonic() - started < 5
-    assert info.value.attempts > 2
+    # Retried (a 429 is pushback), though its jittered backoff leaves room for few sends.
+    assert info.value.attempts >= 2
 
 
 # -- caps and turns ----------------------------------------------------------------------

@@ -381,7 +381,11 @@ async def test_show_workspace_has_the_list_fields_plus_grants() -> None:
         assert status == 200
         assert set(body) == WORKSPACE_FIELDS | {"grants", "x"}
         grant = {"user_id": "emulator-user-id", "user_name": "emulator-user", "user_type": "IAM"}
-        assert (body["name"], body["grants"], body["create_time"]) == ("nice", [grant], "2026-01-01")
+        assert (body["name"], body["grants"], body["create_time"]) == (
+            "nice",
+            [grant],
+            "2026-01-01",
+        )
         assert body["update_time"] == "2026-01-01"
 
 

@@ -353,32 +353,38 @@ async def test_each_public_call_is_named_for_its_service_and_api(
 async def test_a_404_that_missing_ok_accepts_is_no_error_on_either_span(
     otel: Caught, emulator: Emulator, make_manager: Make
 ) -> None:
-    emulator.add_sessions("ws-1", [])
-    emulator.add_workspaces(PROJECT, [])
+    emulator.add_sessions("ws-1", ["other"])  # each 404's container exists, and lists it
+    emulator.add_default_workspace(PROJECT)
     async with make_manager() as manager:
         with in_app_span():
             await manager.close_session("ws-1", "gone", missing_ok=True)
             gone = await manager.delete_workspace("wsp-gone", missing_ok=True)
     assert gone.already_gone
-    for name, method, template, path in (
+    for name, method, template, path, listing in (
         (
             "DataArtsFabric.CloseSqlSession",
             "DELETE",
             SESSION_TEMPLATE,
             "/v1/workspaces/ws-1/sessions/gone",
+            "DataArtsFabric.ListSqlSessions",
         ),
         (
             "ModelArts.DeleteWorkspace",
             "DELETE",
             WORKSPACE_TEMPLATE,
             f"/v1/{PROJECT}/workspaces/wsp-gone",
+            "ModelArts.ListWorkspace",
         ),
     ):
         public = only(otel, name)
         assert attrs(public)["asyncdeleter.already_gone"] is True
-        assert attrs(public)["asyncdeleter.attempts"] == 1
+        assert attrs(public)["asyncdeleter.attempts"] == 1  # requests directly under it
         assert_ok(public)
-        [attempt] = children(otel, public)
+        # The DELETE's attempt, and the read that showed its container exists: a span of
+        # its own, under the call's.
+        attempt, check = children(otel, public)
+        assert check.name == listing
+        assert_ok(check)
         assert_attempt(
             attempt,
             emulator,
@@ -394,7 +400,7 @@ async def test_a_404_that_missing_ok_accepts_is_no_error_on_either_span(
 async def test_a_404_without_missing_ok_is_not_found_on_both_spans(
     otel: Caught, emulator: Emulator, make_manager: Make
 ) -> None:
-    emulator.add_sessions("ws-1", [])
+    emulator.add_sessions("ws-1", ["other"])
     async with make_manager() as manager:
         with in_app_span(), pytest.raises(asyncdeleter.NotFoundError) as info:
             await manager.close_session("ws-1", "gone")
@@ -402,7 +408,8 @@ async def test_a_404_without_missing_ok_is_not_found_on_both_spans(
     assert_failed(public, info.value, "NotFoundError")
     assert attrs(public)["asyncdeleter.attempts"] == 1
     assert "asyncdeleter.already_gone" not in attrs(public)  # set only on success
-    [attempt] = children(otel, public)
+    attempt, check = children(otel, public)  # the DELETE, then the read of its workspace
+    assert check.name == "DataArtsFabric.ListSqlSessions"
     assert_attempt(
         attempt,
         emulator,
@@ -419,13 +426,13 @@ async def test_a_404_without_missing_ok_is_not_found_on_both_spans(
 async def test_a_read_404_is_not_found(
     otel: Caught, emulator: Emulator, make_manager: Make
 ) -> None:
-    emulator.add_workspaces(PROJECT, [])
+    emulator.add_default_workspace(PROJECT)
     async with make_manager() as manager:
         with in_app_span(), pytest.raises(asyncdeleter.NotFoundError) as info:
             await manager.show_workspace("wsp-gone")
     public = only(otel, "ModelArts.ShowWorkspace")
     assert_failed(public, info.value, "NotFoundError")
-    [attempt] = children(otel, public)
+    attempt, _check = children(otel, public)
     assert attrs(attempt)["error.type"] == "404"
     assert attempt.status.status_code is StatusCode.ERROR
 
@@ -576,10 +583,10 @@ async def test_a_gateway_404_is_an_error_even_with_missing_ok(
     emulator.add_sessions("ws-1", ["sess-9"])
     emulator.add_fault(Fault(status=404, body=content, content_type=content_type))
     async with make_manager() as manager:
-        with in_app_span(), pytest.raises(asyncdeleter.NotFoundError) as info:
+        with in_app_span(), pytest.raises(asyncdeleter.EndpointNotServedError) as info:
             await manager.close_session("ws-1", "sess-9", missing_ok=True)
     public = only(otel, "DataArtsFabric.CloseSqlSession")
-    assert_failed(public, info.value, "NotFoundError")
+    assert_failed(public, info.value, "EndpointNotServedError")
     [attempt] = children(otel, public)
     assert attrs(attempt)["http.response.status_code"] == 404
     assert attrs(attempt)["error.type"] == "404"
@@ -681,14 +688,15 @@ async def test_delete_failed_during_a_wait_fails_the_one_span(
 async def test_a_wait_with_missing_ok_on_a_missing_workspace_polls_nothing(
     otel: Caught, emulator: Emulator, make_manager: Make
 ) -> None:
-    emulator.add_workspaces(PROJECT, [])
+    emulator.add_default_workspace(PROJECT)
     async with make_manager(retry=FAST_POLLS) as manager:
         with in_app_span():
             await manager.delete_workspace("wsp-gone", missing_ok=True, wait=True)
     public = only(otel, "ModelArts.DeleteWorkspace")
     assert_ok(public)
     assert attrs(public)["asyncdeleter.already_gone"] is True
-    [attempt] = children(otel, public)
+    attempt, check = children(otel, public)  # no poll: only the read of the project
+    assert check.name == "ModelArts.ListWorkspace"
     assert attrs(attempt)["http.response.status_code"] == 404
     assert_ok(attempt)
 

@@ -122,6 +122,7 @@ async def test_trace_configs_given_as_a_generator_are_used(emulator: Emulator) -
 
 
 async def test_trace_configs_with_a_session_of_your_own_are_refused(emulator: Emulator) -> None:
+    emulator.add_sessions("ws-1", ["s1"])
     callbacks = Callbacks()
     async with aiohttp.ClientSession() as session:
         with pytest.raises(asyncdeleter.ConfigurationError, match="trace_configs"):

@@ -26,7 +26,7 @@ def test_ap_southeast_1_modelarts_is_served_under_dot_cn() -> None:
 def test_each_endpoint_can_be_overridden() -> None:
     e = Endpoints.for_region("cn-southwest-2", fabric="https://fabric.example.test/")
     assert e.fabric == "https://fabric.example.test"
-    assert e.modelarts.startswith("https://modelarts.cn-southwest-2.")
+    assert str(e.modelarts).startswith("https://modelarts.cn-southwest-2.")
 
 
 @pytest.mark.parametrize(

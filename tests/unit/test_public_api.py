@@ -62,9 +62,14 @@ def test_error_tree_matches_the_design() -> None:
     assert issubclass(ad.InternalServerError, ad.ServerError)
     # A wrong endpoint, a missing parent or an unchecked 404 is an APIStatusError that
     # `except NotFoundError: pass` cannot swallow.
-    for cls in (ad.EndpointNotServedError, ad.ParentNotFoundError, ad.UnverifiedNotFoundError):
-        assert issubclass(cls, ad.APIStatusError)
-        assert not issubclass(cls, ad.NotFoundError)
+    evidence: tuple[type[ad.APIStatusError], ...] = (
+        ad.EndpointNotServedError,
+        ad.ParentNotFoundError,
+        ad.UnverifiedNotFoundError,
+    )
+    for evidence_cls in evidence:
+        assert issubclass(evidence_cls, ad.APIStatusError)
+        assert not issubclass(evidence_cls, ad.NotFoundError)
     assert issubclass(ad.APITimeoutError, ad.APIConnectionError)
     assert issubclass(ad.APIStatusError, ad.AsyncDeleterError)
     assert issubclass(ad.APIConnectionError, ad.AsyncDeleterError)

@@ -27,7 +27,8 @@ class Gateway:
     ) -> None:
         self.quota, self.window, self.noise = quota, window, noise
         self.random = random.Random(seed)
-        self.current, self.used = None, 0
+        self.current: int | None = None
+        self.used = 0
 
     def refuses(self, now: float) -> bool:
         current = int(now // self.window)

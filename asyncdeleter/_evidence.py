@@ -33,6 +33,7 @@ __all__ = [
     "MODELARTS_GONE_CODES",
     "GatewayCode",
     "NotFound",
+    "gateway_meaning",
     "is_gateway_code",
     "judge_not_found",
 ]
@@ -53,32 +54,45 @@ class GatewayCode:
     source: str
 
 
-_SIGNING_GUIDE: Final = "API Request Signing Guide, error codes (devg-apisign)"
-_APIG_CODES: Final = "API Gateway developer guide, error codes (apig-dev)"
+# Where each row comes from (docs/api-facts.md, section 3, quotes them).
+_APIG_TABLE: Final = (
+    "https://support.huaweicloud.com/intl/en-us/usermanual-apig/apig-ug-180530090.html"
+)
+_APIG_TABLE_FULL: Final = (  # T-Systems' export of the same table, with every row's status
+    "github.com/opentelekomcloud-docs/api-gateway: "
+    "umn/source/api_calling/calling_published_apis/error_codes.rst"
+)
+_SIGN_TABLE: Final = "https://support.huaweicloud.com/en-us/devg-apisign/api-sign-errorcode.html"
+_SIGN_IAM: Final = "https://support.huaweicloud.com/intl/ja-jp/devg-apisign/api-sign-0001.html"
+_FABRIC_CLOSE: Final = "https://support.huaweicloud.com/intl/en-us/api-fabric/CloseSqlSession.html"
+_THROTTLED: Final = (
+    "https://support.huaweicloud.com/intl/en-us/oce_faq/en-us_topic_0000001887959462.html"
+)
+_NO_SUCH_API: Final = "The API does not exist or has not been published in the environment"
 
-#: The gateway's codes asyncdeleter acts on. Every ``APIG.``/``APIGW.`` code is the
-#: gateway's, listed here or not (``is_gateway_code``); the table names the ones a client
-#: meets and says what each means.
+#: The gateway's codes a client meets, with their status and source. Every ``APIG.``/
+#: ``APIGW.`` code is the gateway's, listed here or not (``is_gateway_code``): the table
+#: says what each means, for messages and for the next reader.
 GATEWAY_CODES: Final[Mapping[str, GatewayCode]] = {
-    "APIGW.0101": GatewayCode(
-        404,
-        "The API does not exist or has not been published in the environment",
-        _SIGNING_GUIDE,
+    "APIG.0101": GatewayCode(404, _NO_SUCH_API, _APIG_TABLE),
+    "APIGW.0101": GatewayCode(404, _NO_SUCH_API, _SIGN_TABLE),
+    "APIG.0103": GatewayCode(500, "The backend does not exist", _APIG_TABLE_FULL),
+    "APIGW.0103": GatewayCode(404, "The backend does not exist", _SIGN_TABLE),
+    "APIG.0202": GatewayCode(502, "Backend unavailable", _APIG_TABLE_FULL),
+    "APIG.0203": GatewayCode(504, "Backend timeout", _APIG_TABLE_FULL),
+    # A bad AK/SK signature, or a clock more than 15 minutes off.
+    "APIG.0301": GatewayCode(401, "Incorrect IAM authentication information", _APIG_TABLE_FULL),
+    "APIGW.0301": GatewayCode(401, "Incorrect IAM authentication information", _SIGN_IAM),
+    "APIG.0302": GatewayCode(
+        403, "The IAM user is not authorized to access the API", _APIG_TABLE_FULL
     ),
-    "APIG.0101": GatewayCode(
-        404,
-        "The API does not exist or has not been published in the environment",
-        _APIG_CODES,
-    ),
-    "APIG.0102": GatewayCode(404, "No API is matched", _APIG_CODES),
-    "APIGW.0301": GatewayCode(401, "Incorrect IAM authentication information", _SIGNING_GUIDE),
-    "APIG.0301": GatewayCode(401, "Incorrect IAM authentication information", _APIG_CODES),
-    "APIGW.0303": GatewayCode(401, "Incorrect app authentication information", _SIGNING_GUIDE),
-    "APIG.0303": GatewayCode(401, "Incorrect app authentication information", _APIG_CODES),
-    "APIG.1002": GatewayCode(401, "Incorrect token or token resolution failed", _APIG_CODES),
-    "APIG.1005": GatewayCode(403, "No permissions to request this API", _APIG_CODES),
-    "APIGW.0308": GatewayCode(429, "The throttling threshold has been reached", _SIGNING_GUIDE),
-    "APIG.0308": GatewayCode(429, "The throttling threshold has been reached", _APIG_CODES),
+    "APIG.0303": GatewayCode(401, "Incorrect app authentication information", _APIG_TABLE_FULL),
+    "APIG.0307": GatewayCode(401, "The token must be updated", _APIG_TABLE_FULL),
+    "APIG.0308": GatewayCode(429, "The throttling threshold has been reached", _THROTTLED),
+    "APIGW.0308": GatewayCode(429, "The throttling threshold has been reached", _SIGN_TABLE),
+    "APIG.0310": GatewayCode(403, "The project is unavailable", _APIG_TABLE_FULL),
+    "APIG.1002": GatewayCode(401, "Incorrect token or token resolution failed", _FABRIC_CLOSE),
+    "APIG.1005": GatewayCode(403, "No permissions to request this method", _APIG_TABLE),
 }
 
 #: The code Fabric's session API answers a 404 with, for a missing session and (as far as
@@ -105,6 +119,14 @@ def is_gateway_code(code: str | None) -> bool:
         return False
     head = code.lstrip()[:6].upper()
     return head.startswith(("APIG.", "APIGW."))
+
+
+def gateway_meaning(code: str | None) -> str | None:
+    """What the gateway's ``code`` means, in Huawei's words, if the table knows it."""
+    if not code:
+        return None
+    found = GATEWAY_CODES.get(code.strip().upper())
+    return found.meaning if found is not None else None
 
 
 def judge_not_found(gone_codes: frozenset[str], body: ErrorBody, *, complete: bool) -> NotFound:

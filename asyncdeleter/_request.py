@@ -46,7 +46,7 @@ from asyncdeleter._errors import (
     EndpointNotServedError,
     reclassified,
 )
-from asyncdeleter._evidence import NotFound, judge_not_found
+from asyncdeleter._evidence import NotFound, gateway_meaning, judge_not_found
 from asyncdeleter._models import parse_error_body
 from asyncdeleter._observe import Observer
 from asyncdeleter._redact import redact
@@ -397,7 +397,8 @@ class RequestPath:
         hosts = self.hosts
         if hosts is not None and hosts.region is not None and not hosts.explicit(service):
             setting = "region"
-        shown = f" ({error.error_msg})" if error.error_msg else ""
+        meaning = error.error_msg or gateway_meaning(error.error_code)
+        shown = f" ({meaning})" if meaning else ""
         return reclassified(
             error,
             EndpointNotServedError,

@@ -219,9 +219,24 @@ async def preflight(
     if isinstance(why, int):
         return why
     if why is None:
+        _served(job, settings, manager)
         return None
     job.display.message(f"error: {why}; nothing was deleted{_no_report(job)}")
     return EXIT_USAGE
+
+
+def _served(job: Job, settings: Settings, manager: SessionManager) -> None:
+    """Say (and record in the report's header) which host answered the check."""
+    served = getattr(manager.endpoints, job.op.service)
+    if served is None:
+        return
+    job.header["served_by"] = served
+    moved = (
+        f" (not {settings.endpoint}, which does not serve it)"
+        if served != settings.endpoint
+        else ""
+    )
+    job.display.message(f"{job.op.service} API at {served}{moved}")
 
 
 def _no_report(job: Job) -> str:

@@ -28,6 +28,7 @@ from asyncdeleter import (
 )
 from asyncdeleter._cli.lines import printable
 from asyncdeleter._cli.operations import Operation, check_project_id
+from asyncdeleter._regions import region_candidates, region_overrides
 
 __all__ = [
     "PROTECTED_ENV",
@@ -110,6 +111,11 @@ class Settings:
     project_id: str | None
     auth: TokenAuth | AkSkAuth | None
     warnings: tuple[str, ...] = ()
+    #: The endpoint a flag gave (it never moves), else ``None``: derived from the region,
+    #: where the library may move the Fabric session API once to its other documented host.
+    explicit_endpoint: str | None = None
+    #: The official ``HUAWEICLOUD_SDK_REGION_{SERVICE}_{REGION}`` variables in force.
+    region_overrides: Mapping[str, str] = attrs.field(factory=dict)
 
     @property
     def service(self) -> str:
@@ -130,7 +136,9 @@ class Settings:
         }
 
 
-def _endpoints(service: str, region: str | None, url: str | None) -> Endpoints:
+def _endpoints(
+    service: str, region: str | None, url: str | None, overrides: Mapping[str, str]
+) -> Endpoints:
     flag = f"--{service}-endpoint"
     if url is not None:
         shown = "<hidden: it carries credentials>" if "@" in url else repr(printable(url))
@@ -147,10 +155,16 @@ def _endpoints(service: str, region: str | None, url: str | None) -> Endpoints:
                 f"no endpoint: pass --region (or set HUAWEICLOUD_SDK_REGION) or {flag} URL"
             )
         return Endpoints(fabric=url, modelarts=url)
+    if url is not None:
+        return Endpoints(**{service: url})
     try:
-        return Endpoints.for_region(region, **{service: url})
-    except ConfigurationError:
-        raise UsageError(f"--region must look like cn-north-4, got {printable(region)!r}") from None
+        # The region's first documented host (or the official override variable's).
+        first = region_candidates(service, region, overrides)[0]
+        return Endpoints(**{service: first})
+    except (ConfigurationError, IndexError) as exc:
+        raise UsageError(
+            f"--region {printable(region)!r}: {translate(str(exc))}; or pass {flag} URL"
+        ) from None
 
 
 def _token(path: str, warnings: list[str]) -> TokenAuth:
@@ -208,7 +222,8 @@ def resolve(
     command = command or op.command
     service = op.service
     region = flags.get("region") or None
-    endpoints = _endpoints(service, region, flags.get(f"{service}_endpoint") or None)
+    overrides = region_overrides(environ)
+    endpoints = _endpoints(service, region, flags.get(f"{service}_endpoint") or None, overrides)
     try:
         _check_transport(endpoints, allow_insecure_http=bool(flags["allow_insecure_http"]))
     except ConfigurationError:
@@ -253,6 +268,8 @@ def resolve(
         project_id=project_id,
         auth=auth,
         warnings=tuple(warnings),
+        explicit_endpoint=flags.get(f"{service}_endpoint") or None,
+        region_overrides=overrides,
     )
 
 
@@ -262,9 +279,16 @@ def build_manager(settings: Settings, flags: Mapping[str, Any]) -> SessionManage
     Raises:
         UsageError: The library refused an option (its message, in flags).
     """
+    endpoints = settings.endpoints
+    if settings.region is not None:
+        # Only what a flag gave is fixed; the rest comes from the region, and may move.
+        explicit = settings.explicit_endpoint
+        endpoints = Endpoints(**{settings.service: explicit}) if explicit else Endpoints()
     try:
         return SessionManager(
-            endpoints=settings.endpoints,
+            region=settings.region,
+            region_overrides=settings.region_overrides,
+            endpoints=endpoints,
             project_id=settings.project_id,
             auth=settings.auth,
             max_concurrency=flags["concurrency"],

@@ -9,11 +9,13 @@ from pathlib import Path
 
 from cli_support import (
     PIPE,
+    TOKEN,
     clean_env,
     cli,
     deletes,
     endpoint_args,
     items,
+    records,
     write_token,
 )
 
@@ -200,3 +202,42 @@ async def test_ctrl_c_during_the_read_stops_cleanly(emu: Emulator, token_file: P
     assert "Traceback" not in err
     assert deletes(emu) == []
     assert emu.workspaces("p-1") == {"w1"}
+
+
+async def test_the_session_api_moves_to_the_host_that_serves_it_and_says_so(
+    token_file: Path, tmp_path: Path
+) -> None:
+    """--region: the first documented host answers 'no such API'; the run moves, once."""
+    async with Emulator(token=TOKEN, separate_session_host=True) as emu:
+        emu.add_sessions("ws-1", ["a", "b", "c"])
+        env = clean_env(
+            HUAWEICLOUD_SDK_REGION_DATAARTSFABRICEP_CN_NORTH_4=f"{emu.url},{emu.session_url}"
+        )
+        report = tmp_path / "r.jsonl"
+        code, _, err = await cli(
+            "close-sessions", "-", "--yes", "--region", "cn-north-4",
+            "--token-file", str(token_file), "--report", str(report),
+            stdin=b"ws-1 a\nws-1 b\nws-1 c\n", env=env,
+        )  # fmt: skip
+        assert code == 0, err
+        assert f"fabric API at {emu.session_url} (not {emu.url}" in err
+        assert emu.sessions("ws-1") == frozenset()
+        header = records(report)[0]
+        assert header["served_by"] == emu.session_url
+        assert header["region"] == "cn-north-4"
+
+
+async def test_an_endpoint_that_does_not_serve_the_api_stops_the_run(
+    token_file: Path,
+) -> None:
+    async with Emulator(token=TOKEN, separate_session_host=True) as emu:
+        emu.add_sessions("ws-1", ["a"])
+        code, _, err = await cli(
+            "close-sessions", "-", "--yes", "--fabric-endpoint", emu.url,
+            "--token-file", str(token_file), stdin=b"ws-1 a\n",
+        )  # fmt: skip
+        assert code == 2, err
+        assert f"{emu.url} does not serve the fabric API" in err
+        assert "--fabric-endpoint" in err
+        assert "nothing was deleted" in err
+        assert emu.sessions("ws-1") == {"a"}

@@ -134,12 +134,15 @@ class Prover:
         return "modelarts", self._project_id or ""
 
     def seen(self, call: Call) -> None:
-        """A 2xx on ``call``: its container exists (cheap; only the first is kept)."""
+        """A 2xx on ``call``: its container exists.
+
+        On every success, so it is kept cheap: a container already known to exist is left
+        as it is (once that proof expires, a later 404 makes one read again).
+        """
         key = self.parent_of(call)
         known = self._known.get(key)
-        now = self._clock()
-        if known is None or not known[0] or known[1] - now < EXISTS_FOR / 2:
-            self._remember(key, True, now)
+        if known is None or not known[0]:
+            self._remember(key, True, self._clock())
 
     def _remember(self, key: tuple[str, str], exists: bool, now: float) -> None:
         self._known.pop(key, None)

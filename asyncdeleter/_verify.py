@@ -344,19 +344,9 @@ class Prover:
     def _parent_missing(
         self, call: Call, error: APIStatusError, missing: ParentNotFoundError | None
     ) -> ParentNotFoundError:
-        kind = self._parent_kind(call)
-        parent = self.parent_of(call)[1]
-        self._remember(self.parent_of(call), False, self._clock())
-        setting = "workspace_id" if kind == "workspace" else "project_id"
-        return reclassified(
-            error,
-            ParentNotFoundError,
-            f"{call.op.label} {call.target}: {kind} {parent} does not exist (its listing "
-            f"answered 404): nothing was deleted there; check {setting}",
-            parent_kind=kind,
-            parent_id=parent,
-            setting=setting,
-        )
+        key = self.parent_of(call)
+        self._remember(key, False, self._clock())
+        return parent_missing(error, call, key[1], "its listing answered 404")
 
     def _unverified(
         self, call: Call, error: APIStatusError, reason: str
@@ -397,17 +387,31 @@ def _copy(done: asyncio.Future[Any], into: asyncio.Future[Any]) -> None:
         into.set_result(done.result())
 
 
-def listing_missing_parent(error: APIStatusError, call: Call) -> ParentNotFoundError:
-    """A listing's own service 404: the container it lists does not exist."""
-    kind = "workspace" if call.op.service == FABRIC else "project"
-    parent = call.ids[0] if call.op.service == FABRIC else call.target
-    setting = "workspace_id" if kind == "workspace" else "project_id"
+def parent_missing(
+    error: APIStatusError, call: Call, parent_id: str, evidence: str
+) -> ParentNotFoundError:
+    """``error`` (the item's own 404, kept for the report) as its container's absence."""
+    kind, setting = (
+        ("workspace", "workspace_id")
+        if call.op.service == FABRIC
+        else (
+            "project",
+            "project_id",
+        )
+    )
     return reclassified(
         error,
         ParentNotFoundError,
-        f"{call.op.label} {call.target}: {kind} {parent} does not exist (HTTP 404"
-        f"{' ' + error.error_code if error.error_code else ''}); check {setting}",
+        f"{call.op.label} {call.target}: {kind} {parent_id} does not exist ({evidence}): "
+        f"nothing was deleted there; check {setting}",
         parent_kind=kind,
-        parent_id=parent,
+        parent_id=parent_id,
         setting=setting,
     )
+
+
+def listing_missing_parent(error: APIStatusError, call: Call) -> ParentNotFoundError:
+    """A listing's own service 404: the container it lists does not exist."""
+    parent_id = call.ids[0] if call.op.service == FABRIC else call.target
+    code = f" {error.error_code}" if error.error_code else ""
+    return parent_missing(error, call, parent_id, f"HTTP 404{code}")

@@ -71,9 +71,11 @@ class BulkMethods:
             A ``BulkRun``; nothing is sent until it is awaited or iterated.
 
         Raises:
-            ConfigurationError: The manager is closed.
+            ConfigurationError: The manager is closed, or has no Fabric endpoint (a region
+                without the session API).
         """
         self._ensure_open()
+        self._calls.check(CLOSE_SQL_SESSION)
 
         async def one(pair: tuple[str, str], tracker: Tracker) -> Answer:
             ids = pair  # validated by session_target

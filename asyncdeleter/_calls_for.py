@@ -86,8 +86,10 @@ class CallFactory:
         """Refuse, before anything is read or sent, an operation this manager cannot make.
 
         Raises:
-            ConfigurationError: A ModelArts call without a project id or credentials.
+            ConfigurationError: No usable endpoint for its service (a region without it),
+                or a ModelArts call without a project id or credentials.
         """
+        self._base(op.service)
         if op.needs_project:
             if self.project_id is None:
                 raise ConfigurationError(
@@ -157,6 +159,10 @@ class CallFactory:
         if old.raw_query_string:
             call.url = call.url.with_query(old.query)
         call.base, call.generation = base, generation
+        # The old host never served the call (that is why the service moved): whatever an
+        # attempt there seemed to do says nothing of the new host (a 500 from the old
+        # host's gateway must not make the new host's 404 a success).
+        call.may_have_taken_effect = False
 
 
 def session_target(item: object) -> tuple[str, str]:

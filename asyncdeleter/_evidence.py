@@ -111,6 +111,7 @@ class NotFound(enum.Enum):
     NOT_SERVED = "not_served"  #: the gateway's or a proxy's: the endpoint lacks this API
     GONE_CODE = "gone_code"  #: the service's "missing" code: gone once the parent is proven
     UNKNOWN_CODE = "unknown_code"  #: another code of the service's: look before concluding
+    CUT_SHORT = "cut_short"  #: the body never arrived whole: no evidence of anything
 
 
 def is_gateway_code(code: str | None) -> bool:
@@ -137,10 +138,12 @@ def judge_not_found(gone_codes: frozenset[str], body: ErrorBody, *, complete: bo
         body: The 404's error body, as parsed.
         complete: The body arrived whole; a 404 cut short is never evidence of "gone".
     """
+    if not complete:
+        return NotFound.CUT_SHORT
     code = body.error_code
     if not body.service_shaped or is_gateway_code(code):
-        return NotFound.UNKNOWN_CODE if not complete else NotFound.NOT_SERVED
+        return NotFound.NOT_SERVED
     assert code is not None  # noqa: S101 - service_shaped means a string code
-    if complete and code.strip().casefold() in gone_codes:
+    if code.strip().casefold() in gone_codes:
         return NotFound.GONE_CODE
     return NotFound.UNKNOWN_CODE

@@ -26,6 +26,8 @@ request so that it cannot pass an item it has not seen:
   of its own limit, so each picks the limit whose page starts below the bound and reaches
   furthest past it.
 
+- A page shorter than asked for is the end only when the service's count agrees; else the
+  service caps its pages, and the listing pages by what it returns from then on.
 - The service's first count of items is checked at the end: if fewer were seen (its order
   moved under us, as ties in a sort may between requests, or others deleted some), the
   listing walks again for what is left, while a walk still finds something.
@@ -102,6 +104,15 @@ class Listing(Generic[T]):
         self._first_total: int | None = None  # the service's count on the first page
         self._last_total: int | None = None  # ...and on the latest
         self.pages = 0  # requests made, for tests and benchmarks
+
+    @property
+    def saw_the_count(self) -> bool:
+        """Whether the listing has seen as many items as the service last counted.
+
+        ``False`` when the service gave no count: then nothing says the listing is whole.
+        """
+        total = self._last_total
+        return total is not None and len(self._seen) >= total
 
     def removing(self, item_id: str) -> None:
         """This manager starts deleting ``item_id``: if it was yielded, it may leave the list."""
@@ -190,6 +201,7 @@ class Listing(Generic[T]):
                     0, start - max(self._limit, 2) + 1
                 )
                 continue
+            limit = self._page_cap(items, limit, start, total)
             if self._pages_are_records is None:
                 if len(items) < limit:
                     self._pages_are_records = True  # one page holds it all
@@ -218,6 +230,18 @@ class Listing(Generic[T]):
             else:
                 stalled += 1
                 bound = await self._after_a_stall(stalled, trust_count) or bound
+
+    def _page_cap(self, items: Sequence[T], limit: int, start: int, total: int | None) -> int:
+        """The page size to go on with after a page of ``items`` asked for ``limit``.
+
+        A page shorter than asked for, while the count says more follow: the service
+        serves at most this many (a cap of its own, as a documented default of 10 may
+        be). The listing then pages by what it returns, not by what it asked for.
+        """
+        if items and len(items) < limit and total is not None and start + len(items) < total:
+            self._limit = len(items)
+            return len(items)
+        return limit
 
     async def _after_a_stall(self, stalled: int, trust_count: bool) -> int | None:
         """A request that brought nothing new, or did not start on a seen item.

@@ -213,7 +213,7 @@ class SessionManager(SweepMethods, Lifecycle):
         self._path.readdress = self._calls.readdress
         self._path.prover = Prover(
             self._read_page,
-            lambda: aiter(self.list_workspaces()),
+            self._workspace_listing,
             self.project_id,
         )
 
@@ -225,16 +225,13 @@ class SessionManager(SweepMethods, Lifecycle):
         )
 
     async def _read_page(
-        self, listing: Operation, ids: tuple[str, ...], query: dict[str, str], call: Any
-    ) -> tuple[Any, Any]:
-        """One page of ``listing`` for the check of ``call`` (its attempts counted there)."""
+        self, listing: Operation, ids: tuple[str, ...], query: dict[str, str]
+    ) -> tuple[Any, int | None, int]:
+        """One page of ``listing`` for a 404's check: items, total, requests sent."""
         self._ensure_session()
-        page = self._calls.call(listing, ids, query=query, tracker=call.tracker)
-        try:
-            answer = await self._path.send(page)
-        finally:
-            call.attempts += page.attempts
-        return answer.result.items, answer.result.total
+        page = self._calls.call(listing, ids, query=query)
+        answer = await self._path.send(page)
+        return answer.result.items, answer.result.total, page.attempts
 
     @classmethod
     def from_env(

@@ -99,16 +99,19 @@ class ReadMethods:
             ValueError: ``page_size`` out of range.
         """
         ids = self._calls.ids(LIST_SQL_SESSIONS, (workspace_id,))
+        self._calls.check(LIST_SQL_SESSIONS)
         query = list_query(status=status, endpoint_id=endpoint_id)
         _check_page_size(page_size, FABRIC_PAGE_MAX)
-        return self._list(
-            LIST_SQL_SESSIONS,
-            ids,
-            query,
-            page_size,
-            lambda session: session.session_id,
-            offset_unit=1,
-            scope=(CLOSE_SQL_SESSION.name, ids[0]),
+        return aiter(
+            self._listing(
+                LIST_SQL_SESSIONS,
+                ids,
+                query,
+                page_size,
+                lambda session: session.session_id,
+                offset_unit=1,
+                scope=(CLOSE_SQL_SESSION.name, ids[0]),
+            )
         )
 
     def list_workspaces(
@@ -133,17 +136,23 @@ class ReadMethods:
         self._calls.check(LIST_WORKSPACE)
         query = list_query(name=name)
         _check_page_size(page_size, MODELARTS_PAGE_MAX)
-        return self._list(
+        return aiter(self._workspace_listing(query, page_size))
+
+    def _workspace_listing(
+        self, query: dict[str, str] | None = None, page_size: int = MODELARTS_PAGE_MAX
+    ) -> Listing[Workspace]:
+        """The listing of the project's workspaces (also a 404's second source)."""
+        return self._listing(
             LIST_WORKSPACE,
             (),
-            query,
+            query or {},
             page_size,
             lambda workspace: workspace.workspace_id,
             offset_unit=None,
             scope=(DELETE_WORKSPACE.name, ""),
         )
 
-    def _list(
+    def _listing(
         self,
         op: Operation,
         ids: tuple[str, ...],
@@ -153,23 +162,21 @@ class ReadMethods:
         *,
         offset_unit: int | None,
         scope: tuple[str, str],
-    ) -> AsyncIterator[Any]:
+    ) -> Listing[Any]:
         async def fetch(offset: int, size: int) -> Any:
             self._ensure_session()
             page_query = {**query, "limit": str(size), "offset": str(offset)}
             answer = await self._path.send(self._calls.call(op, ids, query=page_query))
             return answer.result.items, answer.result.total
 
-        return aiter(
-            Listing(
-                fetch,
-                key,
-                limit=limit,
-                offset_unit=offset_unit,
-                watch=self._watch,
-                scope=scope,
-                largest=FABRIC_PAGE_MAX if offset_unit == 1 else MODELARTS_PAGE_MAX,
-            )
+        return Listing(
+            fetch,
+            key,
+            limit=limit,
+            offset_unit=offset_unit,
+            watch=self._watch,
+            scope=scope,
+            largest=FABRIC_PAGE_MAX if offset_unit == 1 else MODELARTS_PAGE_MAX,
         )
 
 

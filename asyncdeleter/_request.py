@@ -44,10 +44,11 @@ from asyncdeleter._errors import (
     APIStatusError,
     ConfigurationError,
     EndpointNotServedError,
+    UnverifiedNotFoundError,
     reclassified,
 )
 from asyncdeleter._evidence import NotFound, gateway_meaning, judge_not_found
-from asyncdeleter._models import parse_error_body
+from asyncdeleter._models import ErrorBody, parse_error_body
 from asyncdeleter._observe import Observer
 from asyncdeleter._redact import redact
 from asyncdeleter._retry import RetryBudget, parse_retry_after, plan_retry
@@ -347,14 +348,10 @@ class RequestPath:
             )
             route_missing = False
             if status == 404:
-                verdict = judge_not_found(call.op.gone_codes, body, complete=reply.complete)
-                if verdict is NotFound.NOT_SERVED:
-                    if self._moved(call):
-                        return Failure(error, 0.0, rerouted=True)
-                    error, verdict, route_missing = self._not_served(call, error), None, True
-                elif call.op.lists_with is None:
-                    # A listing's own 404 from the service: its container is missing.
-                    error, verdict = listing_missing_parent(error, call), None
+                judged = self._not_found(call, error, body, complete=reply.complete)
+                if isinstance(judged, Failure):
+                    return judged
+                error, verdict, route_missing = judged
             attempt = Attempt(
                 status,
                 retry_after=retry_after,
@@ -376,6 +373,35 @@ class RequestPath:
                     request_id=reply.request_id,
                 )
         return self._apply(call, decision, error, reply.request_id, generation)
+
+    def _not_found(
+        self, call: Call, error: APIStatusError, body: ErrorBody, *, complete: bool
+    ) -> Failure | tuple[APIStatusError, NotFound | None, bool]:
+        """What a 404 says (``_evidence``), and so what to do with it.
+
+        Returns the error to raise, the verdict still to prove (``None``: nothing to
+        prove) and whether it says nothing of the resource; or the resend after the
+        service moved off a host that does not serve it.
+        """
+        verdict = judge_not_found(call.op.gone_codes, body, complete=complete)
+        if verdict is NotFound.NOT_SERVED:
+            if self._moved(call):
+                return Failure(error, 0.0, rerouted=True)
+            return self._not_served(call, error), None, True
+        if verdict is NotFound.CUT_SHORT:
+            # Whose 404 it was cannot be read: neither gone nor a wrong endpoint.
+            unread = reclassified(
+                error,
+                UnverifiedNotFoundError,
+                f"{call.op.label} {call.target}: HTTP 404 whose body was cut short: it says "
+                "nothing of the resource; it may still exist (safe to re-run)",
+                reason="the answer's body was cut short",
+            )
+            return unread, None, True
+        if call.op.lists_with is None:
+            # A listing's own 404 from the service: its container is missing.
+            return listing_missing_parent(error, call), None, False
+        return error, verdict, False
 
     def _moved(self, call: Call) -> bool:
         """Whether the call's service moved off the host that did not serve it (at most once).

@@ -116,6 +116,11 @@ def _seconds_until(http_date: str, now: float) -> float | None:
         return None
 
 
+#: A throttled call's last tries before its deadline come at least this far apart (in
+#: seconds): nearer the deadline it gives up rather than halving the time left forever.
+_LAST_THROTTLED_TRY: Final = 0.25
+
+
 def plan_retry(
     call: Call, result: Failure, policy: RetryPolicy, budget: RetryBudget | None, now: float
 ) -> float:
@@ -127,6 +132,11 @@ def plan_retry(
     if result.throttled:
         call.gate.learned.heard(result.error.error_msg)  # the quota it names: a hint
         wait = throttle_wait(call, result.wait, policy)
+        # Throttling never fails a call while max_time lasts: the jittered part of the
+        # wait gives way to the deadline (half of what is left stays for the attempt).
+        left, floor = call.deadline - now, throttle_floor(call, result.wait, policy)
+        if policy.wait and wait >= left and left - floor > _LAST_THROTTLED_TRY:
+            wait = floor + (left - floor) / 2
     elif result.wait is not None:
         wait = min(result.wait, policy.max_retry_after)
     else:
@@ -175,18 +185,22 @@ def throttle_wait(call: Call, retry_after: float | None, policy: RetryPolicy) ->
     of retrying in lockstep. The retry then takes its turn at the learned rate, like any
     send. The 429's message is read for the quota it names (a hint for the learner).
     """
-    learned = call.gate.learned
     ceiling = min(
         policy.max_wait,
         _THROTTLE_MAX_WAIT,
         policy.initial_wait * 2.0 ** min(max(call.throttled - 1, 0), 32),
     )
-    wait = backoff.full_jitter(ceiling)
+    return max(backoff.full_jitter(ceiling), throttle_floor(call, retry_after, policy))
+
+
+def throttle_floor(call: Call, retry_after: float | None, policy: RetryPolicy) -> float:
+    """The part of a throttled call's wait that may not be cut: Retry-After and pacing."""
+    floor = 0.0
     if retry_after is not None:
-        wait = max(wait, min(retry_after, policy.max_retry_after))
+        floor = min(retry_after, policy.max_retry_after)
     if call.tracker is None or call.tracker.adaptive:
-        wait = max(wait, learned.floor())
-    return wait
+        floor = max(floor, call.gate.learned.floor())
+    return floor
 
 
 def _tell_retry_hooks(policy: RetryPolicy, details: RetryDetails) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Final
 
 from asyncdeleter._calls import Answer, Call, Stopped
@@ -37,6 +37,7 @@ from asyncdeleter._errors import (
     reclassified,
 )
 from asyncdeleter._evidence import NotFound
+from asyncdeleter._listing import Listing
 from asyncdeleter._operations import FABRIC, Operation
 
 __all__ = ["Prover", "Unproven", "listing_missing_parent"]
@@ -50,11 +51,13 @@ MISSING_FOR: Final = 10.0
 #: Parents remembered at most (the oldest is forgotten first).
 REMEMBERED: Final = 4096
 
-#: Reads one page of a listing: (listing operation, its ids, query, the call it is for)
-#: -> (items, total). Raises what the request path raises.
-ReadPage = Callable[[Operation, tuple[str, ...], dict[str, str], Call], Awaitable[tuple[Any, Any]]]
-#: Walks every workspace of the manager's project, to its end.
-WalkWorkspaces = Callable[[], AsyncIterator[Any]]
+#: Reads one page of a listing: (listing operation, its ids, query) -> (items, the
+#: service's total, requests sent). Raises what the request path raises.
+ReadPage = Callable[
+    [Operation, tuple[str, ...], dict[str, str]], Awaitable[tuple[Any, int | None, int]]
+]
+#: A listing of every workspace of the manager's project (iterate it to its end).
+WalkWorkspaces = Callable[[], "Listing[Any]"]
 
 
 class Unproven:
@@ -122,7 +125,7 @@ class Prover:
         self._known: dict[tuple[str, str], tuple[bool, float]] = {}
         self._checks: dict[tuple[str, str], _Shared] = {}
         self._walks: dict[str, _Shared] = {}
-        self._next_walk: dict[str, asyncio.Future[set[str]]] = {}
+        self._next_walk: dict[str, asyncio.Future[Any]] = {}
         self._codes_logged: set[tuple[str, str]] = set()
 
     # -- what successes prove ----------------------------------------------------------
@@ -206,12 +209,13 @@ class Prover:
             return
         shared = self._checks.get(key)
         if shared is None or shared.task.done():
+            _check_not_stopped(call)
             task = asyncio.ensure_future(self._peek(call, key))
             shared = _Shared(task, self._clock())
             self._checks[key] = shared
             task.add_done_callback(functools.partial(self._forget, self._checks, key, shared))
         try:
-            exists = await asyncio.shield(shared.task)
+            exists, requests = await asyncio.shield(shared.task)
         except ParentNotFoundError as missing:
             raise self._parent_missing(call, error, missing) from None
         except (APIError, Stopped) as exc:
@@ -221,6 +225,7 @@ class Prover:
             raise self._unverified(
                 call, error, f"its {self._parent_kind(call)} could not be checked ({reason})"
             ) from None
+        _count(call, requests)  # the read was made for this call too
         if not exists:
             raise self._unverified(
                 call,
@@ -229,16 +234,19 @@ class Prover:
                 "neither that it exists nor that it does not)",
             )
 
-    async def _peek(self, call: Call, key: tuple[str, str]) -> bool:
-        """A one-item listing of the parent: ``True`` when it shows an item."""
+    async def _peek(self, call: Call, key: tuple[str, str]) -> tuple[bool, int]:
+        """A one-item listing of the parent: whether it shows an item, and requests sent.
+
+        Made for no run in particular (every waiter shares it), so no run's stop ends it.
+        """
         listing = call.op.lists_with
         assert listing is not None  # noqa: S101 - every operation with a parent has one
         ids = (call.ids[0],) if call.op.service == FABRIC else ()
-        items, _ = await self._read_page(listing, ids, {"limit": "1", "offset": "0"}, call)
+        items, _, requests = await self._read_page(listing, ids, {"limit": "1", "offset": "0"})
         exists = bool(items)
         if exists:
             self._remember(key, True, self._clock())
-        return exists
+        return exists, requests
 
     @staticmethod
     def _forget(
@@ -255,16 +263,20 @@ class Prover:
         workspace_id, session_id = call.ids[0], call.ids[-1]
         listing = call.op.lists_with
         assert listing is not None  # noqa: S101
+        _check_not_stopped(call)
         try:
-            items, _ = await self._read_page(
-                listing, (workspace_id,), {"session_id": session_id, "limit": "100"}, call
+            items, total, requests = await self._read_page(
+                listing, (workspace_id,), {"session_id": session_id, "limit": "100"}
             )
         except APIError as exc:
             raise self._unverified(call, error, f"looking it up failed: {exc}") from None
+        _count(call, requests)
         ids = [getattr(item, "session_id", None) for item in items]
-        if any(found != session_id for found in ids):
+        if any(found != session_id for found in ids) or total is None or total != len(items):
+            # Another session listed, or a count that is not what was shown: the filter
+            # (or the paging) was not honoured, and an empty page proves nothing.
             raise self._unverified(
-                call, error, "the service ignored the session_id filter of its listing"
+                call, error, "the service's listing filtered by session_id is not to be trusted"
             )
         if not items:
             return None  # absent: the 404 stands
@@ -278,15 +290,20 @@ class Prover:
     async def _workspace_absent(self, call: Call, error: APIStatusError) -> Answer | None:
         """Look for the workspace in a complete walk of the project begun after the 404."""
         workspace_id = call.ids[0]
+        walk = self._walk_after(self._clock())
         try:
-            present = await asyncio.shield(self._walk_after(self._clock()))
+            present, requests = await asyncio.shield(walk)
         except ParentNotFoundError as missing:
             raise self._parent_missing(call, error, missing) from None
         except (APIError, Stopped) as exc:
             raise self._unverified(call, error, f"listing the project failed: {exc}") from None
+        _count(call, requests)
         if present is None:
             raise self._unverified(
-                call, error, "the project's listing was empty (it proves nothing)"
+                call,
+                error,
+                "the project's listing was empty, or ended before it showed as many "
+                "workspaces as the service counts (it proves nothing)",
             )
         item = present.get(workspace_id)
         if item is None:
@@ -308,6 +325,7 @@ class Prover:
         pending = self._next_walk.get(key)
         if pending is None:
             pending = asyncio.get_running_loop().create_future()
+            pending.add_done_callback(_retrieved)  # a walk nobody waits for any more
             self._next_walk[key] = pending
 
             def chain(_: object) -> None:
@@ -325,15 +343,20 @@ class Prover:
         task.add_done_callback(functools.partial(self._forget, self._walks, key, shared))
         return task
 
-    async def _walk(self) -> dict[str, Any] | None:
-        """Every workspace of the project by id, or ``None`` when the listing was empty."""
+    async def _walk(self) -> tuple[dict[str, Any] | None, int]:
+        """Every workspace of the project by id, and the requests it took.
+
+        ``None`` unless the walk proves something: it showed at least one workspace (so the
+        project exists) and as many as the service counted (so none was left unread).
+        """
+        listing = self._walk_workspaces()
         seen: dict[str, Any] = {}
-        async for workspace in self._walk_workspaces():
+        async for workspace in listing:
             seen[workspace.workspace_id] = workspace
-        if not seen:
-            return None
+        if not seen or not listing.saw_the_count:
+            return None, listing.pages
         self._remember(("modelarts", self._project_id or ""), True, self._clock())
-        return seen
+        return seen, listing.pages
 
     # -- errors ------------------------------------------------------------------------
 
@@ -370,6 +393,24 @@ class Prover:
             op.name,
             shown[:64],
         )
+
+
+def _count(call: Call, requests: int) -> None:
+    """Requests a check sent on ``call``'s behalf count in its attempts (and its item's)."""
+    call.attempts += requests
+    if call.tracker is not None:
+        call.tracker.attempts += requests
+
+
+def _check_not_stopped(call: Call) -> None:
+    """A stopped run sends nothing more: no check starts for it (joining one sends nothing)."""
+    if call.tracker is not None and call.tracker.stop.stopped:
+        raise Stopped(None)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _loop_time() -> float:

@@ -130,7 +130,9 @@ async def cut_short() -> AsyncIterator[Any]:
 @pytest.mark.parametrize(
     ("status", "error", "sent"),
     [
-        (404, asyncdeleter.NotFoundError, 1),
+        # A 404 whose body never arrived whole: not retried, and no evidence of anything
+        # (neither "not found" nor "gone": its code could not be read).
+        (404, asyncdeleter.UnverifiedNotFoundError, 1),
         (400, asyncdeleter.BadRequestError, 1),
         (403, asyncdeleter.PermissionDeniedError, 1),
         (401, asyncdeleter.AuthenticationError, 1),
@@ -139,7 +141,7 @@ async def cut_short() -> AsyncIterator[Any]:
 async def test_a_status_whose_body_is_cut_short_is_judged_by_its_status(
     cut_short: Any, status: int, error: type[asyncdeleter.APIError], sent: int, stall: bool
 ) -> None:
-    """Truncated or stalled: a 404 stays 'not found', a 400/401/403 is never retried."""
+    """Truncated or stalled: a 404 is unverified, a 400/401/403 is never retried."""
     server = await cut_short(status, stall=stall)
     async with manager_for(server.url, timeouts=Timeouts(read=0.3)) as manager:
         with pytest.raises(error) as info:

@@ -35,8 +35,9 @@ GONE = MODELARTS_GONE_CODES
         (b'{"error_code": ""}', True, NotFound.NOT_SERVED),
         (b'{"error_msg": "no code"}', True, NotFound.NOT_SERVED),
         # Cut short: nothing can be read, and nothing is concluded from it either way.
-        (b'{"error_code": "ModelArts.01', False, NotFound.UNKNOWN_CODE),
-        (b'{"error_code": "ModelArts.0104", "error_msg": "x"}', False, NotFound.UNKNOWN_CODE),
+        (b'{"error_code": "ModelArts.01', False, NotFound.CUT_SHORT),
+        (b'{"error_code": "ModelArts.0104", "error_msg": "x"}', False, NotFound.CUT_SHORT),
+        (b"<html><h1>404 Not Fo", False, NotFound.CUT_SHORT),
     ],
 )  # fmt: skip
 def test_what_a_404_says(body: bytes, complete: bool, verdict: NotFound) -> None:

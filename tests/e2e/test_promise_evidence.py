@@ -232,3 +232,104 @@ async def test_x_project_id_is_sent_and_signed_on_modelarts_calls_too() -> None:
         ("DeleteWorkspace", 200),
         ("CloseSqlSession", 200),
     ]
+
+
+async def test_a_bulk_run_in_a_region_without_the_service_is_refused_when_built() -> None:
+    """Not a run of silently skipped items: the error names the region, before any I/O."""
+    async with SessionManager(region="ap-southeast-1", auth=TokenAuth(TOKEN)) as manager:
+        with pytest.raises(asyncdeleter.ConfigurationError, match="ap-southeast-1"):
+            manager.close_sessions([("ws-1", "s-1")])
+        with pytest.raises(asyncdeleter.ConfigurationError, match="ap-southeast-1"):
+            manager.list_sessions("ws-1")
+
+
+async def test_a_500_on_a_host_that_moved_away_never_makes_the_next_host_s_404_a_success() -> None:
+    """Host A: 500 on one DELETE, 'no such API' on the rest; host B never had the session."""
+    gateway_404 = json.dumps({"error_code": "APIG.0101", "error_msg": "no such API"}).encode()
+    first_500 = asyncio.Event()
+
+    async def host_a(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        if request.method == "DELETE" and request.path.endswith("/sx"):
+            writer.write(answer(500, b'{"error_code": "common.00000500", "error_msg": "x"}'))
+            first_500.set()
+        else:
+            await first_500.wait()  # the other call's move comes after sx's 500
+            writer.write(answer(404, gateway_404))
+
+    async def host_b(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        writer.write(answer(404, b'{"error_code": "common.01000001", "error_msg": "no"}'))
+
+    async with (
+        RawServer(host_a) as a,
+        RawServer(host_b, parents=True) as b,
+        SessionManager.from_env(
+            environ={
+                "HUAWEICLOUD_SDK_REGION": REGION,
+                "HUAWEICLOUD_SDK_REGION_DATAARTSFABRICEP_CN_NORTH_4": f"{a.url},{b.url}",
+            },
+            auth=TokenAuth(TOKEN),
+            retry=asyncdeleter.RetryPolicy(wait=False),
+        ) as manager,
+    ):
+        results = await asyncio.gather(
+            manager.close_session("ws1", "sx"),
+            manager.close_session("ws1", "sy"),
+            return_exceptions=True,
+        )
+    assert all(isinstance(r, asyncdeleter.NotFoundError) for r in results), results
+
+
+async def test_a_capped_listing_never_hides_a_workspace_from_the_check() -> None:
+    """The service serves 100 a page whatever is asked: the listing still sees all 300."""
+    names = [f"w{i:04d}" for i in range(300)]
+    unknown = b'{"error_code": "ModelArts.9999", "error_msg": "no"}'
+
+    async def capped(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        path, _, query = request.path.partition("?")
+        if request.method == "GET" and path.endswith("/workspaces"):
+            params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+            offset, limit = int(params.get("offset", 0)), int(params.get("limit", 1000))
+            page = names[offset : offset + min(limit, 100)]
+            body = {
+                "workspaces": [{"id": n, "name": n, "status": "NORMAL"} for n in page],
+                "total_count": len(names),
+                "count": len(page),
+            }
+            writer.write(answer(200, json.dumps(body).encode()))
+        else:
+            writer.write(answer(404, unknown))
+
+    async with RawServer(capped) as server, manager_at(server.url) as manager:
+        with pytest.raises(asyncdeleter.UnverifiedNotFoundError, match="still shows"):
+            await manager.delete_workspace("w0150", missing_ok=True)
+        listed = [w.workspace_id async for w in manager.list_workspaces()]
+        gone = await manager.delete_workspace("w-none", missing_ok=True)
+    assert listed == names
+    assert gone.already_gone  # absent from a listing that saw all 300
+
+
+async def test_an_empty_session_lookup_whose_count_disagrees_proves_nothing() -> None:
+    async def script(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        if request.method == "DELETE":
+            writer.write(answer(404, b'{"error_code": "DLI.0404", "error_msg": "no"}'))
+        elif "session_id=" in request.path:
+            writer.write(answer(200, b'{"sessions": [], "total": 57}'))  # not filtered
+        else:
+            writer.write(answer(200, b'{"sessions": [{"session_id": "o"}], "total": 1}'))
+
+    async with RawServer(script) as server, manager_at(server.url) as manager:
+        report = await manager.close_sessions([("ws-1", "s-1")], missing_ok=True)
+    assert report.already_gone == 0
+    assert isinstance(report.failures[0].error, asyncdeleter.UnverifiedNotFoundError)
+
+
+async def test_the_reads_that_check_a_404_count_in_every_item_s_attempts() -> None:
+    async with Emulator(token=TOKEN, workspace_gone_code="ModelArts.9404") as emu:
+        emu.add_workspaces(PROJECT, ["keep"])
+        async with manager_at(emu.url) as manager:
+            report = await manager.delete_workspaces(["w-1", "w-2", "w-3"])
+        walks = sum(1 for r in emu.requests if r.api == "ListWorkspace")
+    assert report.already_gone == 3
+    assert walks >= 1
+    # Each item: its DELETE, plus the walk it waited for (shared, so counted for each).
+    assert all(o.attempts >= 2 for o in report.outcomes), [o.attempts for o in report.outcomes]

@@ -159,10 +159,11 @@ class CallFactory:
         if old.raw_query_string:
             call.url = call.url.with_query(old.query)
         call.base, call.generation = base, generation
-        # The old host never served the call (that is why the service moved): whatever an
-        # attempt there seemed to do says nothing of the new host (a 500 from the old
-        # host's gateway must not make the new host's 404 a success).
-        call.may_have_taken_effect = False
+        if self.hosts.left_unserved(call.op.service):
+            # The old host's gateway serves no such API: whatever an attempt there seemed
+            # to do (a 500 of that gateway's) says nothing of the new host's 404. (A host
+            # that stopped connecting may have done what it was asked: that stays known.)
+            call.may_have_taken_effect = False
 
 
 def session_target(item: object) -> tuple[str, str]:

@@ -78,6 +78,9 @@ class Listing(Generic[T]):
             runs, under ``scope``.
         scope: What deletions can take items out of this listing.
         largest: The largest limit the service accepts.
+        strict: A listing that must prove it is whole (the second source for a 404): a
+            page shorter than asked for ends it only once the next brings nothing new, and
+            a page that contradicts the service's count spoils ``saw_the_count``.
     """
 
     def __init__(
@@ -90,7 +93,10 @@ class Listing(Generic[T]):
         watch: DeletionWatch | None = None,
         scope: tuple[str, str] = ("", ""),
         largest: int = 1000,
+        strict: bool = False,
     ) -> None:
+        self._strict = strict
+        self._contradicted = False  # a page placed items past the count given with it
         self._watch = watch
         self._scope = scope
         self._fetch = fetch
@@ -112,7 +118,7 @@ class Listing(Generic[T]):
         ``False`` when the service gave no count: then nothing says the listing is whole.
         """
         total = self._last_total
-        return total is not None and len(self._seen) >= total
+        return total is not None and len(self._seen) >= total and not self._contradicted
 
     def removing(self, item_id: str) -> None:
         """This manager starts deleting ``item_id``: if it was yielded, it may leave the list."""
@@ -203,7 +209,7 @@ class Listing(Generic[T]):
                 continue
             limit = self._page_cap(items, limit, start, total)
             if self._pages_are_records is None:
-                if len(items) < limit:
+                if len(items) < limit and not (self._strict and items):
                     self._pages_are_records = True  # one page holds it all
                 else:
                     await self._probe_unit(items)
@@ -216,7 +222,7 @@ class Listing(Generic[T]):
                 self._seen[item_id] = False
                 new += 1
                 yield item
-            if len(items) < limit:
+            if len(items) < limit and self._ends(items, new):
                 return  # the end of the list, as it was when this page was read
             # Seen items fill positions [0, start + len(items)) as the page was read; the
             # deletions started since may have removed some of them.
@@ -231,6 +237,18 @@ class Listing(Generic[T]):
                 stalled += 1
                 bound = await self._after_a_stall(stalled, trust_count) or bound
 
+    def _ends(self, short_page: Sequence[T], new: int) -> bool:
+        """Whether a page shorter than asked for ends the listing.
+
+        It does, but for a strict listing that it brought something new to: that one is
+        the end only once the next page shows nothing new, whatever the count says (a
+        count may just echo the page's), so it goes on, asking for what this page held.
+        """
+        if not (self._strict and new):
+            return True
+        self._limit = max(len(short_page), 2)
+        return False
+
     def _page_cap(self, items: Sequence[T], limit: int, start: int, total: int | None) -> int:
         """The page size to go on with after a page of ``items`` asked for ``limit``.
 
@@ -238,6 +256,8 @@ class Listing(Generic[T]):
         serves at most this many (a cap of its own, as a documented default of 10 may
         be). The listing then pages by what it returns, not by what it asked for.
         """
+        if total is not None and start + len(items) > total:
+            self._contradicted = True  # items past the count given with them
         if items and len(items) < limit and total is not None and start + len(items) < total:
             self._limit = len(items)
             return len(items)

@@ -136,12 +136,16 @@ class ReadMethods:
         self._calls.check(LIST_WORKSPACE)
         query = list_query(name=name)
         _check_page_size(page_size, MODELARTS_PAGE_MAX)
-        return aiter(self._workspace_listing(query, page_size))
+        return aiter(self._workspace_listing(query, page_size, strict=False))
 
     def _workspace_listing(
-        self, query: dict[str, str] | None = None, page_size: int = MODELARTS_PAGE_MAX
+        self,
+        query: dict[str, str] | None = None,
+        page_size: int = MODELARTS_PAGE_MAX,
+        *,
+        strict: bool = True,
     ) -> Listing[Workspace]:
-        """The listing of the project's workspaces (also a 404's second source)."""
+        """The listing of the project's workspaces; ``strict`` for a 404's second source."""
         return self._listing(
             LIST_WORKSPACE,
             (),
@@ -150,6 +154,7 @@ class ReadMethods:
             lambda workspace: workspace.workspace_id,
             offset_unit=None,
             scope=(DELETE_WORKSPACE.name, ""),
+            strict=strict,
         )
 
     def _listing(
@@ -162,6 +167,7 @@ class ReadMethods:
         *,
         offset_unit: int | None,
         scope: tuple[str, str],
+        strict: bool = False,
     ) -> Listing[Any]:
         async def fetch(offset: int, size: int) -> Any:
             self._ensure_session()
@@ -177,6 +183,7 @@ class ReadMethods:
             watch=self._watch,
             scope=scope,
             largest=FABRIC_PAGE_MAX if offset_unit == 1 else MODELARTS_PAGE_MAX,
+            strict=strict,
         )
 
 

@@ -168,6 +168,9 @@ class Hosts:
         self._check = check
         self._candidates: dict[str, tuple[str, ...]] = {}
         self._current: dict[str, int] = {}
+        # Services that moved off a host shown not to serve their API at all (so nothing
+        # sent there can have taken effect), as opposed to one that stopped answering.
+        self._left_unserved: set[str] = set()
         self.generation = 0
 
     def candidates(self, service: str) -> tuple[str, ...]:
@@ -220,12 +223,21 @@ class Hosts:
         found = self._candidates.get(service, ())
         return self._current.get(service, 0) + 1 < len(found)
 
-    def move(self, service: str, from_base: str) -> bool:
+    def left_unserved(self, service: str) -> bool:
+        """Whether ``service`` moved off a host whose gateway said it has no such API."""
+        return service in self._left_unserved
+
+    def move(self, service: str, from_base: str, *, unserved: bool) -> bool:
         """Move ``service`` off ``from_base`` to its next candidate, at most once.
 
         Synchronous, so no other call can interleave: the first call to see the host
         refuse moves it; a later one that was sent to the same host finds it moved already
         and just resends.
+
+        Args:
+            service: The service.
+            from_base: The host the caller's request went to.
+            unserved: The host's gateway said "no such API" (else: it never connected).
 
         Returns:
             Whether calls of ``service`` now go elsewhere than ``from_base``.
@@ -236,6 +248,8 @@ class Hosts:
             return False  # at most one move per manager
         self._current[service] += 1
         self.generation += 1
+        if unserved:
+            self._left_unserved.add(service)
         _log.info(
             "%s endpoint %s does not serve its API (the gateway answered 'no such API' or "
             "never connected); using %s for the rest of this manager's life",

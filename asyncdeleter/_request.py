@@ -328,7 +328,7 @@ class RequestPath:
             sent = may_have_been_sent(exc)
             attempt = Attempt(None, sent=sent, dropped=dropped(exc))
             error = translate_client_error(exc, what=what, attempts=call.attempts, secrets=secrets)
-            if not sent and self._moved(call):
+            if not sent and self._moved(call, unserved=False):
                 return Failure(error, 0.0, rerouted=True)  # the next host may answer
         elif 200 <= status < 300:
             attempt = Attempt(status, complete=False)
@@ -385,7 +385,7 @@ class RequestPath:
         """
         verdict = judge_not_found(call.op.gone_codes, body, complete=complete)
         if verdict is NotFound.NOT_SERVED:
-            if self._moved(call):
+            if self._moved(call, unserved=True):
                 return Failure(error, 0.0, rerouted=True)
             return self._not_served(call, error), None, True
         if verdict is NotFound.CUT_SHORT:
@@ -403,17 +403,19 @@ class RequestPath:
             return listing_missing_parent(error, call), None, False
         return error, verdict, False
 
-    def _moved(self, call: Call) -> bool:
+    def _moved(self, call: Call, *, unserved: bool) -> bool:
         """Whether the call's service moved off the host that did not serve it (at most once).
 
         The request was never processed there (the gateway's "no such API", or no
-        connection at all), so resending it elsewhere is safe; an earlier attempt's
-        "may have taken effect" there says nothing about the new host.
+        connection at all), so resending it elsewhere is safe. When the old host's gateway
+        serves no such API, an earlier attempt's "may have taken effect" there says nothing
+        about the new host; a host that merely stopped connecting may have done it.
         """
         hosts = self.hosts
-        if hosts is None or not hosts.move(call.op.service, call.base):
+        if hosts is None or not hosts.move(call.op.service, call.base, unserved=unserved):
             return False
-        call.may_have_taken_effect = False
+        if hosts.left_unserved(call.op.service):
+            call.may_have_taken_effect = False
         call.rerouted += 1
         return True
 

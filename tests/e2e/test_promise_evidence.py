@@ -333,3 +333,60 @@ async def test_the_reads_that_check_a_404_count_in_every_item_s_attempts() -> No
     assert walks >= 1
     # Each item: its DELETE, plus the walk it waited for (shared, so counted for each).
     assert all(o.attempts >= 2 for o in report.outcomes), [o.attempts for o in report.outcomes]
+
+
+async def test_a_check_walk_never_trusts_a_count_that_echoes_a_capped_page() -> None:
+    """100 a page, and total_count equal to each page's count: the walk asks once more."""
+    names = [f"w{i:04d}" for i in range(300)]
+
+    async def echoing(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        path, _, query = request.path.partition("?")
+        if request.method == "GET" and path.endswith("/workspaces"):
+            params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+            offset, limit = int(params.get("offset", 0)), int(params.get("limit", 1000))
+            page = names[offset : offset + min(limit, 100)]
+            body = {
+                "workspaces": [{"id": n, "name": n, "status": "NORMAL"} for n in page],
+                "total_count": len(page),
+                "count": len(page),
+            }
+            writer.write(answer(200, json.dumps(body).encode()))
+        else:
+            writer.write(answer(404, b'{"error_code": "ModelArts.9999", "error_msg": "no"}'))
+
+    async with RawServer(echoing) as server, manager_at(server.url) as manager:
+        with pytest.raises(asyncdeleter.UnverifiedNotFoundError):
+            await manager.delete_workspace("w0150", missing_ok=True)
+
+
+async def test_a_move_after_a_host_stopped_connecting_keeps_what_the_call_did_there() -> None:
+    """Host A closed the session, lost the answer, then refused connections: the move to
+    B (same service) must not turn the call's own success into 'not found'."""
+    closed: set[str] = set()
+    a_server: RawServer | None = None
+
+    async def host_a(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        closed.add(request.path.rsplit("/", 1)[-1])  # done, but the answer never comes
+        assert a_server is not None
+        assert a_server._server is not None
+        a_server._server.close()  # later connects are refused
+        writer.close()
+
+    async def host_b(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        sid = request.path.rsplit("/", 1)[-1]
+        body = b'{"error_code": "common.01000001", "error_msg": "no"}'
+        writer.write(answer(404, body) if sid in closed else answer(200))
+
+    async with RawServer(host_a) as a, RawServer(host_b, parents=True) as b:
+        a_server = a
+        environ = {
+            "HUAWEICLOUD_SDK_REGION": REGION,
+            "HUAWEICLOUD_SDK_REGION_DATAARTSFABRICEP_CN_NORTH_4": f"{a.url},{b.url}",
+        }
+        async with SessionManager.from_env(
+            environ=environ,
+            auth=TokenAuth(TOKEN),
+            retry=asyncdeleter.RetryPolicy(initial_wait=0.05, max_time=10),
+        ) as manager:
+            await manager.close_session("ws-1", "s-1")  # no NotFoundError: it worked on A
+            assert manager.endpoints.fabric == b.url

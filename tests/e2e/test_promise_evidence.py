@@ -390,3 +390,18 @@ async def test_a_move_after_a_host_stopped_connecting_keeps_what_the_call_did_th
         ) as manager:
             await manager.close_session("ws-1", "s-1")  # no NotFoundError: it worked on A
             assert manager.endpoints.fabric == b.url
+
+
+async def test_a_mistyped_workspace_against_a_raw_server_is_never_gone() -> None:
+    """A raw service that answers every 404 with the same code, workspace or session alike."""
+    not_found = b'{"error_code": "common.01000001", "error_msg": "response status exception"}'
+
+    async def script(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        writer.write(answer(404, not_found))  # the listing of the workspace too
+
+    async with RawServer(script) as server, manager_at(server.url) as manager:
+        report = await manager.close_sessions([("fab-adhco", f"s-{i}") for i in range(3)])
+        lookups = sum(1 for r in server.requests if r.method == "GET")
+    assert (report.succeeded, report.already_gone, report.failed) == (0, 0, 3)
+    assert all(isinstance(o.error, asyncdeleter.ParentNotFoundError) for o in report.failures)
+    assert lookups == 1  # one look served all three

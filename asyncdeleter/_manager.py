@@ -321,6 +321,9 @@ class SessionManager(SweepMethods, Lifecycle):
         Raises:
             InvalidIdentifierError: An id is malformed; nothing was sent.
             NotFoundError: The session did not exist (and ``missing_ok`` is false).
+            EndpointNotServedError: The endpoint does not serve this API (a gateway 404).
+            ParentNotFoundError: Its workspace (or project) does not exist.
+            UnverifiedNotFoundError: A 404 that could not be checked (it may still exist).
             APIStatusError: Another refusal, after retries where they apply.
             APIConnectionError: No usable answer within the retry policy.
             ConfigurationError: The manager is closed.
@@ -359,6 +362,9 @@ class SessionManager(SweepMethods, Lifecycle):
             InvalidIdentifierError: The id is malformed; nothing was sent.
             ConfigurationError: No ``project_id`` or no credentials, or the manager is closed.
             NotFoundError: The workspace did not exist (and ``missing_ok`` is false).
+            EndpointNotServedError: The endpoint does not serve this API (a gateway 404).
+            ParentNotFoundError: Its workspace (or project) does not exist.
+            UnverifiedNotFoundError: A 404 that could not be checked (it may still exist).
             DeletionFailedError: (``wait``) The service marked it ``DELETE_FAILED``.
             WaitTimeoutError: (``wait``) Still not gone at ``wait_timeout``.
             APIStatusError: Another refusal, after retries where they apply.

@@ -10,8 +10,12 @@ What the answers mean, by ``deletes``:
   ``already_gone`` with ``missing_ok``); a 404 after an attempt of ours that may have
   taken effect means that attempt worked.
 - A read (``deletes=False``): a 2xx carries the answer, read whole (up to a cap) and
-  structured by ``parse``; a 404 is always ``NotFoundError`` ("not found", never "already
+  structured by ``parse``; a 404 is ``NotFoundError`` ("not found", never "already
   deleted"), and a body cut short is retried like a dropped connection.
+
+Every 404 that would end a call so counts only on evidence: ``gone_codes`` say which of
+the service's codes claim the resource is missing (``_evidence``), and ``lists_with`` is
+the listing that checks the claim against the resource's container (``_verify``).
 """
 
 from __future__ import annotations

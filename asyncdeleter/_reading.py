@@ -46,6 +46,9 @@ class ReadMethods:
         Raises:
             InvalidIdentifierError: An id is malformed; nothing was sent.
             NotFoundError: No such session (or workspace).
+            EndpointNotServedError: The endpoint does not serve this API (a gateway 404).
+            ParentNotFoundError: Its workspace (or project) does not exist.
+            UnverifiedNotFoundError: A 404 that could not be checked (it may still exist).
             MalformedResponseError: The answer was not the documented JSON.
             APIStatusError: Another refusal, after retries where they apply.
             APIConnectionError: No usable answer within the retry policy.
@@ -62,6 +65,9 @@ class ReadMethods:
             InvalidIdentifierError: The id is malformed; nothing was sent.
             ConfigurationError: No ``project_id`` or no credentials.
             NotFoundError: No such workspace (or it has been deleted).
+            EndpointNotServedError: The endpoint does not serve this API (a gateway 404).
+            ParentNotFoundError: Its workspace (or project) does not exist.
+            UnverifiedNotFoundError: A 404 that could not be checked (it may still exist).
             MalformedResponseError: The answer was not the documented JSON.
             APIStatusError: Another refusal, after retries where they apply.
             APIConnectionError: No usable answer within the retry policy.

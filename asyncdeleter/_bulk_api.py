@@ -11,7 +11,12 @@ from typing import TYPE_CHECKING, TypeVar
 
 from asyncdeleter._calls import Answer, Tracker
 from asyncdeleter._calls_for import CallFactory, session_target, workspace_target
-from asyncdeleter._config import CONFIRMING_PER_SLOT, DEFAULT_WAIT_TIMEOUT, check_wait_timeout
+from asyncdeleter._config import (
+    CONFIRMING_PER_SLOT,
+    DEFAULT_WAIT_TIMEOUT,
+    check_hook,
+    check_wait_timeout,
+)
 from asyncdeleter._models import DeletedWorkspace
 from asyncdeleter._operations import CLOSE_SQL_SESSION, DELETE_WORKSPACE
 from asyncdeleter._request import RequestPath
@@ -150,6 +155,9 @@ class BulkMethods:
         adaptive: bool,
     ) -> BulkRun[T]:
         from asyncdeleter._bulk import BulkRun  # noqa: PLC0415 - imported on first use
+
+        if on_progress is not None:
+            check_hook("on_progress", on_progress)  # an async def would never be awaited
 
         # Items waiting (to retry, for a turn, to poll) hold a place of their own, so up to
         # 8 x max_concurrency are in progress and waiting items never hold back sending.

@@ -10,21 +10,28 @@ for each listed item, whether it is selected:
   one we cannot read) never matches; ``now`` is fixed once, when the sweep starts;
 - ``name`` is a prefix of the workspace's name, matched exactly here (the service's own
   ``name`` filter is fuzzy and only narrows the listing);
-- ``where`` is the caller's predicate on the model, asked last.
+- ``where`` is the caller's predicate on the model, asked last: a plain callable (an
+  ``async def`` is refused when the sweep is built), and only ``True`` selects (any other
+  answer, a coroutine, ``None`` or a count, selects nothing, and is reported once).
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 import attrs
 
+from asyncdeleter._config import check_hook
 from asyncdeleter._errors import ConfigurationError
 from asyncdeleter._models import SqlSession, Workspace
 
 __all__ = ["DEFAULT_WORKSPACE_ID", "SweepFilter", "protected_names"]
+
+_log: Final = logging.getLogger("asyncdeleter")
 
 #: The default ModelArts workspace: never swept.
 DEFAULT_WORKSPACE_ID: Final = "0"
@@ -65,8 +72,16 @@ class SweepFilter:
     status: str | None = None
     older_than: timedelta | None = attrs.field(default=None)
     name_prefix: str | None = None
-    where: Callable[[Any], object] | None = None
+    where: Callable[[Any], object] | None = attrs.field(default=None)
     protected: frozenset[str] = frozenset()
+    # Whether a non-bool answer of ``where`` was reported yet (once per filter).
+    _told: list[bool] = attrs.field(factory=list, init=False, eq=False, repr=False)
+
+    @where.validator
+    def _check_where(self, _: object, value: Callable[[Any], object] | None) -> None:
+        # An async def would return a coroutine, which is truthy: it would select everything.
+        if value is not None:
+            check_hook("where", value)
 
     @older_than.validator
     def _check_age(self, _: object, value: timedelta | None) -> None:
@@ -80,7 +95,22 @@ class SweepFilter:
             item.created_at is None or now - item.created_at <= self.older_than
         ):
             return False  # an unknown age never matches: fail closed
-        return self.where is None or bool(self.where(item))
+        if self.where is None:
+            return True
+        chosen = self.where(item)
+        if isinstance(chosen, bool):
+            return chosen
+        # Fail closed: anything but a bool (a coroutine, None, a count) selects nothing.
+        if not self._told:
+            self._told.append(True)
+            _log.warning(
+                "the sweep's where= returned %s, not a bool: the item is not selected "
+                "(return True or False)",
+                type(chosen).__name__,
+            )
+        if inspect.iscoroutine(chosen):
+            chosen.close()  # never awaited: closed, so no "never awaited" warning
+        return False
 
     def session(self, session: SqlSession, now: datetime) -> bool:
         """Whether a sweep selects ``session``."""

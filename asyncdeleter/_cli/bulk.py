@@ -22,7 +22,7 @@ from asyncdeleter._cli.display import Display
 from asyncdeleter._cli.lines import Line, printable, read_lines
 from asyncdeleter._cli.operations import DEFAULT_WAIT_TIMEOUT, Operation, RunOptions
 from asyncdeleter._cli.preflight import preflight
-from asyncdeleter._cli.report import ReportWriter
+from asyncdeleter._cli.report import ReportWriter, open_report
 from asyncdeleter._cli.retry import ReportError, Scan, header_mismatches, report_lines, scan
 from asyncdeleter._cli.settings import (
     PROTECTED_ENV,
@@ -239,7 +239,7 @@ def _open_report(path: str | None) -> IO[str] | None:
     if path is None:
         return None
     try:
-        return open(path, "w", encoding="utf-8", errors="backslashreplace")
+        return open_report(path)
     except OSError as exc:
         raise UsageError(f"cannot write --report {path}: {exc.strerror or exc}") from None
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import stat
 import time
 from typing import IO, Final
 
@@ -194,6 +196,25 @@ class Reasons:
             f"e.g. {group.target}: {printable(group.message, 160)}"
             for (status, code), group in ranked[:count]
         ]
+
+
+def open_report(path: str) -> IO[str]:
+    """Create (or truncate) a report file readable by its owner only (mode 0600).
+
+    A report names every resource a run touched: like a token file, it is nobody else's
+    business. An existing file keeps its place but loses any wider mode.
+
+    Raises:
+        OSError: The file cannot be created or written.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.fchmod(fd, 0o600)
+        return open(fd, "w", encoding="utf-8", errors="backslashreplace")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 class ReportWriter:

@@ -48,7 +48,7 @@ from asyncdeleter._cli.filters import Filters
 from asyncdeleter._cli.lines import Line, printable
 from asyncdeleter._cli.operations import DEFAULT_WAIT_TIMEOUT, Operation, RunOptions, SweepRequest
 from asyncdeleter._cli.preflight import preflight, refusal, said, until_interrupted
-from asyncdeleter._cli.report import ReportWriter
+from asyncdeleter._cli.report import ReportWriter, open_report
 from asyncdeleter._cli.settings import (
     Settings,
     UsageError,
@@ -107,7 +107,7 @@ def _open_report(path: str | None) -> IO[str] | None:
     if path is None:
         return None
     try:
-        return open(path, "w", encoding="utf-8", errors="backslashreplace")
+        return open_report(path)
     except OSError as exc:
         raise UsageError(f"cannot write --report {path}: {exc.strerror or exc}") from None
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
+import pytest
 from cli_support import clean_env, cli, endpoint_args, items, records, validate
 
 from asyncdeleter import __version__
@@ -101,3 +103,22 @@ async def test_retried_items_keep_their_line_numbers_and_done_ones_are_carried(
         (2, "done_before"), (4, "succeeded"), (5, "done_before"),
     ]  # fmt: skip
     assert found[0]["retry_from"] == str(first)
+
+
+@pytest.mark.parametrize("existing", [False, True])
+async def test_a_report_is_readable_by_its_owner_only(
+    emu: Emulator, token_file: Path, tmp_path: Path, existing: bool
+) -> None:
+    """It names every resource the run touched: mode 0600, even over a wider old file."""
+    emu.add_sessions("ws-1", ["a"])
+    report = tmp_path / "r.jsonl"
+    if existing:
+        report.write_text("old\n")
+        report.chmod(0o644)
+    code, _, err = await cli(
+        "close-sessions", "-", "--yes", "--report", str(report),
+        *endpoint_args(emu, token_file), stdin=b"ws-1 a\n",
+    )  # fmt: skip
+    assert code == 0, err
+    assert stat.S_IMODE(report.stat().st_mode) == 0o600
+    assert records(report)[0]["record"] == "header"

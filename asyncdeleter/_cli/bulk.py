@@ -87,6 +87,11 @@ def _same_file(a: str | None, b: str | None) -> bool:
 def _check_files(report: str | None, options: dict[str, Any]) -> None:
     """Refuse a report that would overwrite what the run reads, and a report nowhere."""
     source = options.get("file") or ("-" if options["retry_from"] is None else None)
+    if source == "-" and sys.stdin is None:
+        # Started with standard input closed (``<&-``): there is nothing to read.
+        raise UsageError(
+            "standard input is closed: give the input as a FILE argument, or pipe it in"
+        )
     if _same_file(source, options.get("token_file")):
         raise UsageError("the input is --token-file: its lines would be shown and reported")
     check_report(report, {"the input": source, "--retry-from": options["retry_from"],

@@ -20,7 +20,8 @@ __all__ = ["can_ask", "confirm", "confirmation_word"]
 
 def can_ask() -> bool:
     """Whether a person can be asked: stdin and stderr are both a terminal."""
-    return sys.stdin.isatty() and sys.stderr.isatty()
+    # A stream closed at start (``<&-``) is None in sys: no terminal, no person to ask.
+    return all(stream is not None and stream.isatty() for stream in (sys.stdin, sys.stderr))
 
 
 def confirmation_word(settings: Settings, scope: str | None) -> tuple[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -634,3 +635,28 @@ async def test_a_huge_server_message_keeps_the_report_readable(
     )
     assert code == 0, err
     assert emu.sessions("ws-1") == frozenset()
+
+
+@pytest.mark.parametrize("stdin_input", [True, False], ids=["input-on-stdin", "input-file"])
+async def test_a_closed_stdin_is_a_clean_refusal(
+    emu: Emulator, token_file: Path, tmp_path: Path, stdin_input: bool
+) -> None:
+    """Started with standard input closed (``<&-``): exit 2 with a reason, no traceback."""
+    emu.add_sessions("ws-1", ["a"])
+    source = tmp_path / "in.txt"
+    source.write_text("ws-1 a\n")
+    args = [
+        sys.executable, "-m", "asyncdeleter", "close-sessions",
+        "-" if stdin_input else str(source),
+        *endpoint_args(emu, token_file),
+    ]  # fmt: skip
+    command = " ".join(shlex.quote(a) for a in args) + " <&-"
+    process = await asyncio.create_subprocess_exec(
+        "sh", "-c", command, stdout=PIPE, stderr=PIPE, env=clean_env()
+    )
+    _, raw_err = await asyncio.wait_for(process.communicate(), 60)
+    err = raw_err.decode()
+    assert process.returncode == 2, err
+    assert "Traceback" not in err
+    assert ("standard input is closed" if stdin_input else "not a terminal") in err
+    assert emu.sessions("ws-1") == {"a"}

@@ -15,6 +15,7 @@ import attrs
 import yarl
 
 from asyncdeleter._errors import ConfigurationError
+from asyncdeleter._regions import region_candidates
 
 if TYPE_CHECKING:
     from asyncdeleter._records import RetryDetails
@@ -44,7 +45,6 @@ __all__ = [
     "RetryPolicy",
     "Timeouts",
     "check_header_value",
-    "check_transport_security",
     "check_url_security",
     "check_wait_timeout",
 ]
@@ -181,8 +181,6 @@ class Endpoints:
         Raises:
             ConfigurationError: Neither service is known in ``region``.
         """
-        from asyncdeleter._regions import region_candidates  # noqa: PLC0415 - no cycle at import
-
         found: dict[str, str | None] = {"fabric": fabric, "modelarts": modelarts}
         problems = []
         for service, given in found.items():
@@ -204,20 +202,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def check_transport_security(endpoints: Endpoints, *, allow_insecure_http: bool) -> None:
-    """Refuse plain ``http://`` to anything but loopback unless explicitly allowed.
-
-    Raises:
-        ConfigurationError: an endpoint is plain HTTP to a non-loopback host.
-    """
-    if allow_insecure_http:
-        return
-    for name in ("fabric", "modelarts"):
-        value = getattr(endpoints, name)
-        if value is not None:
-            check_url_security(name, value, allow_insecure_http=False)
 
 
 def check_url_security(name: str, value: str, *, allow_insecure_http: bool) -> None:

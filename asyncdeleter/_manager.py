@@ -146,8 +146,8 @@ class SessionManager(SweepMethods, Lifecycle):
             ),
         )
         for service in ("fabric", "modelarts"):
-            if given_url := getattr(given, service):
-                check_url_security(service, given_url, allow_insecure_http=allow_insecure_http)
+            if self._hosts.explicit(service):
+                self._hosts.candidates(service)  # an insecure endpoint is refused now
         if region is not None and all(
             self._hosts.known(service) is None for service in ("fabric", "modelarts")
         ):

@@ -218,7 +218,7 @@ class Hosts:
 
     def movable(self, service: str) -> bool:
         """Whether ``service`` may still move: region-derived, with a candidate left."""
-        if self._explicit.get(service) is not None:
+        if self.explicit(service):
             return False
         found = self._candidates.get(service, ())
         return self._current.get(service, 0) + 1 < len(found)

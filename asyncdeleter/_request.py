@@ -370,7 +370,6 @@ class RequestPath:
                     gone=step is not Step.FAIL,
                     already_gone=step is Step.ALREADY_GONE,
                     verdict=verdict,
-                    request_id=reply.request_id,
                 )
         return self._apply(call, decision, error, reply.request_id, generation)
 

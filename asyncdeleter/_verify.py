@@ -64,7 +64,8 @@ class Unproven:
     """A 404 that awaits its evidence before it may end the call.
 
     Attributes:
-        error: The 404's typed error (a ``NotFoundError``), as read.
+        error: The 404's typed error (a ``NotFoundError``), as read (its request id is
+            the answer's).
         gone: What the call makes of it once proven: ``True`` for "already gone" (or, for
             a deletion after an attempt that may have taken effect, done), ``False`` for
             raising ``error``.
@@ -72,7 +73,7 @@ class Unproven:
         verdict: What the 404 itself said (``GONE_CODE`` or ``UNKNOWN_CODE``).
     """
 
-    __slots__ = ("already_gone", "error", "gone", "request_id", "verdict")
+    __slots__ = ("already_gone", "error", "gone", "verdict")
 
     def __init__(
         self,
@@ -81,13 +82,11 @@ class Unproven:
         gone: bool,
         already_gone: bool,
         verdict: NotFound,
-        request_id: str | None,
     ) -> None:
         self.error = error
         self.gone = gone
         self.already_gone = already_gone
         self.verdict = verdict
-        self.request_id = request_id
 
 
 class _Shared:
@@ -180,7 +179,7 @@ class Prover:
         if found is not None:
             return found
         if unproven.gone:
-            return Answer(unproven.already_gone, call.attempts, unproven.request_id)
+            return Answer(unproven.already_gone, call.attempts, error.request_id)
         raise error from error.__cause__
 
     async def _look(self, call: Call, unproven: Unproven) -> Answer | None:
@@ -205,7 +204,7 @@ class Prover:
         known = self._known.get(key)
         if known is not None and known[1] > self._clock():
             if not known[0]:
-                raise self._parent_missing(call, error, None)
+                raise self._parent_missing(call, error)
             return
         shared = self._checks.get(key)
         if shared is None or shared.task.done():
@@ -216,8 +215,8 @@ class Prover:
             task.add_done_callback(functools.partial(self._forget, self._checks, key, shared))
         try:
             exists, requests = await asyncio.shield(shared.task)
-        except ParentNotFoundError as missing:
-            raise self._parent_missing(call, error, missing) from None
+        except ParentNotFoundError:
+            raise self._parent_missing(call, error) from None
         except (APIError, Stopped) as exc:
             reason = (
                 "the run stopped first" if isinstance(exc, Stopped) else f"reading it failed: {exc}"
@@ -293,8 +292,8 @@ class Prover:
         walk = self._walk_after(self._clock())
         try:
             present, requests = await asyncio.shield(walk)
-        except ParentNotFoundError as missing:
-            raise self._parent_missing(call, error, missing) from None
+        except ParentNotFoundError:
+            raise self._parent_missing(call, error) from None
         except (APIError, Stopped) as exc:
             raise self._unverified(call, error, f"listing the project failed: {exc}") from None
         _count(call, requests)
@@ -364,9 +363,7 @@ class Prover:
     def _parent_kind(call: Call) -> str:
         return "workspace" if call.op.service == FABRIC else "project"
 
-    def _parent_missing(
-        self, call: Call, error: APIStatusError, missing: ParentNotFoundError | None
-    ) -> ParentNotFoundError:
+    def _parent_missing(self, call: Call, error: APIStatusError) -> ParentNotFoundError:
         key = self.parent_of(call)
         self._remember(key, False, self._clock())
         return parent_missing(error, call, key[1], "its listing answered 404")

@@ -14,7 +14,7 @@ import os
 import stat
 import sys
 from collections.abc import Iterable, Iterator
-from typing import IO, Any
+from typing import Any
 
 from asyncdeleter import __version__
 from asyncdeleter._cli.confirm import can_ask, confirm
@@ -240,15 +240,6 @@ def refuse_protected(settings: Settings, job: Job) -> None:
             raise UsageError(f"{flag} {value} is protected by {PROTECTED_ENV}")
 
 
-def _open_report(path: str | None) -> IO[str] | None:
-    if path is None:
-        return None
-    try:
-        return open_report(path)
-    except OSError as exc:
-        raise UsageError(f"cannot write --report {path}: {exc.strerror or exc}") from None
-
-
 def _prepare(
     op: Operation, options: dict[str, Any], display: Display
 ) -> tuple[Job, Settings, Prescan | None] | None:
@@ -305,10 +296,10 @@ def run_bulk(op: Operation, options: dict[str, Any]) -> int:
         display.message(f"error: {exc}")
         return EXIT_USAGE
 
-    def open_report() -> bool:
+    def start_report() -> bool:
         """Open the report (only now: a run that stops before deleting truncates nothing)."""
         try:
-            job.writer = ReportWriter(_open_report(options["report_path"]), settings.project_id)
+            job.writer = ReportWriter(open_report(options["report_path"]), settings.project_id)
         except UsageError as exc:
             display.message(f"error: {exc}")
             return False
@@ -316,7 +307,7 @@ def run_bulk(op: Operation, options: dict[str, Any]) -> int:
 
     async def go() -> int:
         if manager is None:
-            if not open_report():
+            if not start_report():
                 return EXIT_USAGE
             try:
                 return await run_job(job, None)
@@ -327,7 +318,7 @@ def run_bulk(op: Operation, options: dict[str, Any]) -> int:
                 stop = await preflight(job, settings, manager, counts)
                 if stop is not None:
                     return stop
-            if not open_report():
+            if not start_report():
                 return EXIT_USAGE
             try:
                 return await run_job(job, manager)

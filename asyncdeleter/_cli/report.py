@@ -28,6 +28,7 @@ from asyncdeleter import (
 )
 from asyncdeleter._cli.lines import Line, Target, printable
 from asyncdeleter._cli.operations import OPERATIONS
+from asyncdeleter._cli.settings import UsageError
 
 __all__ = [
     "DONE_RESULTS",
@@ -198,16 +199,22 @@ class Reasons:
         ]
 
 
-def open_report(path: str) -> IO[str]:
-    """Create (or truncate) a report file readable by its owner only (mode 0600).
+def open_report(path: str | None) -> IO[str] | None:
+    """Create (or truncate) ``--report``, readable by its owner only (mode 0600).
 
     A report names every resource a run touched: like a token file, it is nobody else's
-    business. An existing file keeps its place but loses any wider mode.
+    business. An existing file keeps its place but loses any wider mode. ``None``: no
+    report asked for.
 
     Raises:
-        OSError: The file cannot be created or written.
+        UsageError: The file cannot be created or written.
     """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if path is None:
+        return None
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        raise UsageError(f"cannot write --report {path}: {exc.strerror or exc}") from None
     try:
         if stat.S_ISREG(os.fstat(fd).st_mode):
             os.fchmod(fd, 0o600)

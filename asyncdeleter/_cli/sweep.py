@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from typing import IO, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import attrs
 
@@ -101,15 +101,6 @@ class _Plan:
         """The library's sweep on ``manager`` (a ``BulkRun``), with ``changes`` to the request."""
         assert self.job.op.sweep is not None  # noqa: S101 - a sweep's record has one
         return self.job.op.sweep(manager, attrs.evolve(self.request, **changes))
-
-
-def _open_report(path: str | None) -> IO[str] | None:
-    if path is None:
-        return None
-    try:
-        return open_report(path)
-    except OSError as exc:
-        raise UsageError(f"cannot write --report {path}: {exc.strerror or exc}") from None
 
 
 def _prepare(op: Operation, options: dict[str, Any], display: Display) -> _Plan:
@@ -302,7 +293,7 @@ async def _sweep(plan: _Plan, *, check_first: bool) -> int:
             if stop is not None:
                 return stop
         try:  # opened only now: a run that stops before deleting truncates nothing
-            job.writer = ReportWriter(_open_report(job.report_path), plan.settings.project_id)
+            job.writer = ReportWriter(open_report(job.report_path), plan.settings.project_id)
         except UsageError as exc:
             job.display.message(f"error: {exc}")
             return EXIT_USAGE
@@ -317,7 +308,7 @@ def _nothing_matches(plan: _Plan) -> int:
     job = plan.job
     job.display.message(f"nothing matches: no {job.op.noun} to {job.op.verb}; nothing was sent")
     try:
-        job.writer = ReportWriter(_open_report(job.report_path), plan.settings.project_id)
+        job.writer = ReportWriter(open_report(job.report_path), plan.settings.project_id)
     except UsageError as exc:
         job.display.message(f"error: {exc}")
         return EXIT_USAGE

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -279,25 +280,37 @@ async def test_a_500_on_a_host_that_moved_away_never_makes_the_next_host_s_404_a
     assert all(isinstance(r, asyncdeleter.NotFoundError) for r in results), results
 
 
-async def test_a_capped_listing_never_hides_a_workspace_from_the_check() -> None:
-    """The service serves 100 a page whatever is asked: the listing still sees all 300."""
-    names = [f"w{i:04d}" for i in range(300)]
-    unknown = b'{"error_code": "ModelArts.9999", "error_msg": "no"}'
+NAMES_300 = [f"w{i:04d}" for i in range(300)]
 
-    async def capped(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+
+def capped_modelarts(*, total_echoes_page: bool) -> Callable[..., Awaitable[None]]:
+    """ModelArts serving 300 workspaces, 100 a page whatever is asked; every other
+    request a 404 with a code asyncdeleter does not know. ``total_echoes_page``: the
+    count given is the page's own (a plausible bug), not the 300.
+    """
+
+    async def script(request: RawRequest, writer: asyncio.StreamWriter) -> None:
         path, _, query = request.path.partition("?")
         if request.method == "GET" and path.endswith("/workspaces"):
             params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
             offset, limit = int(params.get("offset", 0)), int(params.get("limit", 1000))
-            page = names[offset : offset + min(limit, 100)]
+            page = NAMES_300[offset : offset + min(limit, 100)]
             body = {
                 "workspaces": [{"id": n, "name": n, "status": "NORMAL"} for n in page],
-                "total_count": len(names),
+                "total_count": len(page) if total_echoes_page else len(NAMES_300),
                 "count": len(page),
             }
             writer.write(answer(200, json.dumps(body).encode()))
         else:
-            writer.write(answer(404, unknown))
+            writer.write(answer(404, b'{"error_code": "ModelArts.9999", "error_msg": "no"}'))
+
+    return script
+
+
+async def test_a_capped_listing_never_hides_a_workspace_from_the_check() -> None:
+    """The service serves 100 a page whatever is asked: the listing still sees all 300."""
+    names = NAMES_300
+    capped = capped_modelarts(total_echoes_page=False)
 
     async with RawServer(capped) as server, manager_at(server.url) as manager:
         with pytest.raises(asyncdeleter.UnverifiedNotFoundError, match="still shows"):
@@ -337,22 +350,7 @@ async def test_the_reads_that_check_a_404_count_in_every_item_s_attempts() -> No
 
 async def test_a_check_walk_never_trusts_a_count_that_echoes_a_capped_page() -> None:
     """100 a page, and total_count equal to each page's count: the walk asks once more."""
-    names = [f"w{i:04d}" for i in range(300)]
-
-    async def echoing(request: RawRequest, writer: asyncio.StreamWriter) -> None:
-        path, _, query = request.path.partition("?")
-        if request.method == "GET" and path.endswith("/workspaces"):
-            params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
-            offset, limit = int(params.get("offset", 0)), int(params.get("limit", 1000))
-            page = names[offset : offset + min(limit, 100)]
-            body = {
-                "workspaces": [{"id": n, "name": n, "status": "NORMAL"} for n in page],
-                "total_count": len(page),
-                "count": len(page),
-            }
-            writer.write(answer(200, json.dumps(body).encode()))
-        else:
-            writer.write(answer(404, b'{"error_code": "ModelArts.9999", "error_msg": "no"}'))
+    echoing = capped_modelarts(total_echoes_page=True)
 
     async with RawServer(echoing) as server, manager_at(server.url) as manager:
         with pytest.raises(asyncdeleter.UnverifiedNotFoundError):

@@ -12,7 +12,7 @@ from asyncdeleter._errors import (
     status_error_class,
 )
 from asyncdeleter._models import ErrorBody
-from asyncdeleter._redact import redact, redact_cut
+from asyncdeleter._redact import redact_cut
 from asyncdeleter._transport import Reply
 
 __all__ = [
@@ -88,13 +88,12 @@ def status_error(  # noqa: PLR0917 - the parts of one answer, always given toget
 ) -> APIStatusError:
     """The typed error of a non-2xx answer whose body parsed as ``body``.
 
-    ``secrets`` (every credential the manager has sent, in every form an echo gives them)
-    are cut out of everything quoted from the server: a gateway that echoes the request
-    headers back must not put them into an exception's text or attributes.
+    ``body``, ``raw`` and ``request_id`` come already redacted (the request path cuts
+    every credential out of a reply before reading it); ``secrets`` are what the raw
+    body's cut must still not split (``redact_cut``).
     """
     raw_text = redact_cut(_decoded(raw, secrets), secrets, RAW_BODY_KEPT * 4)
-    error_msg = redact(body.error_msg, secrets)
-    error_code = redact(body.error_code, secrets)
+    error_msg, error_code = body.error_msg, body.error_code
     detail = error_msg or raw_text[:200].strip() or "(no body)"
     code = f" {error_code}" if error_code else ""
     return status_error_class(status)(
@@ -102,8 +101,8 @@ def status_error(  # noqa: PLR0917 - the parts of one answer, always given toget
         status=status,
         error_code=error_code,
         error_msg=error_msg,
-        solution_msg=redact(body.solution_msg, secrets),
-        request_id=redact(request_id, secrets),
+        solution_msg=body.solution_msg,
+        request_id=request_id,
         attempts=call.attempts,
         raw_body=raw_text,
         retry_after=retry_after,

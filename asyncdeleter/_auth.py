@@ -17,7 +17,7 @@ import yarl
 
 from asyncdeleter._config import check_header_value
 from asyncdeleter._errors import ConfigurationError
-from asyncdeleter._redact import secret_forms
+from asyncdeleter._redact import SHORTEST_SECRET, secret_forms
 from asyncdeleter._signer import authorization, sdk_date
 
 __all__ = [
@@ -57,15 +57,32 @@ class Auth(Protocol):
         ...
 
 
-def _checked(name: str, value: object) -> str:
-    """A credential: a non-empty str of visible ASCII (refused at once, never echoed)."""
+def _checked(name: str, value: object, variable: str | None = None) -> str:
+    """A credential: a str of at least ``SHORTEST_SECRET`` visible ASCII characters.
+
+    Refused at once, never echoed. The error names the argument, and the environment
+    variable when ``from_env`` read it there (``variable``); its ``setting`` is the
+    argument, for a command line to name its own flag.
+    """
+    named = f"{name} ({variable})" if variable else name
     if not isinstance(value, str) or not value:
-        raise ConfigurationError(f"{name} must be a non-empty str")
-    check_header_value(name, value)
+        raise ConfigurationError(f"{named} must be a non-empty str", setting=name)
+    try:
+        check_header_value(named, value)
+    except ConfigurationError as exc:
+        raise ConfigurationError(str(exc), setting=name) from None
     if not (value.isascii() and value.isprintable()) or " " in value:
         # Tokens, access keys and secret keys are visible ASCII; anything else would be
         # refused by the gateway (or by aiohttp, untyped, at send time).
-        raise ConfigurationError(f"{name} must be visible ASCII characters only")
+        raise ConfigurationError(f"{named} must be visible ASCII characters only", setting=name)
+    if len(value) < SHORTEST_SECRET:
+        # No real IAM token, access key or secret key is this short, and one this short
+        # could not be cut out of what a server echoes without mangling ordinary text.
+        raise ConfigurationError(
+            f"{named} is {len(value)} characters long: real credentials have at least "
+            f"{SHORTEST_SECRET} (is it the right value?)",
+            setting=name,
+        )
     return value
 
 
@@ -100,7 +117,8 @@ class TokenAuth(_Credential):
         token: The token from IAM's ``X-Subject-Token`` header (valid 24 hours).
 
     Raises:
-        ConfigurationError: The token is empty or holds a CR, LF or NUL.
+        ConfigurationError: The token is empty, shorter than 8 characters, or holds
+            anything but visible ASCII (a CR, LF, NUL, space...).
     """
 
     __slots__ = ("_headers", "token")
@@ -145,7 +163,8 @@ class AkSkAuth(_Credential):
         security_token: The token of temporary credentials, if these are.
 
     Raises:
-        ConfigurationError: A value is empty or holds a CR, LF or NUL.
+        ConfigurationError: A value is empty, shorter than 8 characters, or holds
+            anything but visible ASCII (a CR, LF, NUL, space...).
     """
 
     __slots__ = ("_sk_bytes", "ak", "security_token", "sk")
@@ -179,8 +198,18 @@ class AkSkAuth(_Credential):
         env = os.environ if environ is None else environ
         ak, sk = env.get(ENV_AK), env.get(ENV_SK)
         if not ak or not sk:
-            raise ConfigurationError(f"{ENV_AK} and {ENV_SK} must both be set")
-        return cls(ak, sk, env.get(ENV_SECURITY_TOKEN) or None)
+            missing = ENV_SK if ak else ENV_AK
+            raise ConfigurationError(
+                f"{ENV_AK} and {ENV_SK} must both be set ({missing} is not)",
+                setting="sk" if ak else "ak",
+            )
+        security_token = env.get(ENV_SECURITY_TOKEN) or None
+        # Checked here first so that a refusal names the variable it was read from.
+        _checked("ak", ak, ENV_AK)
+        _checked("sk", sk, ENV_SK)
+        if security_token is not None:
+            _checked("security_token", security_token, ENV_SECURITY_TOKEN)
+        return cls(ak, sk, security_token)
 
     def headers_for(
         self, method: str, url: yarl.URL, extra: Mapping[str, str] | None = None

@@ -195,8 +195,10 @@ class Endpoints:
 
 
 def _is_loopback(host: str) -> bool:
-    # No DNS lookup: only literal loopback addresses and the name localhost count.
-    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+    # No DNS lookup: only literal loopback addresses and the name localhost itself count.
+    # (``*.localhost`` names are loopback only by convention: a resolver, /etc/hosts or a
+    # proxy may send them anywhere, so they are as remote as any other name.)
+    if host.lower().rstrip(".") == "localhost":
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback

@@ -138,7 +138,19 @@ class WaitTimeoutError(AsyncDeleterError, TimeoutError):
 
 
 class ConfigurationError(AsyncDeleterError, ValueError):
-    """The manager cannot make this call as configured; nothing was sent."""
+    """The manager cannot make this call as configured; nothing was sent.
+
+    Attributes:
+        setting: The argument at fault (``sk``, ``token``, ``project_id``...), when one
+            is; its message names it, and the environment variable it was read from.
+    """
+
+    setting: str = ""
+
+    def __init__(self, message: str = "", *, setting: str = "") -> None:
+        super().__init__(message)
+        if setting:
+            self.setting = setting
 
 
 class InvalidIdentifierError(AsyncDeleterError, ValueError):

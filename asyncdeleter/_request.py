@@ -50,7 +50,7 @@ from asyncdeleter._errors import (
 from asyncdeleter._evidence import NotFound, gateway_meaning, judge_not_found
 from asyncdeleter._models import ErrorBody, parse_error_body
 from asyncdeleter._observe import Observer
-from asyncdeleter._redact import redact
+from asyncdeleter._redact import redact, redact_body
 from asyncdeleter._retry import RetryBudget, parse_retry_after, plan_retry
 from asyncdeleter._throttle import ConcurrencyLimit
 from asyncdeleter._transport import (
@@ -290,10 +290,13 @@ class RequestPath:
         generation: int,
     ) -> Answer | Failure | Unproven:
         """Judge one attempt's reply: a plain 2xx here, everything else in ``_judge``."""
-        if reply.request_id is not None and self.credentials.secrets:
-            # Before anything keeps it (a result, an outcome, a hook record, a span): a
-            # server may echo a credential back in its request id.
-            reply.request_id = redact(reply.request_id, self.credentials.secrets)
+        if secrets := self.credentials.secrets:
+            # Before anything parses or keeps them (a result, an error, an outcome, a hook
+            # record, a span): a server may echo a credential back, in its request id or
+            # anywhere in a body, a 2xx one included.
+            reply.body = redact_body(reply.body, secrets)
+            if reply.request_id is not None:
+                reply.request_id = redact(reply.request_id, secrets)
         status = reply.status
         if status is not None:
             call.gate.learned.record(loop.time(), started, throttled=status == 429)

@@ -57,7 +57,7 @@ _EMULATOR = asyncdeleter.Endpoints(
 MANAGER = """\
 async def _snippet():
     async with asyncdeleter.SessionManager(
-        endpoints=_EMULATOR, project_id=PROJECT, auth=asyncdeleter.TokenAuth("t")
+        endpoints=_EMULATOR, project_id=PROJECT, auth=asyncdeleter.TokenAuth("test-token")
     ) as manager:
         pairs = [("ws-1", "sess-1"), ("ws-1", "sess-2"), ("ws-2", "sess-3")]
         ids = ["w1", "w2"]
@@ -230,17 +230,17 @@ TRACE_AK, TRACE_SK = "AKREADME0123456789", "sk-readme-secret-0123456789abcdef"
 SNIPPETS = {
     "use": Snippet(sessions=(("ws-1", "sess-9"),), workspaces=("ccd05d1a553b4e18",)),
     "credentials": Snippet(
-        setup='token, ak, sk = "t", "AK", "SK"\n',
+        setup='token, ak, sk = "test-token", "AKREADME00001", "sk-readme-0001"\n',
         env=(
-            ("HUAWEICLOUD_SDK_AK", "AK"),
-            ("HUAWEICLOUD_SDK_SK", "SK"),
+            ("HUAWEICLOUD_SDK_AK", "AKREADME00001"),
+            ("HUAWEICLOUD_SDK_SK", "sk-readme-0001"),
             ("HUAWEICLOUD_SDK_REGION", "cn-north-4"),
         ),
         gone=False,
     ),
     "fresh-token": Snippet(
         setup=(
-            "class _Iam:\n    async def token(self):\n        return 't'\n\n\n"
+            "class _Iam:\n    async def token(self):\n        return 'test-token'\n\n\n"
             "my_iam_client = _Iam()\n"
         ),
         after=FRESH_TOKEN_EXERCISE,
@@ -249,19 +249,19 @@ SNIPPETS = {
     "bulk": Snippet(wrap="manager", sessions=SESSIONS, workspaces=("w1", "w2")),
     "taskgroup": Snippet(wrap="manager", sessions=SESSIONS, workspaces=("w1", "w2")),
     "fastapi": Snippet(
-        setup=f'PROJECT, TOKEN = "{PROJECT}", "t"\n',
+        setup=f'PROJECT, TOKEN = "{PROJECT}", "test-token"\n',
         after=WEB_EXERCISE_FASTAPI,
         needs=("fastapi", "httpx"),
         sessions=(("ws-1", "sess-1"),),
     ),
     "aiohttp-web": Snippet(
-        setup=f'PROJECT, TOKEN = "{PROJECT}", "t"\n',
+        setup=f'PROJECT, TOKEN = "{PROJECT}", "test-token"\n',
         after=WEB_EXERCISE_AIOHTTP,
         sessions=(("ws-1", "sess-1"),),
     ),
     "proxy": Snippet(sessions=(("ws-1", "sess-9"),)),
     "tracing-fastapi": Snippet(
-        setup=f'PROJECT, TOKEN = "{PROJECT}", "t"\n',
+        setup=f'PROJECT, TOKEN = "{PROJECT}", "test-token"\n',
         after=TRACING_EXERCISE_FASTAPI,
         # FastAPI's built-in telemetry opens the request's span (an older FastAPI has none).
         needs=("fastapi.telemetry", "httpx", "opentelemetry.sdk"),

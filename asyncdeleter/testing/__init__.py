@@ -4,9 +4,9 @@
 services' paging, filters and the workspace deletion lifecycle), their exact error bodies,
 credential checks, the gateway's quota and fault injection::
 
-    async with Emulator(token="t") as emu:
+    async with Emulator(token="test-token") as emu:
         emu.add_sessions("ws-1", ["sess-1"])
-        async with SessionManager(endpoints=emu.endpoints(), auth=TokenAuth("t")) as m:
+        async with SessionManager(endpoints=emu.endpoints(), auth=TokenAuth("test-token")) as m:
             await m.close_session("ws-1", "sess-1")
 
 With pytest, the ``asyncdeleter_emulator`` fixture (registered through a ``pytest11``

@@ -24,7 +24,7 @@ NO_WAIT = RetryPolicy(wait=False)
 @pytest.fixture
 async def signing_emulator() -> AsyncIterator[Emulator]:
     async with Emulator(
-        access_keys={AK: SK, "AKTEMP": SK}, security_tokens={"AKTEMP": TEMP_TOKEN}
+        access_keys={AK: SK, "AKTEMPORARY0001": SK}, security_tokens={"AKTEMPORARY0001": TEMP_TOKEN}
     ) as emu:
         emu.add_sessions("ws-1", ["s1", "s2"])
         emu.add_workspaces("p1", ["w1"])
@@ -67,10 +67,14 @@ async def test_a_wrong_secret_is_refused_and_never_leaks(
 
 async def test_temporary_credentials_carry_the_security_token(signing_emulator: Emulator) -> None:
     endpoints = signing_emulator.endpoints()
-    async with SessionManager(endpoints=endpoints, auth=AkSkAuth("AKTEMP", SK, TEMP_TOKEN)) as m:
+    async with SessionManager(
+        endpoints=endpoints, auth=AkSkAuth("AKTEMPORARY0001", SK, TEMP_TOKEN)
+    ) as m:
         await m.close_session("ws-1", "s1")
     assert signing_emulator.requests[-1].headers["X-Security-Token"] == TEMP_TOKEN
-    async with SessionManager(endpoints=endpoints, auth=AkSkAuth("AKTEMP", SK), retry=NO_WAIT) as m:
+    async with SessionManager(
+        endpoints=endpoints, auth=AkSkAuth("AKTEMPORARY0001", SK), retry=NO_WAIT
+    ) as m:
         with pytest.raises(asyncdeleter.AuthenticationError, match="security token"):
             await m.close_session("ws-1", "s2")
 
@@ -112,26 +116,26 @@ class RotatingTokens:
 
 
 async def test_a_provider_refreshes_once_for_many_concurrent_refusals() -> None:
-    async with Emulator(token="token-1") as emu:
+    async with Emulator(token="rotating-token-1") as emu:
         emu.add_sessions("ws-1", [f"s{i}" for i in range(40)])
         provider = RotatingTokens(emu)
         async with SessionManager(endpoints=emu.endpoints(), auth=provider, retry=NO_WAIT) as m:
             await m.close_session("ws-1", "s0")
             assert provider.calls == 1
-            emu.token = "token-2"  # the old token is revoked
+            emu.token = "rotating-token-2"  # the old token is revoked
             await asyncio.gather(*(m.close_session("ws-1", f"s{i}") for i in range(1, 40)))
         assert provider.calls == 2  # one shared refresh, not one per refused call
         assert emu.session_count == 0
 
 
 async def test_a_provider_is_asked_once_per_call_not_forever() -> None:
-    async with Emulator(token="real") as emu:
+    async with Emulator(token="real-token") as emu:
         calls = 0
 
         async def stale() -> TokenAuth:
             nonlocal calls
             calls += 1
-            return TokenAuth("stale")
+            return TokenAuth("stale-token")
 
         async with SessionManager(endpoints=emu.endpoints(), auth=stale, retry=NO_WAIT) as m:
             with pytest.raises(asyncdeleter.AuthenticationError) as info:
@@ -141,7 +145,7 @@ async def test_a_provider_is_asked_once_per_call_not_forever() -> None:
 
 
 async def test_the_invalid_token_403_also_triggers_a_refresh() -> None:
-    async with Emulator(token="t", faults=[Fault(status=403, times=1)]) as emu:
+    async with Emulator(token="test-token", faults=[Fault(status=403, times=1)]) as emu:
         emu.add_sessions("ws-1", ["s"])
         provider = RotatingTokens(emu)
         async with SessionManager(endpoints=emu.endpoints(), auth=provider, retry=NO_WAIT) as m:
@@ -151,7 +155,7 @@ async def test_the_invalid_token_403_also_triggers_a_refresh() -> None:
 
 
 async def test_a_plain_403_is_not_refreshed() -> None:
-    async with Emulator(token="t") as emu:
+    async with Emulator(token="test-token") as emu:
         emu.add_fault(
             Fault(status=403, body=b'{"error_code": "APIG.1005", "error_msg": "No permissions"}')
         )

@@ -73,7 +73,7 @@ async def serve() -> AsyncIterator[object]:
         manager = SessionManager(
             endpoints=Endpoints(fabric=url, modelarts=url),
             project_id="p1",
-            auth=TokenAuth("t"),
+            auth=TokenAuth("test-token"),
             retry=RetryPolicy(wait=False),
         )
         return scripted, manager

@@ -70,7 +70,7 @@ async def listing(listed: Listed, page_size: int, *, delete: bool = False) -> li
     async for url in serve(listed):
         endpoints = asyncdeleter.Endpoints(fabric=url, modelarts=url)
         async with SessionManager(
-            endpoints=endpoints, project_id=PROJECT, auth=asyncdeleter.TokenAuth("t")
+            endpoints=endpoints, project_id=PROJECT, auth=asyncdeleter.TokenAuth("test-token")
         ) as manager:
             async with asyncio.timeout(30):  # a listing that never ends fails here
                 async for ws in manager.list_workspaces(page_size=page_size):

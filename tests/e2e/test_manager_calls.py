@@ -157,7 +157,7 @@ async def test_wrong_token_is_refused_once_and_not_retried(
     emulator: Emulator, make_manager: Make
 ) -> None:
     async with make_manager(
-        auth=asyncdeleter.TokenAuth("wrong"), retry=RetryPolicy(wait=False)
+        auth=asyncdeleter.TokenAuth("wrong-token"), retry=RetryPolicy(wait=False)
     ) as manager:
         with pytest.raises(asyncdeleter.AuthenticationError) as info:
             await manager.close_session("ws-1", "s")

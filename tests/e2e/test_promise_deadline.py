@@ -87,7 +87,9 @@ async def test_slow_name_resolution_is_bounded_by_max_time() -> None:
             retry = RetryPolicy(max_time=MAX_TIME, wait=False, max_tries=1)
             # A connect timeout that bounds the socket connect alone would not bound this.
             timeouts = Timeouts(connect=0.1, read=0.3)
-            manager = manager_for(url, session=session, retry=retry, timeouts=timeouts)
+            manager = manager_for(
+                url, session=session, retry=retry, timeouts=timeouts, allow_insecure_http=True
+            )
             started = time.monotonic()
             async with manager, asyncio.timeout(GUARD):
                 with pytest.raises(asyncdeleter.APITimeoutError):
@@ -134,7 +136,7 @@ async def test_a_credentials_refresh_after_a_401_is_under_the_deadline() -> None
         calls += 1
         if calls > 1:
             await asyncio.sleep(30)
-        return asyncdeleter.TokenAuth("t")
+        return asyncdeleter.TokenAuth("test-token")
 
     async def refuse(_: RawRequest, writer: asyncio.StreamWriter) -> None:
         writer.write(answer(401))

@@ -8,11 +8,13 @@ the ways error reporters render it, and searched for the secrets.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import logging
 import pickle
 import ssl
 import traceback
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -373,6 +375,94 @@ async def test_an_html_error_page_with_control_characters_is_escaped() -> None:
     assert "\x1b" in info.value.raw_body
 
 
+def _escaped_forms() -> dict[str, str]:
+    """The echo's forms the last review found passing: each a different way to escape."""
+    quoted = urllib.parse.quote(SLASHED)  # Python's default leaves "/" alone
+    return {
+        "quote-default": quoted,
+        "percent-lower-case": urllib.parse.quote(SLASHED, safe="")
+        .lower()
+        .replace("miixtoken", "MIIxTOKEN")
+        .replace("q" * 200, "Q" * 200),
+        "html-hex-entities": SLASHED.replace("+", "&#x2b;").replace("/", "&#X2F;"),
+        "html-named-entities": SLASHED.replace("+", "&plus;").replace("/", "&sol;"),
+        "json-unicode": SLASHED.replace("+", "\\u002B").replace("/", "\\u002f"),
+        "mixed": SLASHED.replace("+", "%2b", 1).replace("/", "&#47;", 1),
+    }
+
+
+@pytest.mark.parametrize("form", sorted(_escaped_forms()))
+async def test_an_escaped_echo_is_recognised_on_its_decoded_form(form: str) -> None:
+    """Compared on decoded forms, not on a list of encodings: every escape of every
+    character, in any case, mixed, is the credential."""
+    echoed = _escaped_forms()[form]
+    assert SLASHED not in echoed  # the raw form is not there to be found
+
+    async def script(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        body = json.dumps({"error_code": "X.1", "error_msg": f"token {echoed} refused"})
+        writer.write(answer(503, body.replace("\\\\u", "\\u").encode()))
+
+    async with RawServer(script) as server, _manager_for(server.url) as manager:
+        with pytest.raises(asyncdeleter.ServerError) as raised:
+            await manager.delete_workspace("w1")
+    text = reachable_text(raised.value)
+    assert "[redacted]" in text
+    _no_part_of(SLASHED, text)
+    decoded = html.unescape(urllib.parse.unquote(text))
+    _no_part_of(SLASHED, decoded.encode().decode("unicode_escape", "ignore"))
+
+
+def _workspace_answer(status_info: str, status: str = "DELETE_FAILED") -> bytes:
+    return json.dumps(
+        {
+            "id": "w1",
+            "name": "ws-name",
+            "status": status,
+            "status_info": status_info,
+            "owner": "owner",
+            "create_time": 1700000000000,
+            "update_time": 1700000000000,
+        }
+    ).encode()
+
+
+async def test_an_echo_in_a_parsed_2xx_answer_is_cut_out_of_the_result() -> None:
+    """A ShowWorkspace that puts the caller's token in ``status_info``: the result (its
+    repr, its fields) and the DeletionFailedError built from it never carry it."""
+
+    async def script(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        if request.method == "DELETE":
+            writer.write(answer(200, b"{}"))
+        else:
+            writer.write(answer(200, _workspace_answer(f"refused for {SLASHED}")))
+
+    records: list[asyncdeleter.RequestRecord] = []
+    async with (
+        RawServer(script) as server,
+        _manager_for(server.url, on_response=records.append) as manager,
+    ):
+        shown = await manager.show_workspace("w1")
+        with pytest.raises(asyncdeleter.DeletionFailedError) as raised:
+            await manager.delete_workspace("w1", wait=True, wait_timeout=5)
+    assert shown.status_info == "refused for [redacted]"
+    _no_part_of(SLASHED, repr(shown) + str(shown))
+    assert "[redacted]" in str(raised.value)
+    _no_part_of(SLASHED, reachable_text(raised.value) + repr(records))
+
+
+async def test_an_echo_in_a_listing_page_is_cut_out_of_every_item() -> None:
+    """Listed workspaces are results too: none of them shows the credential."""
+
+    async def script(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        item = json.loads(_workspace_answer(urllib.parse.quote(SLASHED), status="NORMAL"))
+        writer.write(answer(200, json.dumps({"total": 1, "workspaces": [item]}).encode()))
+
+    async with RawServer(script) as server, _manager_for(server.url) as manager:
+        listed = [workspace async for workspace in manager.list_workspaces()]
+    assert [workspace.status_info for workspace in listed] == ["[redacted]"]
+    _no_part_of(SLASHED, repr(listed))
+
+
 # -- what is refused when built ----------------------------------------------------------
 
 
@@ -381,14 +471,45 @@ def test_credentials_with_control_or_odd_characters_are_refused_when_built(bad: 
     secret = f"SECRET{bad}tail"
     builders: list[Callable[[], object]] = [
         lambda: TokenAuth(secret),
-        lambda: AkSkAuth(secret, "sk"),
-        lambda: AkSkAuth("ak", secret),
-        lambda: AkSkAuth("ak", "sk", secret),
+        lambda: AkSkAuth(secret, "secret-key-0123"),
+        lambda: AkSkAuth("AKACCESSKEY0123", secret),
+        lambda: AkSkAuth("AKACCESSKEY0123", "secret-key-0123", secret),
     ]
     for build in builders:
         with pytest.raises(asyncdeleter.ConfigurationError) as info:
             build()
         assert "SECRET" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("build", "named"),
+    [
+        (lambda: TokenAuth("t"), "token"),
+        (lambda: AkSkAuth("AKACCESSKEY0123", "sk"), "sk"),
+        (lambda: AkSkAuth("ak", "secret-key-0123"), "ak"),
+        (lambda: AkSkAuth("AKACCESSKEY0123", "secret-key-0123", "sts"), "security_token"),
+    ],
+)
+def test_a_credential_too_short_to_redact_is_refused_naming_it(
+    build: Callable[[], object], named: str
+) -> None:
+    """No real token or key is under 8 characters, and one that short could not be cut out
+    of server text without mangling it: refused when built, naming the argument."""
+    with pytest.raises(asyncdeleter.ConfigurationError) as info:
+        build()
+    assert info.value.setting == named
+    assert str(info.value).startswith(f"{named} is ")
+
+
+def test_a_credential_read_from_the_environment_is_refused_naming_the_variable() -> None:
+    env = {"HUAWEICLOUD_SDK_AK": "AKACCESSKEY0123", "HUAWEICLOUD_SDK_SK": "short"}
+    with pytest.raises(asyncdeleter.ConfigurationError, match="HUAWEICLOUD_SDK_SK") as info:
+        AkSkAuth.from_env(env)
+    assert info.value.setting == "sk"
+    assert "short" not in str(info.value)
+    bad = {**env, "HUAWEICLOUD_SDK_SK": "secret\x1bkey-0123"}
+    with pytest.raises(asyncdeleter.ConfigurationError, match="HUAWEICLOUD_SDK_SK"):
+        SessionManager.from_env(environ={**bad, "HUAWEICLOUD_SDK_REGION": "cn-north-4"})
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ def manager_for(url: str, **options: Any) -> SessionManager:
     return SessionManager(
         endpoints=Endpoints(fabric=url, modelarts=url),
         project_id="p1",
-        auth=TokenAuth("t"),
+        auth=TokenAuth("test-token"),
         **options,
     )
 
@@ -64,10 +64,14 @@ async def test_a_connect_phase_timeout_never_turns_a_later_404_into_success() ->
     resolver = FirstLookupHangs()
     async with RawServer(not_found, parents=True) as server:
         # A *.localhost name: our resolver answers it, so nothing asks a real DNS server.
+        # Such a name is not loopback by itself (a resolver may send it anywhere): plain
+        # HTTP to it is asked for.
         url = f"http://emulated.localhost:{server.port}"
         connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False)
         async with aiohttp.ClientSession(connector=connector) as session:
-            manager = manager_for(url, session=session, timeouts=Timeouts(connect=0.3))
+            manager = manager_for(
+                url, session=session, timeouts=Timeouts(connect=0.3), allow_insecure_http=True
+            )
             async with manager, asyncio.timeout(20):
                 with pytest.raises(asyncdeleter.NotFoundError) as info:
                     await manager.close_session("ws-1", "s-1")

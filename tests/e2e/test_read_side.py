@@ -172,7 +172,7 @@ async def test_an_endpoint_path_prefix_is_kept_even_with_a_percent_in_it() -> No
         base = f"{server.url}/gw%20x/"
         endpoints = asyncdeleter.Endpoints(fabric=base, modelarts=base)
         async with SessionManager(
-            endpoints=endpoints, project_id=PROJECT, auth=asyncdeleter.TokenAuth("t")
+            endpoints=endpoints, project_id=PROJECT, auth=asyncdeleter.TokenAuth("test-token")
         ) as manager:
             await manager.close_session("ws-1", "s-1")
             await manager.delete_workspace("ws-1")
@@ -266,7 +266,7 @@ async def test_a_read_body_dripping_past_max_time_is_a_timeout() -> None:
         async with SessionManager(
             endpoints=endpoints,
             project_id=PROJECT,
-            auth=asyncdeleter.TokenAuth("t"),
+            auth=asyncdeleter.TokenAuth("test-token"),
             retry=asyncdeleter.RetryPolicy(max_time=0.5, wait=False),
         ) as manager:
             async with asyncio.timeout(30):

@@ -153,7 +153,7 @@ async def test_a_sweep_with_wait_confirms_each_and_reports_failed_deletions() ->
         async with SessionManager(
             endpoints=emu.endpoints(),
             project_id=PROJECT,
-            auth=asyncdeleter.TokenAuth("t"),
+            auth=asyncdeleter.TokenAuth("test-token"),
             retry=asyncdeleter.RetryPolicy(poll_initial_wait=0.02, poll_max_wait=0.1),
         ) as manager:
             report = await manager.sweep_workspaces(status="NORMAL", wait=True)
@@ -179,7 +179,7 @@ def test_bad_sweep_filters_are_refused_before_any_io() -> None:
             fabric="http://127.0.0.1:9", modelarts="http://127.0.0.1:9"
         ),
         project_id=PROJECT,
-        auth=asyncdeleter.TokenAuth("t"),
+        auth=asyncdeleter.TokenAuth("test-token"),
     )
     with pytest.raises(asyncdeleter.ConfigurationError):
         manager.sweep_workspaces(protected="w-1")  # one str: its letters would be protected

@@ -61,6 +61,17 @@ def test_plain_http_only_to_loopback_unless_opted_in() -> None:
         SessionManager(endpoints=Endpoints(fabric=f"http://{host}:1", modelarts=f"http://{host}:2"))
 
 
+@pytest.mark.parametrize("host", ["emulated.localhost", "evil.example.localhost", "localhost.evil"])
+def test_a_name_under_localhost_is_not_loopback_without_a_lookup(host: str) -> None:
+    """Only literal loopback addresses and the name ``localhost`` count: a resolver (or
+    /etc/hosts, or a proxy) may send ``*.localhost`` anywhere, so plain HTTP to it would
+    carry the token in clear to wherever that is."""
+    endpoints = Endpoints(fabric=f"http://{host}:1", modelarts=f"http://{host}:2")
+    with pytest.raises(ConfigurationError, match="allow_insecure_http"):
+        SessionManager(endpoints=endpoints)
+    SessionManager(endpoints=endpoints, allow_insecure_http=True)
+
+
 def test_manager_needs_region_or_endpoints() -> None:
     with pytest.raises(ConfigurationError):
         SessionManager()

@@ -197,7 +197,7 @@ def test_secrets_stay_out_of_repr_and_str() -> None:
 
 @pytest.mark.parametrize("field", ["ak", "sk", "security_token"])
 def test_cr_or_lf_in_any_credential_is_refused(field: str) -> None:
-    values = {"ak": AK, "sk": SK, "security_token": "t"}
+    values = {"ak": AK, "sk": SK, "security_token": "sts-token"}
     values[field] = "bad\r\nX-Injected: 1"
     with pytest.raises(ConfigurationError) as info:
         AkSkAuth(**values)
@@ -208,9 +208,9 @@ def test_from_env_reads_the_official_names() -> None:
     env = {
         "HUAWEICLOUD_SDK_AK": AK,
         "HUAWEICLOUD_SDK_SK": SK,
-        "HUAWEICLOUD_SDK_SECURITY_TOKEN": "t",
+        "HUAWEICLOUD_SDK_SECURITY_TOKEN": "sts-token",
     }
-    assert AkSkAuth.from_env(env) == AkSkAuth(AK, SK, "t")
+    assert AkSkAuth.from_env(env) == AkSkAuth(AK, SK, "sts-token")
     with pytest.raises(ConfigurationError, match="HUAWEICLOUD_SDK_SK"):
         AkSkAuth.from_env({"HUAWEICLOUD_SDK_AK": AK})
 

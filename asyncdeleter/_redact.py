@@ -20,7 +20,9 @@ a text (the server's, or ours, cut mid-credential) goes too (``redact_cut``).
 from __future__ import annotations
 
 import bisect
+import functools
 import html
+import json
 import re
 from collections.abc import Iterable
 from typing import Final, overload
@@ -43,13 +45,16 @@ def secret_forms(secrets: Iterable[str]) -> tuple[str, ...]:
 
 
 #: Every escape an echo could give a character: percent-encoding (either case), a JSON
-#: ``\\uXXXX`` or ``\\/``, an HTML entity (numeric, or named: ``&plus;``).
+#: ``\\uXXXX`` or ``\\/``, an HTML entity (numeric with any number of zeros, or named:
+#: ``&plus;``).
 _ESCAPE: Final = re.compile(
     r"%[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|\\[/\\\"]"
-    r"|&(?:#[xX][0-9a-fA-F]{1,8}|#[0-9]{1,8}|[A-Za-z][A-Za-z0-9]{1,31});?"
+    r"|&(?:#[xX][0-9a-fA-F]+|#[0-9]+|[A-Za-z][A-Za-z0-9]{1,31});?"
 )
-#: How many times a text is decoded over (an escape inside an escape) before giving up.
-_DECODE_ROUNDS: Final = 4
+#: How many times a text is decoded over (an escape inside an escape). No server's text
+#: nests escapes this deep by accident: one still changing after it is withheld whole.
+_DECODE_ROUNDS: Final = 32
+_TOO_DEEP: Final = "[redacted: escaped too many times over to be checked]"
 
 
 def _unescaped(escape: str) -> str:
@@ -58,21 +63,102 @@ def _unescaped(escape: str) -> str:
         return chr(int(escape[1:], 16))
     if escape[0] == "\\":
         return chr(int(escape[2:], 16)) if escape[1] == "u" else escape[1]
+    if escape[1] == "#":
+        # Leading zeros go first: html.unescape would convert thousands of digits (and
+        # raise past Python's limit). Past U+10FFFF, a browser shows U+FFFD.
+        hexadecimal = escape[2] in "xX"
+        digits = escape[3 if hexadecimal else 2 :].rstrip(";").lstrip("0") or "0"
+        if len(digits) > (6 if hexadecimal else 7):
+            return "\ufffd"
+        escape = "&#" + ("x" if hexadecimal else "") + digits + ";"
     return html.unescape(escape)
 
 
-def _decoded(text: str) -> str:
-    """``text`` with every escape undone, over again while escapes remain (nested ones)."""
+def _decoded(text: str) -> str | None:
+    """``text`` with every escape undone, over again while escapes remain (nested ones).
+
+    ``None`` if it is still changing after ``_DECODE_ROUNDS``.
+    """
     for _ in range(_DECODE_ROUNDS):
         if not _ESCAPE_STARTS.search(text):
-            break
+            return text
         before, text = text, _ESCAPE.sub(lambda match: _unescaped(match[0]), text)
         if text == before:
-            break
-    return text
+            return text
+    return None
 
 
-def _cut_from_escaped(text: str, secrets: tuple[str, ...]) -> str:
+#: Any part of a credential this long, found anywhere, is an echo (one a server cut short
+#: at a field limit, or folded over two lines): it is cut out as far as it goes. A
+#: shorter credential is looked for whole.
+_ECHO_PART: Final = 16
+#: Texts are sampled every ``_GRAM`` characters against every ``_GRAM``-long piece of
+#: each credential: any echoed part ``_ECHO_PART`` long holds one sampled piece whole.
+_GRAM: Final = 8
+_SAMPLES: Final = re.compile(f".{{{_GRAM}}}", re.DOTALL)
+
+
+@functools.lru_cache(maxsize=32)
+def _pieces(secrets: tuple[str, ...]) -> dict[str, list[tuple[str, int]]]:
+    """Every ``_GRAM``-long piece of each long credential, and where in it it begins."""
+    pieces: dict[str, list[tuple[str, int]]] = {}
+    for secret in secrets:
+        if len(secret) >= _ECHO_PART:
+            for at in range(len(secret) - _GRAM + 1):
+                pieces.setdefault(secret[at : at + _GRAM], []).append((secret, at))
+    return pieces
+
+
+def _echoes(text: str, secrets: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Where credentials are echoed in ``text``: whole, or any part ``_ECHO_PART`` long."""
+    found: list[tuple[int, int]] = []
+    for secret in secrets:
+        if len(secret) < _ECHO_PART:
+            at = text.find(secret)
+            while at != -1:
+                found.append((at, at + len(secret)))
+                at = text.find(secret, at + len(secret))
+    pieces = _pieces(secrets)
+    if not pieces or pieces.keys().isdisjoint(_SAMPLES.findall(text)):
+        return found  # the common case, decided at C speed
+    covered = 0
+    for sample in range(0, len(text) - _GRAM + 1, _GRAM):
+        if sample < covered or (places := pieces.get(text[sample : sample + _GRAM])) is None:
+            continue
+        for secret, at in places:
+            begin, inside = sample, at
+            while begin > 0 and inside > 0 and text[begin - 1] == secret[inside - 1]:
+                begin, inside = begin - 1, inside - 1
+            end, inside = sample + _GRAM, at + _GRAM
+            while end < len(text) and inside < len(secret) and text[end] == secret[inside]:
+                end, inside = end + 1, inside + 1
+            if end - begin >= _ECHO_PART:
+                found.append((begin, end))
+                covered = max(covered, end)
+    return found
+
+
+def _holds_echo(text: str, secrets: tuple[str, ...]) -> bool:
+    return bool(_echoes(text, secrets))
+
+
+def _cut(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with each span replaced by ``[redacted]`` (overlapping spans as one)."""
+    if not spans:
+        return text
+    kept: list[str] = []
+    at = 0
+    for begin, finish in sorted(spans):
+        if begin >= at:
+            kept += (text[at:begin], _MARK)
+            at = finish
+        elif finish > at:  # overlaps the cut before it: that cut grows
+            at = finish
+    kept.append(text[at:])
+    return "".join(kept)
+
+
+def _cut_escaped(text: str, secrets: tuple[str, ...]) -> str:
     """``text`` with each escaped echo of a credential replaced whole, the rest as it was.
 
     The text is decoded once, keeping where each decoded character came from, so an echo
@@ -97,7 +183,6 @@ def _cut_from_escaped(text: str, secrets: tuple[str, ...]) -> str:
     decoded.append(text[at:])
     starts.append(length)
     spans.append((at, len(text), False))
-    flat = "".join(decoded)
 
     def source(index: int, *, end: bool) -> int:
         piece = bisect.bisect_right(starts, index) - 1
@@ -106,22 +191,13 @@ def _cut_from_escaped(text: str, secrets: tuple[str, ...]) -> str:
             return finish if end else begin
         return begin + index - starts[piece] + (1 if end else 0)
 
-    cuts: list[tuple[int, int]] = []
-    for secret in secrets:
-        found = flat.find(secret)
-        while found != -1:
-            cuts.append((source(found, end=False), source(found + len(secret) - 1, end=True)))
-            found = flat.find(secret, found + len(secret))
-    kept: list[str] = []
-    at = 0
-    for begin, finish in sorted(cuts):
-        if begin >= at:
-            kept += (text[at:begin], _MARK)
-            at = finish
-        elif finish > at:  # overlaps the cut before it: that cut grows
-            at = finish
-    kept.append(text[at:])
-    return "".join(kept)
+    return _cut(
+        text,
+        [
+            (source(begin, end=False), source(finish - 1, end=True))
+            for begin, finish in _echoes("".join(decoded), secrets)
+        ],
+    )
 
 
 @overload
@@ -131,36 +207,43 @@ def redact(text: None, secrets: tuple[str, ...]) -> None: ...
 @overload
 def redact(text: str | None, secrets: tuple[str, ...]) -> str | None: ...
 def redact(text: str | None, secrets: tuple[str, ...]) -> str | None:
-    """``text`` with every credential in ``secrets``, in any form, replaced by ``[redacted]``.
+    """``text`` with every credential in ``secrets`` replaced by ``[redacted]``.
 
-    ``secrets`` come from ``secret_forms``.
+    In any form: as sent, escaped, or its beginning cut short by the server. ``secrets``
+    come from ``secret_forms``.
     """
     if not text or not secrets:
         return text
-    if _ESCAPE_STARTS.search(text) and any(secret in _decoded(text) for secret in secrets):
-        text = _cut_from_escaped(text, secrets)
-        if any(secret in _decoded(text) for secret in secrets):
-            # An escape inside an escape: what is given back is the decoded text, which
-            # holds none.
-            text = _decoded(text)
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, _MARK)
-    return text
+    if _ESCAPE_STARTS.search(text):
+        # Escaped echoes first, on the decoded text: an echo partly escaped is one echo.
+        decoded = _decoded(text)
+        if decoded is None:
+            return _TOO_DEEP
+        if _holds_echo(decoded, secrets):
+            if _ESCAPE.sub(lambda match: _unescaped(match[0]), text) == decoded:
+                text = _cut_escaped(text, secrets)  # cut in place, the rest as it was
+            else:
+                text = decoded  # an escape inside an escape: given back decoded, then cut
+    return _cut(text, _echoes(text, secrets))
 
 
 def redact_body(body: bytes, secrets: tuple[str, ...]) -> bytes:
     """A whole answer's body with every credential cut out, before anything parses it.
 
-    Redacting the body once, as bytes, is what makes every string parsed from it (a result's
-    fields, an error's) clean by construction. Bytes that are not UTF-8 pass through as
-    they were.
+    Redacting the body once is what makes every string parsed from it (a result's fields,
+    an error's) clean by construction. It is read in the encoding a JSON parser would
+    detect (UTF-16 and UTF-32 included), and a body in any encoding but UTF-8 is given
+    back as UTF-8, so what is parsed and quoted later is exactly what was checked. Bytes
+    that are not valid in that encoding pass through as they were.
     """
     if not body or not secrets:
         return body
-    text = body.decode("utf-8", "surrogateescape")
-    cleaned = redact(text, secrets)
-    return body if cleaned == text else cleaned.encode("utf-8", "surrogateescape")
+    encoding = json.detect_encoding(body)
+    if encoding == "utf-8":
+        text = body.decode("utf-8", "surrogateescape")
+        cleaned = redact(text, secrets)
+        return body if cleaned == text else cleaned.encode("utf-8", "surrogateescape")
+    return redact(body.decode(encoding, "replace"), secrets).encode("utf-8", "surrogatepass")
 
 
 def redact_cut(text: str, secrets: tuple[str, ...], limit: int) -> str:

@@ -7,8 +7,9 @@ error when the deadline or the shared retry budget says no; the request path
 stop signal, which a decorator cannot see.
 
 A throttled call (429) waits ``max(Retry-After, pacing floor, jittered backoff)``
-(``throttle_wait``): the gateway documents no ``Retry-After``, and one that says ``0`` or
-names a past date must never turn into a loop of requests.
+(``throttle_wait``), and any other retry ``max(Retry-After, jittered backoff)``: the
+gateway documents no ``Retry-After``, and one that says ``0`` or names a past date must
+never turn into a loop of requests.
 """
 
 from __future__ import annotations
@@ -137,12 +138,14 @@ def plan_retry(
         left, floor = call.deadline - now, throttle_floor(call, result.wait, policy)
         if policy.wait and wait >= left and left - floor > _LAST_THROTTLED_TRY:
             wait = floor + (left - floor) / 2
-    elif result.wait is not None:
-        wait = min(result.wait, policy.max_retry_after)
     else:
         if call.waits is None:
             call.waits = backoff_waits(policy)
         wait = next(call.waits)
+        if result.wait is not None:
+            # Retry-After is a floor, never "now": a 503 saying 0 (or a past date) still
+            # waits its jittered backoff, so no answer can turn retries into a loop.
+            wait = max(wait, min(result.wait, policy.max_retry_after))
     if not policy.wait:
         wait = 0.0
     if now + wait >= call.deadline:

@@ -441,7 +441,7 @@ def parent_missing(
         error,
         ParentNotFoundError,
         f"{call.op.label} {call.target}: {kind} {parent_id} does not exist ({evidence}): "
-        f"nothing was deleted there; check {setting}",
+        f"this call deleted nothing; check {setting}",
         parent_kind=kind,
         parent_id=parent_id,
         setting=setting,

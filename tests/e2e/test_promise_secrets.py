@@ -8,6 +8,7 @@ the ways error reporters render it, and searched for the secrets.
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import json
 import logging
@@ -461,6 +462,82 @@ async def test_an_echo_in_a_listing_page_is_cut_out_of_every_item() -> None:
         listed = [workspace async for workspace in manager.list_workspaces()]
     assert [workspace.status_info for workspace in listed] == ["[redacted]"]
     _no_part_of(SLASHED, repr(listed))
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "utf-16-be"])
+async def test_an_echo_in_a_body_of_another_encoding_is_cut_out(encoding: str) -> None:
+    """A JSON parser detects UTF-16 and UTF-32 by itself: the body is checked in the
+    encoding it will be parsed in, not as UTF-8 (where the echo hid between NULs)."""
+
+    async def script(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        body = _workspace_answer(f"refused for {SLASHED}").decode().encode(encoding)
+        writer.write(answer(200 if request.method == "GET" else 400, body))
+
+    records: list[asyncdeleter.RequestRecord] = []
+    async with (
+        RawServer(script) as server,
+        _manager_for(server.url, on_response=records.append) as manager,
+    ):
+        shown = await manager.show_workspace("w1")
+        with pytest.raises(asyncdeleter.BadRequestError) as raised:
+            await manager.delete_workspace("w1")
+    assert shown.status_info == "refused for [redacted]"
+    _no_part_of(SLASHED, repr(shown) + reachable_text(raised.value) + repr(records))
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        pytest.param(
+            lambda s: f'{{"error_msg": "token {s[:32]}...", "error_code": "X.1"}}', id="cut"
+        ),
+        pytest.param(lambda s: f"X-Auth-Token: {s[:30]}\r\n {s[30:]}\nVia: p", id="folded"),
+        pytest.param(lambda s: f'{{"error_msg": "token ...{s[40:]}"}}', id="its-end"),
+    ],
+)
+async def test_an_echo_the_server_cut_or_folded_leaves_no_part_behind(
+    echo: Callable[[str], str],
+) -> None:
+    """Any part of a credential 16 characters long is an echo, wherever it is: a token
+    cut at a field limit, or folded over two lines, is cut out as far as it goes."""
+
+    async def script(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        writer.write(answer(400, echo(SLASHED).encode()))
+
+    async with RawServer(script) as server, _manager_for(server.url) as manager:
+        with pytest.raises(asyncdeleter.BadRequestError) as raised:
+            await manager.delete_workspace("w1")
+    assert "[redacted]" in str(raised.value)
+    _no_part_of(SLASHED, reachable_text(raised.value))
+
+
+@pytest.mark.parametrize(
+    "escaped",
+    [
+        pytest.param(SLASHED.replace("+", "&#000000000043;"), id="entity-with-many-zeros"),
+        pytest.param(SLASHED.replace("/", "&amp;amp;amp;amp;amp;#47;"), id="nested-5-deep"),
+        pytest.param(
+            functools.reduce(lambda t, _: urllib.parse.quote(t, safe=""), range(6), SLASHED),
+            id="percent-6-deep",
+        ),
+        pytest.param(SLASHED + "&#" + "0" * 5000 + "43;", id="thousands-of-digits"),
+    ],
+)
+async def test_an_echo_escaped_any_number_of_times_is_cut_out(escaped: str) -> None:
+    """However deep the escapes go, what is left decodes to no part of the credential,
+    and a text escaped past any sense is withheld, not parsed into a crash."""
+
+    async def script(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        writer.write(answer(400, json.dumps({"error_msg": escaped}).encode()))
+
+    async with RawServer(script) as server, _manager_for(server.url) as manager:
+        with pytest.raises(asyncdeleter.BadRequestError) as raised:
+            await manager.delete_workspace("w1")
+    text = reachable_text(raised.value)
+    assert "redacted" in text
+    for _ in range(8):
+        text = html.unescape(urllib.parse.unquote(text.replace("&#" + "0" * 5000, "&#")))
+    _no_part_of(SLASHED, text)
 
 
 # -- what is refused when built ----------------------------------------------------------

@@ -146,6 +146,7 @@ class Call:
         "base",
         "budget_spent",
         "deadline",
+        "ends_by",
         "gate",
         "generation",
         "headers",
@@ -192,6 +193,10 @@ class Call:
         self.tracker = tracker  # a bulk item's: its stop signal, and its counts to keep
         self.attempts = 0
         self.deadline = 0.0
+        # A deadline the call must meet whatever ``max_time`` says (loop time), or None:
+        # a confirmation poll's is the end of its ``wait_timeout``, which bounds the poll,
+        # its retries and its waits (see ``RequestPath._starting``).
+        self.ends_by: float | None = None
         # Set once an attempt may have deleted the resource without us seeing the answer
         # (sent, then dropped or timed out; 408; 5xx): a later 404 then means success.
         self.may_have_taken_effect = False

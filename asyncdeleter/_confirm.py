@@ -6,7 +6,9 @@ A ModelArts deletion finishes in the background (docs/api-facts.md, section 5): 
 
 Each poll is an ordinary ShowWorkspace call through the request path (limits, rate, retries,
 deadline); between polls nothing is held, no slot and no turn. ``wait_timeout`` alone
-bounds the whole wait, counted from the moment the deletion was accepted.
+bounds the whole wait, counted from the moment the deletion was accepted: it is the one
+deadline, and each poll (its turn, its attempts, its retries) gets at most what is left of
+it, however long ``max_time`` is.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def poll_waits(policy: RetryPolicy) -> Iterator[float]:
 
 
 async def wait_until_gone(
-    show: Callable[[], Awaitable[Workspace | None]],
+    show: Callable[[float], Awaitable[Workspace | None]],
     *,
     workspace_id: str,
     policy: RetryPolicy,
@@ -54,7 +56,8 @@ async def wait_until_gone(
     """Return once ShowWorkspace says 404; raise if the deletion failed or outlasts the wait.
 
     Args:
-        show: Makes one ShowWorkspace call (with its own retries); ``None`` means gone.
+        show: Makes one ShowWorkspace call (with its own retries) that ends by the loop
+            time it is given; ``None`` means gone.
         workspace_id: For the messages.
         policy: The manager's retry policy (its poll waits).
         wait_timeout: Seconds from now (the deletion's acceptance) to give up.
@@ -93,7 +96,7 @@ async def wait_until_gone(
         if loop.time() >= deadline:
             break
         try:
-            workspace = await show()
+            workspace = await show(deadline)
             if workspace is None:
                 # The service's own "gone" (ModelArts.0104), and nothing else: the poll asks
                 # for it (missing_ok), so any other 404 (a gateway's, a proxy's page, "no

@@ -352,7 +352,9 @@ class SessionManager(SweepMethods, Lifecycle):
             workspace_id: The workspace (1-64 letters, digits, hyphens).
             missing_ok: Treat a workspace that was already gone as deleted.
             wait: Return only once the workspace is confirmed gone.
-            wait_timeout: Seconds, from the deletion's acceptance, to wait for that.
+            wait_timeout: Seconds, from the deletion's acceptance, to wait for that: the
+                one deadline of the wait (each poll gets at most what is left of it, however
+                long ``retry.max_time`` is).
 
         Returns:
             The deleted workspace, with the answer's request id; ``already_gone`` tells
@@ -406,7 +408,7 @@ class SessionManager(SweepMethods, Lifecycle):
             if wait and not answer.already_gone:
                 show = self._calls.call(SHOW_WORKSPACE, ids, tracker=tracker)
                 await wait_until_gone(
-                    lambda: self._send_show(show),
+                    lambda ends_by: self._send_show(show, ends_by),
                     workspace_id=ws,
                     policy=self.retry,
                     wait_timeout=wait_timeout,
@@ -419,15 +421,17 @@ class SessionManager(SweepMethods, Lifecycle):
             confirmed=wait,
         )
 
-    async def _send_show(self, template: Any) -> Workspace | None:
+    async def _send_show(self, template: Any, ends_by: float) -> Workspace | None:
         """One poll of a confirming wait: the workspace, or ``None`` once it is gone.
 
-        A fresh call per poll (its own attempts, deadline and retries). Its 404 that says
-        "gone" is the answer the wait wants (``missing_ok``), not an error.
+        A fresh call per poll (its own attempts and retries), over by ``ends_by`` (the end
+        of the wait). Its 404 that says "gone" is the answer the wait wants
+        (``missing_ok``), not an error.
         """
         self._ensure_session()
         call = self._calls.call(
             SHOW_WORKSPACE, template.ids, missing_ok=True, tracker=template.tracker
         )
+        call.ends_by = ends_by
         answer = await self._path.send(call)
         return None if answer.already_gone else answer.result

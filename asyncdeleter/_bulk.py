@@ -275,8 +275,14 @@ class BulkRun(Generic[T]):
         cancelled_again = await self._skip_unread_sequence() or cancelled_again
         self._cancelled = not completed or self._stopped_by_caller
         self._ended_at = _now()
-        await self._input.close()
-        self._ended.set()
+        try:
+            await self._input.close()
+        except asyncio.CancelledError:
+            # Cancelled again during the input's own clean-up: that clean-up is cut short
+            # (the caller insists), but the run has ended and its report is final.
+            cancelled_again = True
+        finally:
+            self._ended.set()  # however the clean-up ended: wait() must not hang
         if cancelled_again:
             raise asyncio.CancelledError
 

@@ -382,3 +382,40 @@ async def test_wait_after_break_returns_the_final_report(emulator: Emulator, cou
     assert report.cancelled
     assert report.unread_from is not None
     assert report.total == report.unread_from  # every item read is accounted for
+
+
+async def test_wait_ends_when_the_consumer_is_cancelled_twice_while_the_input_closes(
+    emulator: Emulator, counted: Any
+) -> None:
+    """A second cancellation lands in the async input's own clean-up: ``wait()`` still ends."""
+    emulator.add_sessions("ws-1", [f"s{i}" for i in range(100)])
+    emulator.latency = 0.05
+    cleaning = asyncio.Event()
+
+    async def source() -> AsyncIterator[tuple[str, str]]:
+        try:
+            for pair in pairs(100):
+                yield pair
+        finally:
+            cleaning.set()
+            await asyncio.sleep(0.5)  # the input's clean-up awaits something
+
+    async def consume(run: Any) -> None:
+        async for _ in run:
+            pass
+
+    manager, _ = counted(max_concurrency=2)
+    async with manager:
+        run = manager.close_sessions(source())
+        consumer = asyncio.create_task(consume(run))
+        waiter = asyncio.create_task(run.wait())
+        await until(lambda: run.report.total >= 2)
+        consumer.cancel()
+        await cleaning.wait()
+        consumer.cancel()  # again, while the run closes its input
+        with pytest.raises(asyncio.CancelledError):
+            await consumer
+        async with asyncio.timeout(10):  # the test's own limit: wait() must not hang
+            report = await waiter
+    assert report.cancelled
+    assert report.total == report.unread_from, "every item read is accounted for"

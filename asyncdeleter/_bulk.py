@@ -432,10 +432,11 @@ class BulkRun(Generic[T]):
 
         try:
             answer = await self._operation(target, tracker)
-        except Stopped as stopped:
+        except Stopped:
             # The run stopped before this item's next request: never sent (skipped), or
-            # cut off before a retry (it may have taken effect: failed, safe to re-run).
-            return ended(OutcomeKind.FAILED, stopped.last_error or stopped)
+            # cut off before a retry or a poll (it may have taken effect: failed, safe to
+            # re-run), with the error its tracker says.
+            return ended(OutcomeKind.FAILED, tracker.stopped_error())
         except ConfigurationError as exc:
             # The manager closed (or is used from another loop): nothing more can be sent.
             self._stop_sending()
@@ -482,7 +483,7 @@ class _RunSignal(StopSignal):
 
 def _counts(error: BaseException | None) -> bool:
     """Whether an item that sent nothing still failed: its own error, not a stop or a close."""
-    return error is not None and not isinstance(error, Stopped | ConfigurationError)
+    return error is not None and not isinstance(error, ConfigurationError)
 
 
 #: While accounting for a huge input's unread items, yield to the loop this often.

@@ -412,7 +412,7 @@ class SessionManager(SweepMethods, Lifecycle):
                     workspace_id=ws,
                     policy=self.retry,
                     wait_timeout=wait_timeout,
-                    stop=tracker.stop if tracker is not None else None,
+                    tracker=tracker,
                 )
         return DeletedWorkspace(
             workspace_id=ws,

@@ -207,7 +207,7 @@ class RequestPath:
                 assert self.readdress is not None  # noqa: S101 - set together with hosts
                 self.readdress(call)  # a service moved since the call was built
             try:
-                self._check_still_wanted(call, last, session)
+                self._check_still_wanted(call, session)
                 # One attempt, holding a slot: before (sync), the exchange, then judging
                 # (sync). No coroutine of our own around the transport's: this is the
                 # per-request hot path.
@@ -243,6 +243,8 @@ class RequestPath:
                     self.retry_budget.refill(call.budget_spent)
                 return result
             last = result
+            if call.tracker is not None:
+                call.tracker.last_error = result.error  # what a stop from here on reports
             if result.rerouted:
                 continue  # never processed by the old host: resend at once, to the new one
             if result.refresh is not None:
@@ -255,14 +257,12 @@ class RequestPath:
             else:
                 await call.tracker.stop.sleep(wait)
                 if call.tracker.stop.stopped:
-                    raise Stopped(result.error)
+                    raise Stopped
 
-    def _check_still_wanted(
-        self, call: Call, last: Failure | None, session: aiohttp.ClientSession
-    ) -> None:
+    def _check_still_wanted(self, call: Call, session: aiohttp.ClientSession) -> None:
         """Right before sending: a stopped run or a closing manager sends nothing more."""
         if call.tracker is not None and call.tracker.stop.stopped:
-            raise Stopped(last.error if last is not None else None)
+            raise Stopped
         transport = self.transport
         if transport.closed or (transport.borrowed and session.closed):
             raise ConfigurationError(

@@ -45,7 +45,7 @@ from asyncdeleter._request import RequestPath
 from asyncdeleter._retry import RetryBudget
 from asyncdeleter._sweep_api import SweepMethods
 from asyncdeleter._throttle import ConcurrencyLimit
-from asyncdeleter._transport import Transport, check_ssl
+from asyncdeleter._transport import Transport, check_pool, check_ssl
 from asyncdeleter._verify import Prover
 
 if TYPE_CHECKING:
@@ -92,7 +92,9 @@ class SessionManager(SweepMethods, Lifecycle):
         timeouts: Per-attempt connect and read timeouts.
         session: An ``aiohttp.ClientSession`` to use instead of creating one; it is not
             closed by the manager. Its client middlewares are not applied to our requests
-            (the manager passes its own, see ``_own_every_attempt``).
+            (the manager passes its own, see ``_own_every_attempt``). Its connector's
+            ``limit`` and ``limit_per_host`` must each be 0 (no limit) or at least
+            ``max_concurrency``: every call of a service goes to one host.
         allow_insecure_http: Allow plain ``http://`` endpoints on non-loopback hosts.
         ssl: An ``ssl.SSLContext`` (for a private CA, say); certificates are always verified.
         max_rate: Send at most this many requests per second to each API of each host (a
@@ -107,8 +109,9 @@ class SessionManager(SweepMethods, Lifecycle):
 
     Raises:
         ConfigurationError: Neither ``region`` nor ``endpoints``, an insecure endpoint, a
-            bad option value, a ``session`` whose connector pool is below
-            ``max_concurrency``, or ``trace_configs`` with a ``session`` of your own.
+            bad option value, a ``session`` whose connector pool (``limit`` or
+            ``limit_per_host``) is below ``max_concurrency``, or ``trace_configs`` with a
+            ``session`` of your own.
         InvalidIdentifierError: ``project_id`` is not a valid id.
     """
 
@@ -169,14 +172,7 @@ class SessionManager(SweepMethods, Lifecycle):
         for name, hook in (("on_request", on_request), ("on_response", on_response)):
             if hook is not None:
                 check_hook(name, hook)
-        if session is not None:
-            pool = session.connector.limit if session.connector is not None else 0
-            if pool and pool < max_concurrency:
-                raise ConfigurationError(
-                    f"the session's connector allows {pool} connections, fewer than "
-                    f"max_concurrency={max_concurrency}: calls would wait for a pool slot "
-                    "while their timeout runs"
-                )
+        check_pool(session, max_concurrency)
         self.region: Final = region
         self.project_id: Final = (
             None if project_id is None else validate_id("project_id", project_id, MODELARTS_ID_MAX)

@@ -35,6 +35,7 @@ __all__ = [
     "Expiry",
     "Reply",
     "Transport",
+    "check_pool",
     "check_ssl",
     "dropped",
     "may_have_been_sent",
@@ -215,6 +216,26 @@ def check_ssl(ssl: ssl_module.SSLContext | None, session: aiohttp.ClientSession 
             raise ConfigurationError(
                 "the session's connector does not verify certificates (ssl=False or an "
                 "unverifying context); asyncdeleter always verifies them"
+            )
+
+
+def check_pool(session: aiohttp.ClientSession | None, max_concurrency: int) -> None:
+    """A caller's connector must hold every call the manager lets through at once.
+
+    Its total ``limit`` and its ``limit_per_host`` alike (0 means no limit, for either):
+    every call to a service goes to one host, so a per-host pool below
+    ``max_concurrency`` makes the calls past it wait for a socket while their timeouts
+    run, and healthy calls fail with ``APITimeoutError``.
+    """
+    connector = session.connector if session is not None else None
+    if connector is None:
+        return
+    for name, pool in (("limit", connector.limit), ("limit_per_host", connector.limit_per_host)):
+        if pool and pool < max_concurrency:
+            raise ConfigurationError(
+                f"the session's connector allows {pool} connections ({name}={pool}), fewer "
+                f"than max_concurrency={max_concurrency}: calls would wait for a pool slot "
+                "while their timeout runs"
             )
 
 

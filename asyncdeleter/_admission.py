@@ -13,7 +13,7 @@ from typing import NoReturn
 
 from asyncdeleter._auth import Auth, Credentials
 from asyncdeleter._calls import Call, Failure, Tracker
-from asyncdeleter._errors import APIError
+from asyncdeleter._errors import APIError, APITimeoutError
 from asyncdeleter._throttle import ConcurrencyLimit, RateLimiter
 
 __all__ = ["Admission", "raise_error"]
@@ -107,14 +107,35 @@ class Admission:
         if not refreshed:
             raise_error(result.error)  # max_time ran out while fetching credentials
 
+    async def wait_for_first_turn(self, call: Call) -> tuple[Auth | None, int]:
+        """``wait_for_turn`` for a first attempt: unbounded, unless the call has ``ends_by``.
+
+        ``max_time`` starts at the first send; a call with an outer deadline (a
+        confirmation poll) must not wait past it for a turn or a slot either.
+        """
+        if call.ends_by is None:
+            return await self.wait_for_turn(call)
+        late = APITimeoutError(
+            f"{call.op.label} {call.target}: its time ran out while it waited for its turn "
+            "to be sent; nothing was sent",
+            attempts=call.attempts,
+        )
+        return await self._turn_by(call, call.ends_by, late)
+
     async def wait_for_retry_turn(self, call: Call, last: Failure) -> tuple[Auth | None, int]:
-        """``_wait_for_turn`` for a retry: from the first send on, waits count to the deadline."""
+        """``wait_for_turn`` for a retry: from the first send on, waits count to the deadline."""
+        return await self._turn_by(call, call.deadline, last.error)
+
+    async def _turn_by(
+        self, call: Call, deadline: float, late: APIError
+    ) -> tuple[Auth | None, int]:
+        """``wait_for_turn`` until ``deadline`` (loop time); past it, raise ``late``."""
         turn = None
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout_at(call.deadline):
+            async with asyncio.timeout_at(deadline):
                 turn = await self.wait_for_turn(call)
         if turn is None:
-            raise_error(last.error)
+            raise_error(late)
         return turn
 
     def turn_now(self, call: Call) -> bool:

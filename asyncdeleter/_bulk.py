@@ -275,8 +275,14 @@ class BulkRun(Generic[T]):
         cancelled_again = await self._skip_unread_sequence() or cancelled_again
         self._cancelled = not completed or self._stopped_by_caller
         self._ended_at = _now()
-        await self._input.close()
-        self._ended.set()
+        try:
+            await self._input.close()
+        except asyncio.CancelledError:
+            # Cancelled again during the input's own clean-up: that clean-up is cut short
+            # (the caller insists), but the run has ended and its report is final.
+            cancelled_again = True
+        finally:
+            self._ended.set()  # however the clean-up ended: wait() must not hang
         if cancelled_again:
             raise asyncio.CancelledError
 
@@ -426,10 +432,11 @@ class BulkRun(Generic[T]):
 
         try:
             answer = await self._operation(target, tracker)
-        except Stopped as stopped:
+        except Stopped:
             # The run stopped before this item's next request: never sent (skipped), or
-            # cut off before a retry (it may have taken effect: failed, safe to re-run).
-            return ended(OutcomeKind.FAILED, stopped.last_error or stopped)
+            # cut off before a retry or a poll (it may have taken effect: failed, safe to
+            # re-run), with the error its tracker says.
+            return ended(OutcomeKind.FAILED, tracker.stopped_error())
         except ConfigurationError as exc:
             # The manager closed (or is used from another loop): nothing more can be sent.
             self._stop_sending()
@@ -476,7 +483,7 @@ class _RunSignal(StopSignal):
 
 def _counts(error: BaseException | None) -> bool:
     """Whether an item that sent nothing still failed: its own error, not a stop or a close."""
-    return error is not None and not isinstance(error, Stopped | ConfigurationError)
+    return error is not None and not isinstance(error, ConfigurationError)
 
 
 #: While accounting for a huge input's unread items, yield to the loop this often.

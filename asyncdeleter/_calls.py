@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import yarl
@@ -55,7 +55,7 @@ class StopSignal:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         if task.cancelled():
-            raise Stopped(None)
+            raise Stopped
         return task.result()
 
     async def sleep(self, seconds: float) -> None:
@@ -88,9 +88,21 @@ class Tracker:
         throttled: Throttling answers (429) it met.
         throttled_seconds: Time it spent waiting because of throttling: after a 429, and
             for its turn under a learned rate.
+        last_error: The error of the item's last attempt that was to be retried (set by
+            the request path before the retry waits for anything).
+        confirming: Set by a confirming wait once the deletion was accepted: makes the
+            error that says "accepted, not confirmed" for a stop from then on.
     """
 
-    __slots__ = ("adaptive", "attempts", "stop", "throttled", "throttled_seconds")
+    __slots__ = (
+        "adaptive",
+        "attempts",
+        "confirming",
+        "last_error",
+        "stop",
+        "throttled",
+        "throttled_seconds",
+    )
 
     def __init__(self, stop: StopSignal, *, adaptive: bool = True) -> None:
         self.stop = stop
@@ -98,19 +110,39 @@ class Tracker:
         self.attempts = 0
         self.throttled = 0
         self.throttled_seconds = 0.0
+        self.last_error: Exception | None = None
+        self.confirming: Callable[[], Exception] | None = None
+
+    def stopped_error(self) -> BaseException | None:
+        """What the item reports when its run stopped it mid-way (``Stopped`` was raised).
+
+        The one place that turns the internal signal into an error users see, wherever
+        the item was waiting (a slot, a rate turn, a retry's wait, a poll's):
+
+        - waiting to confirm an accepted deletion: ``WaitTimeoutError(stopped=True)``;
+        - waiting to retry: the error of the attempt it would have retried;
+        - nothing sent: ``None`` (the item is ``skipped``).
+        """
+        if self.confirming is not None:
+            return self.confirming()
+        if self.last_error is not None:
+            return self.last_error
+        if self.attempts:
+            # Not reached by the request path (it records every retried attempt's error);
+            # an item that sent something never ends without an error all the same.
+            return asyncio.CancelledError("the bulk run stopped before this item ended")
+        return None
 
 
 class Stopped(Exception):  # noqa: N818 - a signal between modules, not an error users see
-    """A call ended because its run was stopped: before its next request went out.
+    """A bulk item's call ended because its run was stopped, before its next request.
 
-    Attributes:
-        last_error: What the item's outcome reports: the error of the attempt it would
-            have retried, or why a confirmation ended early; ``None`` if nothing was sent.
+    Internal: it carries nothing, and never reaches users. The bulk run catches it and
+    reports ``Tracker.stopped_error()`` instead.
     """
 
-    def __init__(self, last_error: Exception | None) -> None:
+    def __init__(self) -> None:
         super().__init__("stopped before sending")
-        self.last_error = last_error
 
 
 class Answer:
@@ -146,6 +178,7 @@ class Call:
         "base",
         "budget_spent",
         "deadline",
+        "ends_by",
         "gate",
         "generation",
         "headers",
@@ -192,6 +225,10 @@ class Call:
         self.tracker = tracker  # a bulk item's: its stop signal, and its counts to keep
         self.attempts = 0
         self.deadline = 0.0
+        # A deadline the call must meet whatever ``max_time`` says (loop time), or None:
+        # a confirmation poll's is the end of its ``wait_timeout``, which bounds the poll,
+        # its retries and its waits (see ``RequestPath._starting``).
+        self.ends_by: float | None = None
         # Set once an attempt may have deleted the resource without us seeing the answer
         # (sent, then dropped or timed out; 408; 5xx): a later 404 then means success.
         self.may_have_taken_effect = False

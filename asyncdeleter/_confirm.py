@@ -6,7 +6,9 @@ A ModelArts deletion finishes in the background (docs/api-facts.md, section 5): 
 
 Each poll is an ordinary ShowWorkspace call through the request path (limits, rate, retries,
 deadline); between polls nothing is held, no slot and no turn. ``wait_timeout`` alone
-bounds the whole wait, counted from the moment the deletion was accepted.
+bounds the whole wait, counted from the moment the deletion was accepted: it is the one
+deadline, and each poll (its turn, its attempts, its retries) gets at most what is left of
+it, however long ``max_time`` is.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable, Iterator
 
-from asyncdeleter._calls import Stopped, StopSignal
+from asyncdeleter._calls import Stopped, Tracker
 from asyncdeleter._config import RetryPolicy
 from asyncdeleter._errors import (
     APIConnectionError,
@@ -44,56 +46,64 @@ def poll_waits(policy: RetryPolicy) -> Iterator[float]:
 
 
 async def wait_until_gone(
-    show: Callable[[], Awaitable[Workspace | None]],
+    show: Callable[[float], Awaitable[Workspace | None]],
     *,
     workspace_id: str,
     policy: RetryPolicy,
     wait_timeout: float,
-    stop: StopSignal | None,
+    tracker: Tracker | None,
 ) -> None:
     """Return once ShowWorkspace says 404; raise if the deletion failed or outlasts the wait.
 
     Args:
-        show: Makes one ShowWorkspace call (with its own retries); ``None`` means gone.
+        show: Makes one ShowWorkspace call (with its own retries) that ends by the loop
+            time it is given; ``None`` means gone.
         workspace_id: For the messages.
         policy: The manager's retry policy (its poll waits).
         wait_timeout: Seconds from now (the deletion's acceptance) to give up.
-        stop: A bulk run's stop signal: a stopped run sends no more polls.
+        tracker: A bulk item's: its run's stop signal (a stopped run sends no more
+            polls), and what the item reports if it stops from now on.
 
     Raises:
         DeletionFailedError: The workspace ended ``DELETE_FAILED``.
         WaitTimeoutError: It was still there at ``wait_timeout``.
         APIStatusError: A poll was refused (401, 403, 400), with a message saying the
             deletion was accepted but not confirmed.
-        Stopped: The bulk run stopped while this item waited to poll.
+        Stopped: The bulk run stopped while this item waited to poll, or while a poll
+            waited (for its turn, a slot or a retry).
     """
     loop = asyncio.get_running_loop()
     accepted_at = loop.time()
     deadline = accepted_at + wait_timeout
     last_status: str | None = None
     last_error: APIError | None = None
+
+    def stopped() -> WaitTimeoutError:
+        # The DELETE went out and was accepted: say so, not "never sent", whichever wait
+        # of the confirmation (between polls, or a poll's own) the stop ended.
+        return WaitTimeoutError(
+            f"delete_workspace {workspace_id}: accepted, but the run stopped before it was "
+            "confirmed gone; waiting or deleting again is safe",
+            workspace_id=workspace_id,
+            last_status=last_status,
+            waited=loop.time() - accepted_at,
+            stopped=True,
+        )
+
+    if tracker is not None:
+        tracker.confirming = stopped
     for planned in poll_waits(policy):
         wait = min(planned, max(0.0, deadline - loop.time()))
-        if stop is None:
+        if tracker is None:
             await asyncio.sleep(wait)
         else:
-            await stop.sleep(wait)
-            if stop.stopped:
-                # The DELETE went out and was accepted: say so, not "never sent".
-                raise Stopped(
-                    WaitTimeoutError(
-                        f"delete_workspace {workspace_id}: accepted, but the run stopped "
-                        "before it was confirmed gone; waiting or deleting again is safe",
-                        workspace_id=workspace_id,
-                        last_status=last_status,
-                        waited=loop.time() - accepted_at,
-                        stopped=True,
-                    )
-                )
+            await tracker.stop.sleep(wait)
+            if tracker.stop.stopped:
+                raise Stopped
         if loop.time() >= deadline:
             break
         try:
-            workspace = await show()
+            workspace = await show(deadline)
             if workspace is None:
                 # The service's own "gone" (ModelArts.0104), and nothing else: the poll asks
                 # for it (missing_ok), so any other 404 (a gateway's, a proxy's page, "no

@@ -15,8 +15,9 @@ request so that it cannot pass an item it has not seen:
 - A request starts one item below the bound when it can, so its first item must be one
   already seen. If it is not, someone else deleted seen items and the list moved forward:
   the listing steps back a page and stops trusting the first bound.
-- Every request reaches past the bound (a continuing request asks for at least two items),
-  so each full page moves the listing on; a listing that makes no progress for many pages
+- Every request reaches past the bound (a continuing request asks for at least two items;
+  a service that serves one a page is read on from the bound, unanchored), so each full
+  page moves the listing on; a listing that makes no progress for many pages
   in a row (a service that keeps reshuffling) ends with ``MalformedResponseError`` rather
   than spinning.
 - ModelArts documents ``offset`` as a "start page". After the first full page, a probe at
@@ -28,6 +29,9 @@ request so that it cannot pass an item it has not seen:
 
 - A page shorter than asked for is the end only when the service's count agrees; else the
   service caps its pages, and the listing pages by what it returns from then on.
+- A page that brings nothing new is the end once the listing has seen every item the
+  service counts (and the count fell by no more than this manager's deletions): a service
+  may answer a request past its end with its last page again instead of a short one.
 - The service's first count of items is checked at the end: if fewer were seen (its order
   moved under us, as ties in a sort may between requests, or others deleted some), the
   listing walks again for what is left, while a walk still finds something.
@@ -102,6 +106,7 @@ class Listing(Generic[T]):
         self._fetch = fetch
         self._key = key
         self._limit = limit
+        self._one_a_page = False  # the service serves one item a page, whatever is asked
         self._largest = largest
         self._pages_are_records: bool | None = True if offset_unit == 1 else None
         self._unit_probed = False  # the unit was learned (and may be re-learned)
@@ -136,6 +141,9 @@ class Listing(Generic[T]):
             return 0, self._limit, 0, False
         limit = max(self._limit, 2)
         if self._pages_are_records:
+            if self._one_a_page:
+                # No room for a seen item before the next one: read on from the bound.
+                return bound, 1, bound, False
             return bound - 1, limit, bound - 1, True
         # Page offsets: offset k with limit m reads [k*m, (k+1)*m). Take the m whose page
         # starts below the bound and reaches furthest past it.
@@ -222,7 +230,7 @@ class Listing(Generic[T]):
                 self._seen[item_id] = False
                 new += 1
                 yield item
-            if len(items) < limit and self._ends(items, new):
+            if self._ends(items, start, limit, new, trust_count):
                 return  # the end of the list, as it was when this page was read
             # Seen items fill positions [0, start + len(items)) as the page was read; the
             # deletions started since may have removed some of them.
@@ -237,17 +245,48 @@ class Listing(Generic[T]):
                 stalled += 1
                 bound = await self._after_a_stall(stalled, trust_count) or bound
 
-    def _ends(self, short_page: Sequence[T], new: int) -> bool:
-        """Whether a page shorter than asked for ends the listing.
+    def _ends(self, page: Sequence[T], start: int, limit: int, new: int, trust_count: bool) -> bool:
+        """Whether the walk ends after ``page`` (``limit`` asked from ``start``).
 
-        It does, but for a strict listing that it brought something new to: that one is
-        the end only once the next page shows nothing new, whatever the count says (a
-        count may just echo the page's), so it goes on, asking for what this page held.
+        The one place that decides it:
+
+        - A page that brought nothing new ends it once the listing has seen every item the
+          service counts (``_saw_everything``). Else a service that answers a request
+          past its end with its last page again, instead of a short one, would be read
+          until the listing gave up, everything seen. (A strict listing's proof is judged
+          apart, by ``saw_the_count``.)
+        - A page shorter than asked for ends it, but for a strict listing that it brought
+          something new to: that one is the end only once the next page shows nothing
+          new, whatever the count says (a count may just echo the page's), so it goes on,
+          asking for what this page held.
         """
+        if not new and trust_count and self._saw_everything(start + limit):
+            return True  # (trust_count: nobody else is known to have deleted seen items)
+        if len(page) >= limit:
+            return False
         if not (self._strict and new):
             return True
-        self._limit = max(len(short_page), 2)
+        self._limit = max(len(page), 2)
         return False
+
+    def _saw_everything(self, reached: int) -> bool:
+        """Whether every item the service counts has been seen, after a page of nothing new.
+
+        Not once the count fell by more than this manager's own deletions: others deleted
+        items, seen ones maybe, and a count lowered by theirs says nothing of what is left
+        unseen. Else, seen items forming a prefix of the list, it holds when:
+
+        - the count alone says so: as many distinct ids, less those this manager started
+          deleting (the deletions may have taken effect), as the service counts; or
+        - the request reached past the count (to position ``reached``) and found only
+          seen items, and as many distinct ids as the count were seen: our deletions may
+          still be listed (ModelArts shows ``DELETING``), yet nothing unseen is left.
+        """
+        total, first = self._last_total, self._first_total
+        if total is None or (first is not None and first - total > self._removed):
+            return False
+        seen = len(self._seen)
+        return seen - self._removed >= total or (reached >= total and seen >= total)
 
     def _page_cap(self, items: Sequence[T], limit: int, start: int, total: int | None) -> int:
         """The page size to go on with after a page of ``items`` asked for ``limit``.
@@ -260,6 +299,7 @@ class Listing(Generic[T]):
             self._contradicted = True  # items past the count given with them
         if items and len(items) < limit and total is not None and start + len(items) < total:
             self._limit = len(items)
+            self._one_a_page = len(items) == 1
             return len(items)
         return limit
 

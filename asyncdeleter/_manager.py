@@ -45,7 +45,7 @@ from asyncdeleter._request import RequestPath
 from asyncdeleter._retry import RetryBudget
 from asyncdeleter._sweep_api import SweepMethods
 from asyncdeleter._throttle import ConcurrencyLimit
-from asyncdeleter._transport import Transport, check_ssl
+from asyncdeleter._transport import Transport, check_pool, check_ssl
 from asyncdeleter._verify import Prover
 
 if TYPE_CHECKING:
@@ -92,7 +92,9 @@ class SessionManager(SweepMethods, Lifecycle):
         timeouts: Per-attempt connect and read timeouts.
         session: An ``aiohttp.ClientSession`` to use instead of creating one; it is not
             closed by the manager. Its client middlewares are not applied to our requests
-            (the manager passes its own, see ``_own_every_attempt``).
+            (the manager passes its own, see ``_own_every_attempt``). Its connector's
+            ``limit`` and ``limit_per_host`` must each be 0 (no limit) or at least
+            ``max_concurrency``: every call of a service goes to one host.
         allow_insecure_http: Allow plain ``http://`` endpoints on non-loopback hosts.
         ssl: An ``ssl.SSLContext`` (for a private CA, say); certificates are always verified.
         max_rate: Send at most this many requests per second to each API of each host (a
@@ -107,8 +109,9 @@ class SessionManager(SweepMethods, Lifecycle):
 
     Raises:
         ConfigurationError: Neither ``region`` nor ``endpoints``, an insecure endpoint, a
-            bad option value, a ``session`` whose connector pool is below
-            ``max_concurrency``, or ``trace_configs`` with a ``session`` of your own.
+            bad option value, a ``session`` whose connector pool (``limit`` or
+            ``limit_per_host``) is below ``max_concurrency``, or ``trace_configs`` with a
+            ``session`` of your own.
         InvalidIdentifierError: ``project_id`` is not a valid id.
     """
 
@@ -169,14 +172,7 @@ class SessionManager(SweepMethods, Lifecycle):
         for name, hook in (("on_request", on_request), ("on_response", on_response)):
             if hook is not None:
                 check_hook(name, hook)
-        if session is not None:
-            pool = session.connector.limit if session.connector is not None else 0
-            if pool and pool < max_concurrency:
-                raise ConfigurationError(
-                    f"the session's connector allows {pool} connections, fewer than "
-                    f"max_concurrency={max_concurrency}: calls would wait for a pool slot "
-                    "while their timeout runs"
-                )
+        check_pool(session, max_concurrency)
         self.region: Final = region
         self.project_id: Final = (
             None if project_id is None else validate_id("project_id", project_id, MODELARTS_ID_MAX)
@@ -352,7 +348,9 @@ class SessionManager(SweepMethods, Lifecycle):
             workspace_id: The workspace (1-64 letters, digits, hyphens).
             missing_ok: Treat a workspace that was already gone as deleted.
             wait: Return only once the workspace is confirmed gone.
-            wait_timeout: Seconds, from the deletion's acceptance, to wait for that.
+            wait_timeout: Seconds, from the deletion's acceptance, to wait for that: the
+                one deadline of the wait (each poll gets at most what is left of it, however
+                long ``retry.max_time`` is).
 
         Returns:
             The deleted workspace, with the answer's request id; ``already_gone`` tells
@@ -406,11 +404,11 @@ class SessionManager(SweepMethods, Lifecycle):
             if wait and not answer.already_gone:
                 show = self._calls.call(SHOW_WORKSPACE, ids, tracker=tracker)
                 await wait_until_gone(
-                    lambda: self._send_show(show),
+                    lambda ends_by: self._send_show(show, ends_by),
                     workspace_id=ws,
                     policy=self.retry,
                     wait_timeout=wait_timeout,
-                    stop=tracker.stop if tracker is not None else None,
+                    tracker=tracker,
                 )
         return DeletedWorkspace(
             workspace_id=ws,
@@ -419,15 +417,17 @@ class SessionManager(SweepMethods, Lifecycle):
             confirmed=wait,
         )
 
-    async def _send_show(self, template: Any) -> Workspace | None:
+    async def _send_show(self, template: Any, ends_by: float) -> Workspace | None:
         """One poll of a confirming wait: the workspace, or ``None`` once it is gone.
 
-        A fresh call per poll (its own attempts, deadline and retries). Its 404 that says
-        "gone" is the answer the wait wants (``missing_ok``), not an error.
+        A fresh call per poll (its own attempts and retries), over by ``ends_by`` (the end
+        of the wait). Its 404 that says "gone" is the answer the wait wants
+        (``missing_ok``), not an error.
         """
         self._ensure_session()
         call = self._calls.call(
             SHOW_WORKSPACE, template.ids, missing_ok=True, tracker=template.tracker
         )
+        call.ends_by = ends_by
         answer = await self._path.send(call)
         return None if answer.already_gone else answer.result

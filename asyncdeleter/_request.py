@@ -9,7 +9,8 @@ each in one place:
   arrived, the status decides, even when the body is cut short.
 - *``max_time`` is a hard deadline*: every attempt runs under the call's deadline (name
   resolution, connect, a dripping server, a stalled body), and so does every wait before a
-  retry.
+  retry. A call with an outer deadline (``Call.ends_by``: a confirmation poll's
+  ``wait_timeout``) gets at most what is left of it, waits for its first turn included.
 - *Stop means stop*: the stop signal and the manager's state are checked after the last
   wait and right before a request goes on the wire, never earlier.
 - *Secrets stay secret*: an aiohttp exception (whose ``RequestInfo`` holds the request
@@ -193,7 +194,7 @@ class RequestPath:
                 if self.admission.turn_now(call):  # the hot path: no coroutine, no wait
                     auth, generation = self.credentials.fixed, 0
                 else:
-                    auth, generation = await self.admission.wait_for_turn(call)
+                    auth, generation = await self.admission.wait_for_first_turn(call)
             else:
                 auth, generation = await self.admission.wait_for_retry_turn(call, last)
             observer = self.observer
@@ -206,7 +207,7 @@ class RequestPath:
                 assert self.readdress is not None  # noqa: S101 - set together with hosts
                 self.readdress(call)  # a service moved since the call was built
             try:
-                self._check_still_wanted(call, last, session)
+                self._check_still_wanted(call, session)
                 # One attempt, holding a slot: before (sync), the exchange, then judging
                 # (sync). No coroutine of our own around the transport's: this is the
                 # per-request hot path.
@@ -242,6 +243,8 @@ class RequestPath:
                     self.retry_budget.refill(call.budget_spent)
                 return result
             last = result
+            if call.tracker is not None:
+                call.tracker.last_error = result.error  # what a stop from here on reports
             if result.rerouted:
                 continue  # never processed by the old host: resend at once, to the new one
             if result.refresh is not None:
@@ -254,14 +257,12 @@ class RequestPath:
             else:
                 await call.tracker.stop.sleep(wait)
                 if call.tracker.stop.stopped:
-                    raise Stopped(result.error)
+                    raise Stopped
 
-    def _check_still_wanted(
-        self, call: Call, last: Failure | None, session: aiohttp.ClientSession
-    ) -> None:
+    def _check_still_wanted(self, call: Call, session: aiohttp.ClientSession) -> None:
         """Right before sending: a stopped run or a closing manager sends nothing more."""
         if call.tracker is not None and call.tracker.stop.stopped:
-            raise Stopped(last.error if last is not None else None)
+            raise Stopped
         transport = self.transport
         if transport.closed or (transport.borrowed and session.closed):
             raise ConfigurationError(
@@ -270,11 +271,17 @@ class RequestPath:
             )
 
     def _starting(self, call: Call, loop: asyncio.AbstractEventLoop) -> float:
-        """An attempt starts: count it, start the deadline on the first; return the time."""
+        """An attempt starts: count it, start the deadline on the first; return the time.
+
+        The one deadline of a call: ``max_time`` from its first send (not from queueing
+        for the semaphore), and never past the call's ``ends_by`` when it has one (what
+        is left of a confirmation's ``wait_timeout``).
+        """
         started = loop.time()
         if call.attempts == 0:
-            # max_time counts from the first send, not from queueing for the semaphore.
-            call.deadline = started + self.retry.max_time
+            deadline = started + self.retry.max_time
+            ends_by = call.ends_by
+            call.deadline = deadline if ends_by is None or ends_by > deadline else ends_by
         call.attempts += 1
         if call.tracker is not None:
             call.tracker.attempts += 1

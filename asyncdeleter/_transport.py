@@ -35,6 +35,7 @@ __all__ = [
     "Expiry",
     "Reply",
     "Transport",
+    "check_pool",
     "check_ssl",
     "dropped",
     "may_have_been_sent",
@@ -117,16 +118,32 @@ class Expiry:
         raise exc
 
 
+#: What aiohttp raises before it writes anything of the request (see ``may_have_been_sent``).
+_NOTHING_SENT: Final = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+    aiohttp.ClientHttpProxyError,
+)
+
+
 def may_have_been_sent(exc: BaseException) -> bool:
     """Whether a failed attempt may have put the request on the wire.
 
-    The one place that decides it. aiohttp raises these before writing anything: a
-    refused, unresolvable or TLS-failing connect (``ClientConnectorError`` and its
-    subclasses) and a connect phase that ran out of time (``ConnectionTimeoutError``;
-    the call's deadline is set so the connect phase always meets its own timeout first).
-    Anything else happened with a connection in hand.
+    The one place that decides it. aiohttp raises these before writing anything:
+
+    - a refused, unresolvable or TLS-failing connect (``ClientConnectorError`` and its
+      subclasses), an unreachable proxy included (``ClientProxyConnectionError``);
+    - a connect phase that ran out of time (``ConnectionTimeoutError``; the call's
+      deadline is set so the connect phase always meets its own timeout first);
+    - a proxy that refused to open the tunnel, answering its ``CONNECT`` with anything
+      but 200 (``ClientHttpProxyError``, a ``ClientResponseError``: its status is the
+      proxy's, not the service's, and the request never left the client).
+
+    Anything else happened with a connection in hand. (A proxy that drops the connection
+    during its ``CONNECT`` raises the same ``ServerDisconnectedError`` as a server that
+    drops it after the request went out: it may have been sent.)
     """
-    return not isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+    return not isinstance(exc, _NOTHING_SENT)
 
 
 def dropped(exc: BaseException) -> bool:
@@ -215,6 +232,26 @@ def check_ssl(ssl: ssl_module.SSLContext | None, session: aiohttp.ClientSession 
             raise ConfigurationError(
                 "the session's connector does not verify certificates (ssl=False or an "
                 "unverifying context); asyncdeleter always verifies them"
+            )
+
+
+def check_pool(session: aiohttp.ClientSession | None, max_concurrency: int) -> None:
+    """A caller's connector must hold every call the manager lets through at once.
+
+    Its total ``limit`` and its ``limit_per_host`` alike (0 means no limit, for either):
+    every call to a service goes to one host, so a per-host pool below
+    ``max_concurrency`` makes the calls past it wait for a socket while their timeouts
+    run, and healthy calls fail with ``APITimeoutError``.
+    """
+    connector = session.connector if session is not None else None
+    if connector is None:
+        return
+    for name, pool in (("limit", connector.limit), ("limit_per_host", connector.limit_per_host)):
+        if pool and pool < max_concurrency:
+            raise ConfigurationError(
+                f"the session's connector allows {pool} connections ({name}={pool}), fewer "
+                f"than max_concurrency={max_concurrency}: calls would wait for a pool slot "
+                "while their timeout runs"
             )
 
 
@@ -426,6 +463,14 @@ def translate_client_error(
     error: APIConnectionError
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         error = APITimeoutError(f"{what}: timed out ({type(exc).__name__})", attempts=attempts)
+    elif isinstance(exc, aiohttp.ClientHttpProxyError):
+        # Its status is the proxy's answer to CONNECT, not the service's: say whose it is.
+        reason = redact_cut(str(exc.message), secrets, RAW_BODY_KEPT)
+        error = APIConnectionError(
+            f"{what}: connection failed: the proxy refused to open a tunnel "
+            f"(HTTP {exc.status} {reason}); the request was not sent",
+            attempts=attempts,
+        )
     else:
         detail = _server_text(exc, secrets) or type(exc).__name__
         error = APIConnectionError(f"{what}: connection failed: {detail}", attempts=attempts)

@@ -402,7 +402,7 @@ def _count(call: Call, requests: int) -> None:
 def _check_not_stopped(call: Call) -> None:
     """A stopped run sends nothing more: no check starts for it (joining one sends nothing)."""
     if call.tracker is not None and call.tracker.stop.stopped:
-        raise Stopped(None)
+        raise Stopped
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:

@@ -5,6 +5,7 @@ deleted is yielded once; the listing always ends."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -12,6 +13,7 @@ from aiohttp import web
 
 import asyncdeleter
 from asyncdeleter import SessionManager
+from tests.raw_server import RawRequest, RawServer, answer
 
 PROJECT = "p1"
 Mutation = Callable[["Listed", int], None]
@@ -20,7 +22,10 @@ Mutation = Callable[["Listed", int], None]
 class Listed:
     """A ListWorkspace that serves ``items`` and lets a test change them between requests."""
 
-    def __init__(self, n: int, reading: str, mutate: Mutation | None = None) -> None:
+    def __init__(
+        self, n: int, reading: str, mutate: Mutation | None = None, *, clamp: bool = False
+    ) -> None:
+        self.clamp = clamp  # a window past the end gets the last page, not a short one
         self.items = [f"w-{i:03d}" for i in range(n)]
         self.initial = list(self.items)
         self.reading = reading
@@ -40,6 +45,8 @@ class Listed:
         limit = int(request.query.get("limit", "1000"))
         offset = int(request.query.get("offset", "0"))
         start = offset * limit if self.reading == "page" else offset
+        if self.clamp and start + limit > len(self.items):
+            start = max(0, len(self.items) - limit)
         page = self.items[start : start + limit]
         return web.json_response(
             {
@@ -174,3 +181,49 @@ async def test_an_item_reordered_behind_us_is_found_by_another_walk(reading: str
 
     listed = Listed(30, reading, move_last_to_front)
     check(listed, await listing(listed, 5))
+
+
+def clamping_sessions(n: int) -> RawServer:
+    """ListSqlSessions over ``n`` sessions that answers a window reaching past the end with
+    its last page again (``limit`` items), never with a short or empty page."""
+    sessions = [f"s-{i:03d}" for i in range(n)]
+
+    async def script(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        query = dict(p.split("=", 1) for p in request.path.partition("?")[2].split("&") if p)
+        offset, limit = int(query.get("offset", "0")), int(query.get("limit", "100"))
+        start = offset if offset + limit <= n else max(0, n - limit)
+        page = [{"session_id": s, "status": "RUNNING"} for s in sessions[start : start + limit]]
+        writer.write(answer(200, json.dumps({"sessions": page, "total": n}).encode()))
+
+    return RawServer(script)
+
+
+@pytest.mark.parametrize("page_size", [1, 3, 10])
+async def test_a_service_that_answers_its_last_page_again_ends_the_listing_well(
+    page_size: int,
+) -> None:
+    """25 sessions, a request past the end answered with the last page: all 25 once, and
+    the listing ends normally (it used to raise MalformedResponseError after 56 requests)."""
+    async with clamping_sessions(25) as server:
+        endpoints = asyncdeleter.Endpoints(fabric=server.url, modelarts=server.url)
+        async with SessionManager(
+            endpoints=endpoints, project_id=PROJECT, auth=asyncdeleter.TokenAuth("t")
+        ) as manager:
+            async with asyncio.timeout(30):
+                seen = [
+                    s.session_id async for s in manager.list_sessions("ws-1", page_size=page_size)
+                ]
+    assert seen == [f"s-{i:03d}" for i in range(25)]
+    assert len(server.requests) <= 25 // max(page_size - 1, 1) + 4  # pages overlap by one
+
+
+@pytest.mark.parametrize("delete", [False, True], ids=["listing", "deleting"])
+@pytest.mark.parametrize("reading", ["record", "page"])
+@pytest.mark.parametrize("page_size", [2, 10])
+async def test_a_clamping_modelarts_listing_ends_well(
+    reading: str, page_size: int, delete: bool
+) -> None:
+    """The same clamp on ListWorkspace, and deleting as we go (taking effect at once)."""
+    listed = Listed(25, reading, clamp=True)
+    check(listed, await listing(listed, page_size, delete=delete))
+    assert listed.items == ([] if delete else listed.initial)

@@ -7,6 +7,7 @@ end well before the outer ``asyncio.timeout`` a broken implementation would hit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 
 import asyncdeleter
 from asyncdeleter import RetryPolicy, Timeouts
+from tests.conftest import until
 from tests.e2e.test_promise_sent import FirstLookupHangs, manager_for
 from tests.raw_server import RawRequest, RawServer, answer
 
@@ -152,3 +154,63 @@ async def test_a_credentials_refresh_after_a_401_is_under_the_deadline() -> None
             with pytest.raises(asyncdeleter.AuthenticationError):
                 await manager.close_session("ws-1", "s-1")
     assert time.monotonic() - started < LATE
+
+
+async def test_a_stalled_confirmation_poll_ends_at_wait_timeout_not_max_time() -> None:
+    """ShowWorkspace accepts the poll and never answers: the wait ends near wait_timeout.
+
+    One deadline: each poll, its retries and its waits get at most what is left of
+    ``wait_timeout``, not a fresh ``max_time`` (30 s here) of their own.
+    """
+
+    async def accept_then_stall(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        if request.method == "DELETE":
+            writer.write(answer(200, b"{}"))
+            return
+        await asyncio.sleep(3600)  # the poll: connected, read, never answered
+
+    retry = RetryPolicy(max_time=30.0, poll_initial_wait=0.1, poll_max_wait=0.2)
+    async with (
+        RawServer(accept_then_stall) as server,
+        manager_for(server.url, retry=retry) as manager,
+    ):
+        started = time.monotonic()
+        async with asyncio.timeout(GUARD + 30):
+            with pytest.raises(asyncdeleter.WaitTimeoutError) as info:
+                await manager.delete_workspace("ws-1", wait=True, wait_timeout=1.0)
+        elapsed = time.monotonic() - started
+    assert not info.value.stopped
+    assert any(r.method == "GET" for r in server.requests), "a poll went out and stalled"
+    assert elapsed < 1.0 + 3.0
+
+
+async def test_a_confirmation_poll_waiting_for_a_slot_ends_at_wait_timeout() -> None:
+    """The only slot is held by a stalled call: the poll's wait for it ends with the wait."""
+
+    async def accept_workspace_stall_session(
+        request: RawRequest, writer: asyncio.StreamWriter
+    ) -> None:
+        if "/sessions/" in request.path:
+            await asyncio.sleep(3600)  # holds the manager's only slot for its max_time
+        writer.write(answer(200, b"{}"))
+
+    retry = RetryPolicy(max_time=30.0, poll_initial_wait=0.3, poll_max_wait=0.3)
+    async with (
+        RawServer(accept_workspace_stall_session) as server,
+        manager_for(server.url, retry=retry, max_concurrency=1) as manager,
+    ):
+        started = time.monotonic()
+        deleting = asyncio.create_task(
+            manager.delete_workspace("ws-1", wait=True, wait_timeout=1.0)
+        )
+        await until(lambda: len(server.requests) == 1)  # the DELETE was answered
+        holder = asyncio.create_task(manager.close_session("ws-1", "s-1"))
+        async with asyncio.timeout(GUARD + 30):
+            with pytest.raises(asyncdeleter.WaitTimeoutError):
+                await deleting
+        elapsed = time.monotonic() - started
+        holder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await holder
+    assert [r.method for r in server.requests] == ["DELETE", "DELETE"], "no poll got a slot"
+    assert elapsed < 1.0 + 3.0

@@ -126,3 +126,27 @@ def test_a_manager_refuses_a_second_event_loop_and_says_why() -> None:
     finally:
         first.close()
         second.close()
+
+
+@pytest.mark.parametrize(
+    ("limit", "per_host", "refused"),
+    [
+        (100, 2, True),  # 2 of 8 would reach the server; the rest time out in the pool
+        (100, 7, True),
+        (100, 8, False),
+        (100, 0, False),  # 0: no per-host limit
+        (0, 8, False),  # 0: no total limit
+        (4, 0, True),  # the total limit, as before
+    ],
+)
+async def test_a_caller_session_whose_pool_per_host_is_below_max_concurrency_is_refused(
+    limit: int, per_host: int, refused: bool
+) -> None:
+    """Every call of a manager goes to one host per service: its pool must hold them all."""
+    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=per_host)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        if refused:
+            with pytest.raises(asyncdeleter.ConfigurationError, match="max_concurrency=8"):
+                SessionManager(region="cn-north-4", session=session, max_concurrency=8)
+        else:
+            SessionManager(region="cn-north-4", session=session, max_concurrency=8)

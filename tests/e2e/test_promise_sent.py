@@ -18,6 +18,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 import asyncdeleter
 from asyncdeleter import Endpoints, RetryPolicy, SessionManager, Timeouts, TokenAuth
+from asyncdeleter._transport import may_have_been_sent
 from tests.raw_server import RawRequest, RawServer, answer, drop, error_body
 
 NOT_FOUND = error_body("common.01000001", "session not found")
@@ -205,3 +206,160 @@ async def test_a_refused_connect_then_404_is_not_found_in_a_bulk_run_too() -> No
     assert len(server.requests) >= 1, "the retry reached the server"
     assert report.failed == 1
     assert isinstance(report.outcomes[0].error, asyncdeleter.NotFoundError)
+
+
+# -- through a proxy: a tunnel that was never opened sent nothing -------------------------
+
+
+class TunnelProxy:
+    """A bare HTTP proxy on 127.0.0.1 that tunnels ``CONNECT``, refusing the first ones.
+
+    ``refusals`` holds the status line answered to each of the first CONNECTs (then the
+    connection is closed); every later CONNECT is tunnelled to the host and port it names.
+    """
+
+    def __init__(self, refusals: list[bytes]) -> None:
+        self.refusals = list(refusals)
+        self.connects: list[str] = []
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.url = ""
+
+    async def __aenter__(self) -> TunnelProxy:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        upstream: asyncio.StreamWriter | None = None
+        try:
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+            method, target = head.split(" ")[:2]
+            assert method == "CONNECT", head
+            self.connects.append(target)
+            if self.refusals:
+                writer.write(self.refusals.pop(0) + b"\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+                return
+            host, _, port = target.rpartition(":")
+            far_reader, upstream = await asyncio.open_connection(host, int(port))
+            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            await asyncio.gather(_pipe(reader, upstream), _pipe(far_reader, writer))
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            if upstream is not None:
+                upstream.close()
+            writer.close()
+            self._tasks.discard(task)
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while chunk := await reader.read(65536):
+            writer.write(chunk)
+            await writer.drain()
+    finally:
+        writer.close()
+
+
+def tls_pair() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context for 127.0.0.1 and a client context that trusts it."""
+    ca = trustme.CA()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+    client_tls = ssl.create_default_context()
+    ca.configure_trust(client_tls)
+    return server_tls, client_tls
+
+
+@pytest.mark.parametrize("how", ["single", "bulk"])
+@pytest.mark.parametrize("refusal", [b"HTTP/1.1 502 Bad Gateway", b"HTTP/1.1 403 Forbidden"])
+async def test_a_refused_proxy_tunnel_never_turns_a_later_404_into_success(
+    refusal: bytes, how: str
+) -> None:
+    """The proxy refused the CONNECT, so the DELETE never left: the retry's 404 is 'not found'."""
+    server_tls, client_tls = tls_pair()
+
+    async def not_found(_: RawRequest, writer: asyncio.StreamWriter) -> None:
+        writer.write(answer(404, NOT_FOUND))
+
+    async with (
+        RawServer(not_found, tls=server_tls, parents=True) as server,
+        TunnelProxy([refusal]) as proxy,
+        aiohttp.ClientSession(
+            proxy=proxy.url, connector=aiohttp.TCPConnector(ssl=client_tls)
+        ) as session,
+        manager_for(server.url, session=session) as manager,
+    ):
+        if how == "single":
+            with pytest.raises(asyncdeleter.NotFoundError) as info:
+                await manager.close_session("ws-1", "s-1")
+            attempts = info.value.attempts
+        else:
+            report = await manager.close_sessions([("ws-1", "s-1")], missing_ok=True)
+            outcome = report.outcomes[0]
+            # Nothing was sent before the 404: at best it was already gone, never "deleted".
+            assert outcome.kind is asyncdeleter.OutcomeKind.ALREADY_GONE, outcome
+            attempts = outcome.attempts
+    assert len(proxy.connects) >= 2, "the first CONNECT was refused, a later one tunnelled"
+    assert attempts >= 2
+    assert [r.method for r in server.requests] == ["DELETE"]
+    assert server.parent_reads == 1, "the 404 was judged by the evidence rules all the same"
+
+
+@pytest.mark.parametrize("proxy_state", ["refuses-connect", "unreachable"])
+async def test_what_aiohttp_raises_for_a_tunnel_never_opened_is_judged_not_sent(
+    proxy_state: str,
+) -> None:
+    """The judge, fed what aiohttp really raises: a refused CONNECT, a proxy not listening."""
+    _, client_tls = tls_pair()
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    closed_port = probe.getsockname()[1]
+    probe.close()
+    async with TunnelProxy([b"HTTP/1.1 502 Bad Gateway"]) as proxy:
+        proxy_url = (
+            proxy.url if proxy_state == "refuses-connect" else f"http://127.0.0.1:{closed_port}"
+        )
+        connector = aiohttp.TCPConnector(ssl=client_tls)
+        async with aiohttp.ClientSession(proxy=proxy_url, connector=connector) as session:
+            with pytest.raises(aiohttp.ClientError) as info:
+                await session.delete(f"https://127.0.0.1:{closed_port}/v1/x")
+    assert not may_have_been_sent(info.value), type(info.value)
+
+
+async def test_a_proxy_that_refuses_every_tunnel_is_a_connection_error_naming_the_proxy() -> None:
+    """Its 502 is the proxy's, not the service's: no ServerError, and the message says so."""
+    server_tls, client_tls = tls_pair()
+
+    async def never(_: RawRequest, writer: asyncio.StreamWriter) -> None:
+        writer.write(answer(500))
+
+    async with (
+        RawServer(never, tls=server_tls) as server,
+        TunnelProxy([b"HTTP/1.1 502 Bad Gateway"] * 3) as proxy,
+        aiohttp.ClientSession(
+            proxy=proxy.url, connector=aiohttp.TCPConnector(ssl=client_tls)
+        ) as session,
+        manager_for(
+            server.url, session=session, retry=RetryPolicy(wait=False, max_tries=3)
+        ) as manager,
+    ):
+        with pytest.raises(asyncdeleter.APIConnectionError) as info:
+            await manager.close_session("ws-1", "s-1")
+    assert not isinstance(info.value, asyncdeleter.APIStatusError)
+    assert "proxy refused" in str(info.value)
+    assert "502" in str(info.value)
+    assert server.requests == []

@@ -14,8 +14,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+import asyncdeleter
 from asyncdeleter import OutcomeKind, RetryPolicy, SessionManager, TokenAuth
-from asyncdeleter.testing import Emulator, Fault
+from asyncdeleter._calls import Stopped
+from asyncdeleter.testing import Emulator, Fault, FaultKind
 from tests.conftest import PROJECT, TOKEN, until
 
 
@@ -382,3 +384,133 @@ async def test_wait_after_break_returns_the_final_report(emulator: Emulator, cou
     assert report.cancelled
     assert report.unread_from is not None
     assert report.total == report.unread_from  # every item read is accounted for
+
+
+async def test_wait_ends_when_the_consumer_is_cancelled_twice_while_the_input_closes(
+    emulator: Emulator, counted: Any
+) -> None:
+    """A second cancellation lands in the async input's own clean-up: ``wait()`` still ends."""
+    emulator.add_sessions("ws-1", [f"s{i}" for i in range(100)])
+    emulator.latency = 0.05
+    cleaning = asyncio.Event()
+
+    async def source() -> AsyncIterator[tuple[str, str]]:
+        try:
+            for pair in pairs(100):
+                yield pair
+        finally:
+            cleaning.set()
+            await asyncio.sleep(0.5)  # the input's clean-up awaits something
+
+    async def consume(run: Any) -> None:
+        async for _ in run:
+            pass
+
+    manager, _ = counted(max_concurrency=2)
+    async with manager:
+        run = manager.close_sessions(source())
+        consumer = asyncio.create_task(consume(run))
+        waiter = asyncio.create_task(run.wait())
+        await until(lambda: run.report.total >= 2)
+        consumer.cancel()
+        await cleaning.wait()
+        consumer.cancel()  # again, while the run closes its input
+        with pytest.raises(asyncio.CancelledError):
+            await consumer
+        async with asyncio.timeout(10):  # the test's own limit: wait() must not hang
+            report = await waiter
+    assert report.cancelled
+    assert report.total == report.unread_from, "every item read is accounted for"
+
+
+# -- the stop signal is internal: what a stopped item reports is a real error -------------
+
+#: Every place a bulk item can wait when the run stops: for a slot, a rate turn, or a
+#: retry of its DELETE; for a confirmation poll's slot, turn or retry, or between polls.
+WAITING_PLACES = [
+    "retry-slot",
+    "retry-turn",
+    "retry-wait",
+    "poll-slot",
+    "poll-turn",
+    "poll-retry-wait",
+    "poll-wait",
+]
+
+
+@pytest.mark.parametrize("place", WAITING_PLACES)
+async def test_the_stop_signal_never_reaches_an_outcome(place: str) -> None:
+    """Wherever an item waits when the run stops, its outcome holds a real error."""
+    outcome = await _stopped_while_waiting(place)
+    assert not isinstance(outcome.error, Stopped), outcome.error
+    assert outcome.kind is OutcomeKind.FAILED, outcome
+    assert outcome.safe_to_retry
+    if place.startswith("poll"):
+        # Accepted, then stopped while confirming: said so, never "stopped before sending".
+        assert isinstance(outcome.error, asyncdeleter.WaitTimeoutError), outcome
+        assert outcome.error.stopped
+    else:
+        # The last real error of the attempt it would have retried.
+        assert isinstance(outcome.error, asyncdeleter.ServerError), outcome
+        assert outcome.error.status == 503
+
+
+async def _stopped_while_waiting(place: str) -> Any:
+    """Run one item into ``place``, stop the run there; return its outcome."""
+    poll = place.startswith("poll")
+    # A call that holds the only slot for a while (a slot is waited for, stopped or not).
+    faults = [
+        Fault(kind=FaultKind.STALL, path="/v1/workspaces/ws-slow/sessions/hold", stall_seconds=1.5)
+    ]
+    # The DELETE's 503 asks for a wait: short where the retry must then queue for a slot,
+    # long where it must still be sleeping at stop(); none where it queues for a turn.
+    retry_after = {"retry-slot": "0.2", "retry-wait": "30"}.get(place)
+    if place.startswith("retry"):
+        faults.append(Fault(status=503, api="DeleteWorkspace", times=1, retry_after=retry_after))
+    if place == "poll-retry-wait":
+        faults.append(Fault(status=503, api="ShowWorkspace", retry_after="30"))
+    # The first poll comes late enough for the slot to be taken first, or at once.
+    first_poll = {"poll-slot": 0.3, "poll-wait": 30.0}.get(place, 0.02)
+    options: dict[str, Any] = {"max_concurrency": 4}
+    if place in ("retry-slot", "poll-slot"):
+        options["max_concurrency"] = 1
+    if place in ("retry-turn", "poll-turn"):
+        options["max_rate"] = 0.2  # one send every 5 s per API
+    async with Emulator(token=TOKEN, deleting_seconds=60, faults=faults) as emu:
+        emu.add_workspaces(PROJECT, ["ws-1"])
+        emu.add_sessions("ws-slow", ["hold"])
+
+        def sent(api: str) -> int:
+            return sum(1 for r in emu.requests if r.api == api)
+
+        async with SessionManager(
+            endpoints=emu.endpoints(),
+            project_id=PROJECT,
+            auth=TokenAuth(TOKEN),
+            retry=RetryPolicy(
+                initial_wait=0.01,
+                poll_initial_wait=first_poll,
+                poll_max_wait=max(first_poll, 0.05),
+            ),
+            **options,
+        ) as manager:
+            run = manager.delete_workspaces(["ws-1"], wait=poll)
+            collecting = asyncio.create_task(run.wait())
+            await until(lambda: sent("DeleteWorkspace") >= 1)
+            holder = None
+            if place in ("retry-slot", "poll-slot"):
+                # The only slot goes to a stalled call before the item needs it again.
+                holder = asyncio.create_task(manager.close_session("ws-slow", "hold"))
+                await until(lambda: emu.in_flight >= 1)
+            if place in ("poll-turn", "poll-retry-wait"):
+                await until(lambda: sent("ShowWorkspace") >= 1)  # the next poll waits
+            await asyncio.sleep(0.5)  # the item is now waiting where the place says
+            run.stop()
+            async with asyncio.timeout(10):
+                report = await collecting
+            if holder is not None:
+                holder.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await holder
+    (outcome,) = report.outcomes
+    return outcome

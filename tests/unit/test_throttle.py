@@ -198,6 +198,19 @@ def test_noise_above_the_threshold_is_found_out_and_the_rate_restored(share: flo
     assert learner.limiter.rate is None or learner.limiter.rate >= 0.7 * 1000
 
 
+@pytest.mark.parametrize("offered", [50, 100, 200, 1000])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ten_percent_uncorrelated_429s_keep_nearly_full_speed(offered: int, seed: int) -> None:
+    """10 % of answers throttled at random, whatever the rate (issue 21's check): under the
+    quota share, and a trial would find it noise; the learner never paces far below what
+    ``adaptive=False`` would send (in simulated time: the learner's own state, no clock)."""
+    learner = AdaptiveRate()
+    now, mean = play(learner, Gateway(None, noise=0.1, seed=seed), 1000.0, 30, offered=offered)
+    assert mean >= 0.9 * offered
+    play(learner, Gateway(None, noise=0.1, seed=seed + 100), now, 2, offered=offered)
+    assert learner.limiter.rate is None or learner.limiter.rate >= 0.7 * offered
+
+
 def test_a_quota_with_noise_on_top_is_still_a_quota() -> None:
     learner = AdaptiveRate()
     play(learner, Gateway(200, noise=0.05, seed=5), 1000.0, 5, offered=3000)

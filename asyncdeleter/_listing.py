@@ -255,19 +255,26 @@ class Listing(Generic[T]):
           past its end with its last page again, instead of a short one, would be read
           until the listing gave up, everything seen. (A strict listing's proof is judged
           apart, by ``saw_the_count``.)
-        - A page shorter than asked for ends it, but for a strict listing that it brought
-          something new to: that one is the end only once the next page shows nothing
-          new, whatever the count says (a count may just echo the page's), so it goes on,
-          asking for what this page held.
+        - A page shorter than asked for that brought something new ends it only when the
+          service's count, not contradicted, says every item was seen. Else (no count, a
+          count its own pages contradict, or a strict listing, whose proof may not rest
+          on a count that may just echo the page's) the service may cap its pages below
+          the limit asked for: the walk goes on, asking for what this page held, and
+          ends at the first page that shows nothing new.
         """
         if not new and trust_count and self._saw_everything(start + limit):
             return True  # (trust_count: nobody else is known to have deleted seen items)
         if len(page) >= limit:
             return False
-        if not (self._strict and new):
+        if not new or (not self._strict and self._count_says_all_seen()):
             return True
         self._limit = max(len(page), 2)
+        self._one_a_page = len(page) == 1  # no room for a seen item to anchor the next
         return False
+
+    def _count_says_all_seen(self) -> bool:
+        total = self._last_total
+        return total is not None and not self._contradicted and len(self._seen) >= total
 
     def _saw_everything(self, reached: int) -> bool:
         """Whether every item the service counts has been seen, after a page of nothing new.

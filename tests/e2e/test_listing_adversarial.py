@@ -207,7 +207,7 @@ async def test_a_service_that_answers_its_last_page_again_ends_the_listing_well(
     async with clamping_sessions(25) as server:
         endpoints = asyncdeleter.Endpoints(fabric=server.url, modelarts=server.url)
         async with SessionManager(
-            endpoints=endpoints, project_id=PROJECT, auth=asyncdeleter.TokenAuth("t")
+            endpoints=endpoints, project_id=PROJECT, auth=asyncdeleter.TokenAuth("test-token")
         ) as manager:
             async with asyncio.timeout(30):
                 seen = [

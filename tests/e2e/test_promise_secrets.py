@@ -456,7 +456,7 @@ async def test_an_echo_in_a_listing_page_is_cut_out_of_every_item() -> None:
 
     async def script(request: RawRequest, writer: asyncio.StreamWriter) -> None:
         item = json.loads(_workspace_answer(urllib.parse.quote(SLASHED), status="NORMAL"))
-        writer.write(answer(200, json.dumps({"total": 1, "workspaces": [item]}).encode()))
+        writer.write(answer(200, json.dumps({"total_count": 1, "workspaces": [item]}).encode()))
 
     async with RawServer(script) as server, _manager_for(server.url) as manager:
         listed = [workspace async for workspace in manager.list_workspaces()]

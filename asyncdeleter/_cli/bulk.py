@@ -25,18 +25,17 @@ from asyncdeleter._cli.preflight import preflight
 from asyncdeleter._cli.report import ReportWriter, open_report
 from asyncdeleter._cli.retry import ReportError, Scan, header_mismatches, report_lines, scan
 from asyncdeleter._cli.settings import (
-    PROTECTED_ENV,
+    Protection,
     Settings,
     UsageError,
     build_manager,
-    protected_ids,
     resolve,
     scope_problem,
 )
 from asyncdeleter._cli.source import Source
 from asyncdeleter._cli.teardown import EXIT_USAGE, Job, Prescan, now_iso, prescan, run_job
 
-__all__ = ["check_report", "refusal_to_ask", "refuse_protected", "run_bulk"]
+__all__ = ["check_report", "refusal_to_ask", "run_bulk"]
 
 
 def _parse(
@@ -229,17 +228,6 @@ def refusal_to_ask(op: Operation) -> str:
     )
 
 
-def refuse_protected(settings: Settings, job: Job) -> None:
-    """Refuse a run whose scope (``--project-id``, ``--workspace-id``) is protected."""
-    for flag, value in (("--project-id", settings.project_id), ("--workspace-id", job.scope)):
-        if (
-            value is not None
-            and value.casefold() in job.protected
-            and (flag == "--workspace-id" or settings.op.project_scoped)
-        ):
-            raise UsageError(f"{flag} {value} is protected by {PROTECTED_ENV}")
-
-
 def _prepare(
     op: Operation, options: dict[str, Any], display: Display
 ) -> tuple[Job, Settings, Prescan | None] | None:
@@ -251,14 +239,14 @@ def _prepare(
         UsageError: Something is wrong; nothing was sent and no file was written.
     """
     dry_run = bool(options["dry_run"])
-    protected = protected_ids(os.environ)
+    protection = Protection.from_env(os.environ)
     settings = resolve(op, options, os.environ, dry_run=dry_run)
     for warning in settings.warnings:
         display.message(warning)
     _check_files(options["report_path"], options)
     job, second = _plan(op, settings, options, display)
-    job.protected = protected
-    refuse_protected(settings, job)
+    job.protection = protection
+    protection.check_scope(settings.project_id, job.scope)
     counts: Prescan | None = None
     if second is None and options["strict"]:
         lines = list(job.source)  # --strict on a stream: it has to be read first

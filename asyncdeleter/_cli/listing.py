@@ -28,10 +28,10 @@ from asyncdeleter._cli.lines import printable
 from asyncdeleter._cli.operations import Lister
 from asyncdeleter._cli.preflight import refusal, said
 from asyncdeleter._cli.settings import (
+    Protection,
     Settings,
     UsageError,
     build_manager,
-    protected_ids,
     resolve,
     scope_problem,
 )
@@ -85,7 +85,7 @@ class _Counts:
 
 
 def _render(
-    lister: Lister, item: Any, protected: frozenset[str], counts: _Counts, display: Display
+    lister: Lister, item: Any, protection: Protection, counts: _Counts, display: Display
 ) -> str | None:
     """The plain line for ``item``, exactly as the delete command reads it back."""
     op = lister.deleter
@@ -102,7 +102,7 @@ def _render(
         shown = printable(" ".join(str(part) for part in parts))
         display.message(f"warning: left out {shown}: {printable(reason)}")
         return None
-    why = lister.refused(item, protected)
+    why = lister.never(item) or protection.refusal(lister.names(item))
     if why is not None:
         counts.comments += 1
         return f"# {text}  ({why})"
@@ -125,7 +125,7 @@ async def _list(
     lister: Lister,
     settings: Settings,
     options: Mapping[str, Any],
-    protected: frozenset[str],
+    protection: Protection,
     display: Display,
 ) -> int:
     scope: str | None = options.get("workspace_id")
@@ -147,7 +147,9 @@ async def _list(
                     continue
                 counts.matched += 1
                 line = (
-                    _render(lister, item, protected, counts, display) if as_lines else as_json(item)
+                    _render(lister, item, protection, counts, display)
+                    if as_lines
+                    else as_json(item)
                 )
                 if line is not None:
                     out.write(line)
@@ -178,14 +180,14 @@ def run_list(lister: Lister, options: dict[str, Any]) -> int:
     """Run a list command with its parsed flags; return the exit status."""
     display = Display(quiet=bool(options["quiet"]))
     try:
-        protected = protected_ids(os.environ)
+        protection = Protection.from_env(os.environ)
         settings = resolve(
             lister.deleter, options, os.environ, dry_run=False, command=lister.command
         )
         if problem := scope_problem(options.get("workspace_id")):
             display.message(f"error: {problem}")
             return EXIT_USAGE
-        return asyncio.run(_list(lister, settings, options, protected, display))
+        return asyncio.run(_list(lister, settings, options, protection, display))
     except UsageError as exc:
         display.message(f"error: {exc}")
         return EXIT_USAGE

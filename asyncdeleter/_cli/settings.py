@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import attrs
@@ -32,10 +32,10 @@ from asyncdeleter._regions import region_candidates, region_overrides
 
 __all__ = [
     "PROTECTED_ENV",
+    "Protection",
     "Settings",
     "UsageError",
     "build_manager",
-    "protected_ids",
     "resolve",
     "scope_problem",
     "translate",
@@ -73,32 +73,73 @@ def translate(message: str) -> str:
     return message
 
 
-def protected_ids(environ: Mapping[str, str]) -> frozenset[str]:
-    """The ids in ``ASYNCDELETER_PROTECTED_IDS``, case-folded (matching ignores case).
+@attrs.frozen
+class Protection:
+    """The ids ``ASYNCDELETER_PROTECTED_IDS`` protects: the one place that says what is.
 
-    Raises:
-        UsageError: The variable is set but is not a comma-separated list of ids: a
-            protection that silently protects nothing is worse than none.
+    Every id a command would send, wherever it goes (a path, the ``X-Project-Id`` header,
+    a query) is checked here before anything is deleted and before the prompt: the
+    project, the ``--workspace-id`` scope, each line's workspace and session, each listed
+    item's id and name. Matching ignores case (and the spaces around a listed name).
+
+    Attributes:
+        ids: The protected ids, case-folded.
     """
-    value = environ.get(PROTECTED_ENV)
-    if value is None:
-        return frozenset()
-    if not value.strip():
-        # Set but blank (an empty file read into it, say): fail closed, as for any value
-        # that names nothing; unsetting the variable is how to protect nothing.
-        raise UsageError(
-            f"{PROTECTED_ENV} is set but blank; name the ids to protect (comma-separated), "
-            "or unset it"
-        )
-    entries = [entry.strip(" \t") for entry in value.split(",")]
-    bad = [entry for entry in entries if entry and not _PROTECTED_ENTRY.fullmatch(entry)]
-    if bad or not any(entries):
-        shown = f"entry {printable(bad[0])!r} is not an id" if bad else "it names no id"
-        raise UsageError(
-            f"{PROTECTED_ENV} cannot be parsed: {shown}; expected comma-separated ids of "
-            "letters, digits and hyphens, such as prod-project,ws-keep"
-        )
-    return frozenset(entry.casefold() for entry in entries if entry)
+
+    ids: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Protection:
+        """The ids in ``ASYNCDELETER_PROTECTED_IDS`` (none when it is unset).
+
+        Raises:
+            UsageError: The variable is set but is not a comma-separated list of ids: a
+                protection that silently protects nothing is worse than none.
+        """
+        value = environ.get(PROTECTED_ENV)
+        if value is None:
+            return cls()
+        if not value.strip():
+            # Set but blank (an empty file read into it, say): fail closed, as for any
+            # value that names nothing; unsetting the variable is how to protect nothing.
+            raise UsageError(
+                f"{PROTECTED_ENV} is set but blank; name the ids to protect (comma-separated), "
+                "or unset it"
+            )
+        entries = [entry.strip(" \t") for entry in value.split(",")]
+        bad = [entry for entry in entries if entry and not _PROTECTED_ENTRY.fullmatch(entry)]
+        if bad or not any(entries):
+            shown = f"entry {printable(bad[0])!r} is not an id" if bad else "it names no id"
+            raise UsageError(
+                f"{PROTECTED_ENV} cannot be parsed: {shown}; expected comma-separated ids of "
+                "letters, digits and hyphens, such as prod-project,ws-keep"
+            )
+        return cls(frozenset(entry.casefold() for entry in entries if entry))
+
+    def named(self, ids: Iterable[str | None]) -> list[str]:
+        """Those of ``ids`` that are protected, sorted (``None``: no id there)."""
+        return sorted({i for i in ids if i is not None and i.strip().casefold() in self.ids})
+
+    def refusal(self, ids: Iterable[str | None]) -> str | None:
+        """Why an item naming ``ids`` (its ids, or a listed item's name) is refused, or ``None``."""
+        named = self.named(ids)
+        if not named:
+            return None
+        return f"protected by {PROTECTED_ENV}: {', '.join(printable(i) for i in named)}"
+
+    def check_scope(self, project_id: str | None, workspace_id: str | None) -> None:
+        """Refuse a run whose every call would carry a protected id.
+
+        ``project_id`` goes into every call (the path of a ModelArts call, the
+        ``X-Project-Id`` header of a Fabric one); ``workspace_id`` (``--workspace-id``)
+        into the path of every session call.
+
+        Raises:
+            UsageError: One of them is protected.
+        """
+        for flag, value in (("--project-id", project_id), ("--workspace-id", workspace_id)):
+            if self.named([value]):
+                raise UsageError(f"{flag} {printable(str(value))} is protected by {PROTECTED_ENV}")
 
 
 @attrs.frozen

@@ -41,7 +41,7 @@ from asyncdeleter import (
     SessionManager,
     __version__,
 )
-from asyncdeleter._cli.bulk import check_report, refusal_to_ask, refuse_protected, run_bulk
+from asyncdeleter._cli.bulk import check_report, refusal_to_ask, run_bulk
 from asyncdeleter._cli.confirm import can_ask, confirm
 from asyncdeleter._cli.display import Display
 from asyncdeleter._cli.filters import Filters
@@ -50,10 +50,10 @@ from asyncdeleter._cli.operations import DEFAULT_WAIT_TIMEOUT, Operation, RunOpt
 from asyncdeleter._cli.preflight import preflight, refusal, said, until_interrupted
 from asyncdeleter._cli.report import ReportWriter, open_report
 from asyncdeleter._cli.settings import (
+    Protection,
     Settings,
     UsageError,
     build_manager,
-    protected_ids,
     resolve,
     scope_problem,
     translate,
@@ -109,7 +109,7 @@ def _prepare(op: Operation, options: dict[str, Any], display: Display) -> _Plan:
     Raises:
         UsageError: What is wrong, in flags; nothing was sent and no file was written.
     """
-    protected = protected_ids(os.environ)
+    protection = Protection.from_env(os.environ)
     settings = resolve(op, options, os.environ, dry_run=False)  # a listing needs credentials
     for warning in settings.warnings:
         display.message(warning)
@@ -135,7 +135,7 @@ def _prepare(op: Operation, options: dict[str, Any], display: Display) -> _Plan:
         display=display,
         header=header,
         scope=scope,
-        protected=protected,
+        protection=protection,
         dry_run=not apply,
         options=RunOptions(
             missing_ok=True,
@@ -146,11 +146,15 @@ def _prepare(op: Operation, options: dict[str, Any], display: Display) -> _Plan:
         report_path=report,
         input_name=LISTING,
     )
-    refuse_protected(settings, job)
+    protection.check_scope(settings.project_id, scope)
     if apply and not options["yes"] and not can_ask():
         raise UsageError(refusal_to_ask(op))
     request = SweepRequest(
-        scope=scope, filters=filters, protected=protected, dry_run=not apply, options=job.options
+        scope=scope,
+        filters=filters,
+        protected=protection.ids,
+        dry_run=not apply,
+        options=job.options,
     )
     plan = _Plan(job=job, settings=settings, request=request, options=options)
     try:

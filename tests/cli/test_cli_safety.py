@@ -369,6 +369,53 @@ async def test_protected_ids_match_without_case(emu: Emulator, token_file: Path)
     assert emu.sessions("ws-keep") == {"a"}
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["close-sessions", "-", "--yes"],
+        ["close-sessions", "-", "--yes", "--workspace-id", "ws-1"],
+        ["sweep-sessions", "--workspace-id", "ws-1", "--apply", "--yes"],
+        ["sweep-sessions", "--workspace-id", "ws-1"],  # a dry run lists with the project too
+    ],
+    ids=["close", "close-scoped", "sweep-apply", "sweep-plan"],
+)
+@pytest.mark.parametrize("given_by", ["flag", "environment"])
+async def test_a_protected_project_stops_the_session_commands(
+    emu: Emulator, token_file: Path, command: list[str], given_by: str
+) -> None:
+    """Session calls carry the project in ``X-Project-Id``: a protected one is never sent."""
+    emu.add_sessions("ws-1", ["a", "b"])
+    env = clean_env(ASYNCDELETER_PROTECTED_IDS="ws-keep,Prod-Project")
+    flags = ["--project-id", "prod-project"]
+    if given_by == "environment":
+        env["HUAWEICLOUD_SDK_PROJECT_ID"], flags = "prod-project", []
+    code, out, err = await cli(
+        *command, *flags, *endpoint_args(emu, token_file), stdin=b"ws-1 a\nws-1 b\n", env=env
+    )
+    assert code == 2, err
+    assert "--project-id prod-project is protected by ASYNCDELETER_PROTECTED_IDS" in err
+    assert out == ""
+    assert emu.request_count == 0
+    assert not emu.project_ids_seen
+    assert emu.sessions("ws-1") == {"a", "b"}
+
+
+async def test_a_protected_project_is_refused_before_the_prompt(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_sessions("ws-1", ["a"])
+    source = tmp_path / "in.txt"
+    source.write_text("ws-1 a\n")
+    args = ["close-sessions", str(source), "--project-id", "PROD-project",
+            *endpoint_args(emu, token_file)]  # fmt: skip
+    env = clean_env(ASYNCDELETER_PROTECTED_IDS="prod-project")
+    code, screen = await asyncio.to_thread(run_on_terminal, args, b"never typed", env=env)
+    assert code == 2, screen
+    assert "is protected" in screen
+    assert "Type the" not in screen
+    assert emu.request_count == 0
+
+
 # -- 8. a crafted report is validated like input -----------------------------------------
 
 

@@ -1,7 +1,8 @@
 """``close-sessions`` and ``delete-workspaces``: from flags to a confirmed, recorded run.
 
 The order matters: everything that can be checked is checked before the confirmation
-(flags, the protected ids, the report's target, the input); then one cheap read checks
+(flags, the protected ids, the report's target, the input, read from a private copy
+that the run then reads too: see ``source.private_copy``); then one cheap read checks
 the credentials and the scope (``preflight``); the report file is opened only once the
 run is confirmed and checked (so a declined or stopped run truncates nothing), and
 nothing is deleted before all of it has passed.
@@ -10,6 +11,7 @@ nothing is deleted before all of it has passed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import stat
 import sys
@@ -32,7 +34,7 @@ from asyncdeleter._cli.settings import (
     resolve,
     scope_problem,
 )
-from asyncdeleter._cli.source import Source
+from asyncdeleter._cli.source import Source, private_copy
 from asyncdeleter._cli.teardown import EXIT_USAGE, Job, Prescan, now_iso, prescan, run_job
 
 __all__ = ["check_report", "refusal_to_ask", "run_bulk"]
@@ -119,10 +121,11 @@ def _marked_done(lines: Iterator[Line], done: set[Any]) -> Iterator[Line]:
 
 
 def _read_report(
-    op: Operation, settings: Settings, path: str, with_input: bool, display: Display
+    op: Operation, settings: Settings, path: str, display: Display, *, copy: str, with_input: bool
 ) -> Scan:
+    """Check the report named ``path`` (read from its private ``copy``)."""
     try:
-        found = scan(path, op, settings.project_id, collect_done=with_input)
+        found = scan(copy, op, settings.project_id, collect_done=with_input)
     except ReportError as exc:
         raise UsageError(f"cannot use --retry-from {path}: {exc}") from None
     if found.torn:
@@ -157,9 +160,17 @@ def _read_report(
 
 
 def _plan(
-    op: Operation, settings: Settings, options: dict[str, Any], display: Display
+    op: Operation,
+    settings: Settings,
+    options: dict[str, Any],
+    display: Display,
+    copies: contextlib.ExitStack,
 ) -> tuple[Job, Iterator[Line] | None]:
-    """The job (without its report) and, for a finite input, a second pass to prescan."""
+    """The job (without its report) and, for a finite input, a second pass to prescan.
+
+    A regular file (the input, the ``--retry-from`` report) is read from a private copy
+    kept until ``copies`` closes.
+    """
     scope: str | None = options.get("workspace_id")
     if problem := scope_problem(scope):
         raise UsageError(problem)
@@ -169,8 +180,12 @@ def _plan(
     header = {"tool": "asyncdeleter", "version": __version__, "operation": op.command,
               "started": now_iso(), **settings.header_fields()}  # fmt: skip
     found: Scan | None = None
+    report_copy = ""
     if retry_from is not None:
-        found = _read_report(op, settings, retry_from, file is not None, display)
+        report_copy = copies.enter_context(private_copy(retry_from, "--retry-from"))
+        found = _read_report(
+            op, settings, retry_from, display, copy=report_copy, with_input=file is not None
+        )
         if found.header is not None:
             current = {**header, "workspace_id": scope}
             mismatches = header_mismatches(found.header, current, op)
@@ -204,16 +219,19 @@ def _plan(
         job.input_name = old_input if isinstance(old_input, str) else "-"
 
         def from_report() -> Iterator[Line]:
-            return report_lines(retry_from, op, settings.project_id)
+            return report_lines(report_copy, op, settings.project_id)
 
         job.source = Source(from_report(), regular=True, numbered=False)
         second: Iterator[Line] | None = from_report()
     else:
         path = file or "-"
+        regular = _is_regular(path)
+        if regular:
+            path = copies.enter_context(private_copy(path, "the input"))
         done = found.done if found is not None else set()
         job.source = Source(_marked_done(_input_lines(op, scope, path), done),
-                            regular=_is_regular(path), numbered=True)  # fmt: skip
-        second = _marked_done(_input_lines(op, scope, path), done) if _is_regular(path) else None
+                            regular=regular, numbered=True)  # fmt: skip
+        second = _marked_done(_input_lines(op, scope, path), done) if regular else None
     job.header = {**header, "workspace_id": scope, "input": job.input_name,
                   "retry_from": retry_from, "dry_run": job.dry_run}  # fmt: skip
     return job, second
@@ -229,11 +247,12 @@ def refusal_to_ask(op: Operation) -> str:
 
 
 def _prepare(
-    op: Operation, options: dict[str, Any], display: Display
+    op: Operation, options: dict[str, Any], display: Display, copies: contextlib.ExitStack
 ) -> tuple[Job, Settings, Prescan | None] | None:
     """Check everything and ask; the job to run, or ``None`` when it was not confirmed.
 
-    Also what the input holds, when it could be read beforehand (a regular file).
+    Also what the input holds, when it could be read beforehand (a regular file, read
+    from a private copy kept until ``copies`` closes).
 
     Raises:
         UsageError: Something is wrong; nothing was sent and no file was written.
@@ -244,7 +263,7 @@ def _prepare(
     for warning in settings.warnings:
         display.message(warning)
     _check_files(options["report_path"], options)
-    job, second = _plan(op, settings, options, display)
+    job, second = _plan(op, settings, options, display, copies)
     job.protection = protection
     protection.check_scope(settings.project_id, job.scope)
     counts: Prescan | None = None
@@ -272,9 +291,14 @@ def _prepare(
 
 def run_bulk(op: Operation, options: dict[str, Any]) -> int:
     """Run a destructive command with its parsed flags; return the exit status."""
+    with contextlib.ExitStack() as copies:  # the private copies of the files it reads
+        return _run_bulk(op, options, copies)
+
+
+def _run_bulk(op: Operation, options: dict[str, Any], copies: contextlib.ExitStack) -> int:
     display = Display(quiet=bool(options["quiet"]))
     try:
-        prepared = _prepare(op, options, display)
+        prepared = _prepare(op, options, display, copies)
         if prepared is None:
             display.message("not confirmed; nothing was sent")
             return EXIT_USAGE

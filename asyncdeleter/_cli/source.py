@@ -1,25 +1,66 @@
 """Where a run's lines come from: a regular file, an earlier report, or a stream.
 
-A regular file is read on the event loop: it never blocks for long, and it ends. A pipe or
-a terminal may wait for its next line for ever, so it is read by a helper thread that
-hands lines over through a bounded queue: the event loop keeps answering responses and
-Ctrl-C while the producer is silent.
+A regular file (an input or a ``--retry-from`` report) is first copied to a private file
+(``private_copy``), and the run reads only the copy: the bytes counted and shown at the
+prompt are the bytes it sends, whatever happens to the file meanwhile. The copy is read on
+the event loop: it never blocks for long, and it ends. A pipe or a terminal may wait for
+its next line for ever, so it is read by a helper thread that hands lines over through a
+bounded queue: the event loop keeps answering responses and Ctrl-C while the producer is
+silent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import os
+import shutil
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Final
 
 from asyncdeleter._cli.lines import Line
+from asyncdeleter._cli.settings import UsageError
 
-__all__ = ["Source"]
+__all__ = ["Source", "private_copy"]
 
 _READ_AHEAD: Final = 1024  # lines a stream's reader thread may hold for the run
 _YIELD_EVERY: Final = 500  # lines read from a file between chances for a signal to land
+
+
+@contextlib.contextmanager
+def private_copy(path: str, what: str) -> Iterator[str]:
+    """Copy the regular file at ``path`` to a new file only its owner can read (0600).
+
+    Yields the copy's path; the copy is removed when the ``with`` block ends, however it
+    ends (an error, Ctrl-C). ``what`` names the file in messages (``--retry-from``).
+
+    Raises:
+        UsageError: ``path`` cannot be read (removed since it was named, say), or the
+            copy cannot be written (a full disk: ``TMPDIR`` says where it goes).
+    """
+    fd, copy = tempfile.mkstemp(prefix="asyncdeleter-", suffix=".copy")  # mode 0600
+    try:
+        with open(fd, "wb") as out:
+            try:
+                stream = open(path, "rb")  # noqa: SIM115 - its errors are told apart below
+            except OSError as exc:
+                raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+            with stream:
+                try:
+                    shutil.copyfileobj(stream, out)
+                    out.flush()
+                except OSError as exc:
+                    raise UsageError(
+                        f"cannot copy {what} {path} to a private file in "
+                        f"{os.path.dirname(copy)} (TMPDIR): {exc.strerror or exc}"
+                    ) from None
+        yield copy
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(copy)
 
 
 class _End:

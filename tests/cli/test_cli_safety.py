@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shlex
+import stat
 import sys
 from pathlib import Path
 
@@ -278,6 +279,115 @@ async def test_report_naming_the_input_or_the_old_report_is_refused(
     )  # fmt: skip
     assert code == 2, err
     assert first.read_text() == kept
+    assert emu.request_count == 0
+
+
+# -- 5b. the input confirmed is the input used -------------------------------------------
+
+
+def _private_dir(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """An empty directory for the command's temporary files, and the environment naming it."""
+    private = tmp_path / "tmpdir"
+    private.mkdir()
+    return private, clean_env(TMPDIR=str(private))
+
+
+async def test_an_input_rewritten_at_the_prompt_is_not_what_runs(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_workspaces("p-1", ["keep-me-1", "other-one", "other-two"])
+    source = tmp_path / "in.txt"
+    source.write_text("keep-me-1\n")
+    private, env = _private_dir(tmp_path)
+    seen: list[tuple[int, bytes]] = []
+
+    def rewrite() -> None:
+        # The run reads its own private copy, made while the input was counted.
+        seen.extend((stat.S_IMODE(p.stat().st_mode), p.read_bytes()) for p in private.iterdir())
+        source.write_text("other-one\nother-two\n")
+
+    args = ["delete-workspaces", str(source), "--project-id", "p-1",
+            *endpoint_args(emu, token_file, modelarts=True)]  # fmt: skip
+    code, screen = await asyncio.to_thread(
+        run_on_terminal, args, b"p-1", env=env, at_prompt=rewrite
+    )
+    assert code == 0, screen
+    assert "keep-me-1" in screen
+    assert [r.path.rsplit("/", 1)[-1] for r in deletes(emu)] == ["keep-me-1"]
+    assert emu.workspaces("p-1") == {"other-one", "other-two"}
+    assert seen == [(0o600, b"keep-me-1\n")]
+    assert list(private.iterdir()) == []  # removed once the run ended
+
+
+async def test_an_input_removed_at_the_prompt_is_not_a_traceback(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_sessions("ws-1", ["a", "b"])
+    source = tmp_path / "in.txt"
+    source.write_text("ws-1 a\n")
+    private, env = _private_dir(tmp_path)
+    args = ["close-sessions", str(source), "--workspace-id", "ws-1",
+            *endpoint_args(emu, token_file)]  # fmt: skip
+    code, screen = await asyncio.to_thread(
+        run_on_terminal, args, b"ws-1", env=env, at_prompt=source.unlink
+    )
+    assert code == 0, screen
+    assert "Traceback" not in screen
+    assert emu.sessions("ws-1") == {"b"}
+    assert list(private.iterdir()) == []
+
+
+async def test_a_retry_from_report_rewritten_at_the_prompt_is_not_what_runs(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_workspaces("p-1", ["w1", "w2"])
+    plan = tmp_path / "plan.jsonl"
+    code, _, err = await cli(
+        "delete-workspaces", "-", "--dry-run", "--project-id", "p-1", "--report", str(plan),
+        "--modelarts-endpoint", emu.url, stdin=b"w1\n",
+    )  # fmt: skip
+    assert code == 0, err
+    private, env = _private_dir(tmp_path)
+
+    def rewrite() -> None:
+        plan.write_text(plan.read_text().replace('"workspace_id": "w1"', '"workspace_id": "w2"'))
+
+    args = ["delete-workspaces", "--retry-from", str(plan), "--project-id", "p-1",
+            *endpoint_args(emu, token_file, modelarts=True)]  # fmt: skip
+    code, screen = await asyncio.to_thread(
+        run_on_terminal, args, b"p-1", env=env, at_prompt=rewrite
+    )
+    assert code == 0, screen
+    assert emu.workspaces("p-1") == {"w2"}
+    assert list(private.iterdir()) == []
+    # Removed at the prompt: the same, and no traceback.
+    emu.add_workspaces("p-1", ["w1"])
+    plan.write_text(plan.read_text().replace('"workspace_id": "w2"', '"workspace_id": "w1"'))
+    code, screen = await asyncio.to_thread(
+        run_on_terminal, args, b"p-1", env=env, at_prompt=plan.unlink
+    )
+    assert code == 0, screen
+    assert "Traceback" not in screen
+    assert emu.workspaces("p-1") == {"w2"}
+    assert list(private.iterdir()) == []
+
+
+async def test_the_private_copy_is_removed_when_the_run_is_declined(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_workspaces("p-1", ["w1"])
+    source = tmp_path / "in.txt"
+    source.write_text("w1\n")
+    private, env = _private_dir(tmp_path)
+    args = ["delete-workspaces", str(source), "--project-id", "p-1",
+            *endpoint_args(emu, token_file, modelarts=True)]  # fmt: skip
+    copies: list[Path] = []
+    code, screen = await asyncio.to_thread(
+        run_on_terminal, args, b"no", env=env, at_prompt=lambda: copies.extend(private.iterdir())
+    )
+    assert code == 2, screen
+    assert len(copies) == 1
+    assert list(private.iterdir()) == []
     assert emu.request_count == 0
 
 

@@ -47,16 +47,20 @@ def _parse(
         yield op.parse_line(number, text, problem, scope)
 
 
-def _input_lines(op: Operation, scope: str | None, path: str) -> Iterator[Line]:
-    """The parsed lines of ``path`` (``-``: stdin), streamed."""
+def _input_lines(settings: Settings, scope: str | None, path: str) -> Iterator[Line]:
+    """The parsed lines of ``path`` (``-``: stdin), streamed.
+
+    A line that holds one of the command's credentials is withheld (``read_lines``).
+    """
+    op, credentials = settings.op, settings.credentials
     if path == "-":
         # Our own reader over a copy of fd 0: the thread that reads a pipe may still be
         # blocked in it at exit, and must not hold the lock of sys.stdin's reader then.
         with open(os.dup(sys.stdin.fileno()), "rb") as stream:
-            yield from _parse(op, scope, read_lines(stream))
+            yield from _parse(op, scope, read_lines(stream, credentials=credentials))
         return
     with open(path, "rb") as stream:
-        yield from _parse(op, scope, read_lines(stream))
+        yield from _parse(op, scope, read_lines(stream, credentials=credentials))
 
 
 def _is_regular(path: str) -> bool:
@@ -93,8 +97,6 @@ def _check_files(report: str | None, options: dict[str, Any]) -> None:
         raise UsageError(
             "standard input is closed: give the input as a FILE argument, or pipe it in"
         )
-    if _same_file(source, options.get("token_file")):
-        raise UsageError("the input is --token-file: its lines would be shown and reported")
     check_report(report, {"the input": source, "--retry-from": options["retry_from"],
                           "--token-file": options.get("token_file")})  # fmt: skip
 
@@ -229,9 +231,9 @@ def _plan(
         if regular:
             path = copies.enter_context(private_copy(path, "the input"))
         done = found.done if found is not None else set()
-        job.source = Source(_marked_done(_input_lines(op, scope, path), done),
+        job.source = Source(_marked_done(_input_lines(settings, scope, path), done),
                             regular=regular, numbered=True)  # fmt: skip
-        second = _marked_done(_input_lines(op, scope, path), done) if regular else None
+        second = _marked_done(_input_lines(settings, scope, path), done) if regular else None
     job.header = {**header, "workspace_id": scope, "input": job.input_name,
                   "retry_from": retry_from, "dry_run": job.dry_run}  # fmt: skip
     return job, second
@@ -274,6 +276,12 @@ def _prepare(
     if second is not None:
         counts = prescan(job, second)
         job.total = job.confirmed = counts.to_run
+        if counts.withheld is not None:
+            # The wrong file, and one whose lines must not be shown or recorded: none is.
+            raise UsageError(
+                f"the input holds credentials ({counts.withheld}): it is refused whole "
+                "(nothing was sent or written)"
+            )
         if options["strict"] and counts.refused:
             for problem in counts.problems:
                 display.message(problem)

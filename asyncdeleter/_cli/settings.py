@@ -26,11 +26,15 @@ from asyncdeleter import (
     TokenAuth,
     check_session_target,
 )
+from asyncdeleter._auth import ENV_AK, ENV_SECURITY_TOKEN, ENV_SK  # what from_env reads
 from asyncdeleter._cli.lines import printable
 from asyncdeleter._cli.operations import Operation, check_project_id
 from asyncdeleter._regions import region_candidates, region_overrides
 
 __all__ = [
+    "ENV_AK",
+    "ENV_SECURITY_TOKEN",
+    "ENV_SK",
     "PROTECTED_ENV",
     "Protection",
     "Settings",
@@ -42,9 +46,6 @@ __all__ = [
 ]
 
 PROTECTED_ENV: Final = "ASYNCDELETER_PROTECTED_IDS"
-#: The variables ``AkSkAuth.from_env`` reads (the library has no public name for them).
-ENV_AK: Final = "HUAWEICLOUD_SDK_AK"
-ENV_SK: Final = "HUAWEICLOUD_SDK_SK"
 _PROTECTED_ENTRY: Final = re.compile(r"[A-Za-z0-9-]{1,64}")
 #: Python names in library messages, and the flag a command-line user sets instead.
 _FLAG_NAMES: Final = (
@@ -157,6 +158,9 @@ class Settings:
     explicit_endpoint: str | None = None
     #: The official ``HUAWEICLOUD_SDK_REGION_{SERVICE}_{REGION}`` variables in force.
     region_overrides: Mapping[str, str] = attrs.field(factory=dict)
+    #: Every credential the command was given (the token, the environment's keys): an
+    #: input line holding one is withheld. Never in a repr.
+    credentials: frozenset[str] = attrs.field(factory=frozenset, repr=False)
 
     @property
     def service(self) -> str:
@@ -311,7 +315,18 @@ def resolve(
         warnings=tuple(warnings),
         explicit_endpoint=flags.get(f"{service}_endpoint") or None,
         region_overrides=overrides,
+        credentials=_credentials(auth, environ),
     )
+
+
+def _credentials(auth: TokenAuth | AkSkAuth | None, environ: Mapping[str, str]) -> frozenset[str]:
+    """The credentials in use, and those the environment holds even when a flag won."""
+    given = [environ.get(name) for name in (ENV_AK, ENV_SK, ENV_SECURITY_TOKEN)]
+    if isinstance(auth, TokenAuth):
+        given.append(auth.token)
+    elif isinstance(auth, AkSkAuth):
+        given += [auth.ak, auth.sk, auth.security_token]
+    return frozenset(value.strip() for value in given if value and value.strip())
 
 
 def build_manager(settings: Settings, flags: Mapping[str, Any]) -> SessionManager:

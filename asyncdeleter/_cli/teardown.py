@@ -25,7 +25,7 @@ import attrs
 
 from asyncdeleter import APIStatusError, BulkReport, BulkRun, Outcome, OutcomeKind, SessionManager
 from asyncdeleter._cli.display import Display
-from asyncdeleter._cli.lines import Line, Target, printable, target_ids
+from asyncdeleter._cli.lines import WITHHELD, Line, Target, printable, target_ids
 from asyncdeleter._cli.operations import Operation, RunOptions
 from asyncdeleter._cli.report import ReportWriter
 from asyncdeleter._cli.settings import Protection
@@ -109,6 +109,8 @@ class Prescan:
     done_before: int = 0
     problems: list[str] = attrs.Factory(list)
     sample: list[Target] = attrs.Factory(list)
+    #: The first line that holds credentials (its problem, not its text), if one does.
+    withheld: str | None = None
 
 
 def prescan(job: Job, lines: Iterator[Line]) -> Prescan:
@@ -118,6 +120,8 @@ def prescan(job: Job, lines: Iterator[Line]) -> Prescan:
         result, problem = classify(job, line)
         if result == "invalid":
             found.refused += 1
+            if line.problem in WITHHELD and found.withheld is None:
+                found.withheld = f"line {line.number} {line.problem}"
             if len(found.problems) < _SHOWN_PROBLEMS:
                 found.problems.append(f"line {line.number}: {printable(problem or '')}")
         elif result == "done_before":

@@ -727,6 +727,67 @@ async def test_the_token_file_as_input_is_refused_and_not_shown(
     assert emu.request_count == 0
 
 
+#: The first line of the access key file the console hands out (``credentials.csv``).
+CONSOLE_HEADER = "User Name,Access Key Id,Secret Access Key"
+OTHER_AK, OTHER_SK = "OTHERUSERAK0123456789", "OtherUserSecretKey0123456789abcdefghijkl"
+IN_USE_AK, IN_USE_SK = "INUSEAK0123456789ABCD", "InUseSecretKey0123456789abcdefghijklmnop"
+
+
+@pytest.mark.parametrize("as_stdin", [False, True], ids=["file", "stdin"])
+@pytest.mark.parametrize("command", ["delete-workspaces", "close-sessions"])
+async def test_a_console_credentials_csv_is_refused_and_not_echoed(
+    emu: Emulator, token_file: Path, tmp_path: Path, as_stdin: bool, command: str
+) -> None:
+    """Keys that are not even in use are found by the file's header, not by their shape."""
+    emu.add_workspaces("p-1", ["w1"])
+    emu.add_sessions("ws-1", ["s1"])
+    body = f"{CONSOLE_HEADER}\r\nci-bot,{OTHER_AK},{OTHER_SK}\r\n".encode()
+    source = tmp_path / "credentials.csv"
+    source.write_bytes(body)
+    report = tmp_path / "r.jsonl"
+    modelarts = command == "delete-workspaces"
+    code, out, err = await cli(
+        command, "-" if as_stdin else str(source), "--yes", "--report", str(report),
+        *(["--project-id", "p-1"] if modelarts else ["--workspace-id", "ws-1"]),
+        *endpoint_args(emu, token_file, modelarts=modelarts), stdin=body,
+    )  # fmt: skip
+    assert code == 2, err
+    assert "credentials" in err
+    shown = out + err + (report.read_text() if report.exists() else "")
+    assert OTHER_SK not in shown
+    assert OTHER_AK not in shown
+    assert deletes(emu) == []
+
+
+@pytest.mark.parametrize("credential", ["sk", "ak", "token"])
+@pytest.mark.parametrize("as_stdin", [False, True], ids=["file", "stdin"])
+async def test_an_input_line_holding_a_credential_in_use_is_refused_and_not_echoed(
+    token_file: Path, tmp_path: Path, credential: str, as_stdin: bool
+) -> None:
+    value = {"sk": IN_USE_SK, "ak": IN_USE_AK, "token": TOKEN}[credential]
+    body = f"s1\n{value}\n".encode()
+    source = tmp_path / "in.txt"
+    source.write_bytes(body)
+    report = tmp_path / "r.jsonl"
+    env = clean_env(HUAWEICLOUD_SDK_AK=IN_USE_AK, HUAWEICLOUD_SDK_SK=IN_USE_SK)
+    auth = ["--token-file", str(token_file)] if credential == "token" else []
+    async with Emulator(token=TOKEN, access_keys={IN_USE_AK: IN_USE_SK}) as emu:
+        emu.add_sessions("ws-1", ["s1", "s2"])
+        code, out, err = await cli(
+            "close-sessions", "-" if as_stdin else str(source), "--workspace-id", "ws-1",
+            "--yes", "--report", str(report), "--fabric-endpoint", emu.url, *auth,
+            stdin=body, env=env,
+        )  # fmt: skip
+    assert code == 2, err
+    assert "credential" in err
+    shown = out + err + (report.read_text() if report.exists() else "")
+    assert value not in shown
+    assert all(value not in r.path for r in emu.requests)  # nor sent in a URL
+    if not as_stdin:  # a file is read before anything is sent: it is refused whole
+        assert emu.request_count == 0
+        assert not report.exists()
+
+
 async def test_the_default_workspace_is_never_deleted(emu: Emulator, token_file: Path) -> None:
     emu.add_workspaces("p-1", ["0", "w1"])
     code, _, err = await cli(

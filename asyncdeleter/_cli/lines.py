@@ -20,6 +20,7 @@ from typing import IO, Final
 import attrs
 
 from asyncdeleter import InvalidIdentifierError, check_session_target, check_workspace_id
+from asyncdeleter._errors import escape_control
 
 __all__ = [
     "CONSOLE_CREDENTIALS_HEADER",
@@ -72,12 +73,18 @@ class Line:
     done_before: bool = False
 
 
-def printable(text: str, limit: int = 200) -> str:
-    """``text`` safe to show on a terminal: control and invisible characters escaped."""
-    if text.isprintable() and len(text) <= limit:
-        return text
-    shown = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text[:limit])
-    return shown + ("..." if len(text) > limit else "")
+def printable(text: str, limit: int | None = 200) -> str:
+    r"""``text`` safe to show on a terminal: control and invisible characters escaped.
+
+    The one escaping of what the command prints (the library's own, as its exceptions
+    use): ``Display.message`` and the prompt pass every line through it, so no server
+    string (an error code, a message, a name) can move the cursor, recolour, retitle or
+    reverse the terminal, or forge a line. ``limit``: cut to that many characters
+    (``...`` says so); ``None``: never cut.
+    """
+    if limit is None or len(text) <= limit:
+        return escape_control(text)
+    return escape_control(text[:limit]) + "..."
 
 
 def _credential(text: str, credentials: Collection[str]) -> str | None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 
 import pytest
 from cli_support import clean_env, cli, deletes, endpoint_args, write_token
 
 from asyncdeleter.testing import Emulator
+from tests.raw_server import RawRequest, RawServer, answer
 
 
 def line_with(text: str, needle: str) -> str:
@@ -212,3 +215,57 @@ async def test_a_connection_failure_is_summarised_in_words_not_class_names(
     assert "APIConnectionError" not in shown
     assert "close_session" not in shown
     assert "no-connection" in shown
+
+
+# -- 18. a server's words cannot drive the terminal --------------------------------------
+
+#: An error code and message that would recolour, retitle, overwrite and reverse a terminal.
+HOSTILE_CODE = "X.1\x1b[2J\x1b[31m\r\nFORGED\u202e"
+HOSTILE_MSG = "gone\x1b]0;owned\x07\rline\u202eevil\x00"
+CONTROLS = ("\x1b", "\r", "\u202e", "\x07", "\x00")
+
+
+def hostile(status: int) -> bytes:
+    body = json.dumps({"error_code": HOSTILE_CODE, "error_msg": HOSTILE_MSG}).encode()
+    return answer(status, body, {"X-Request-Id": "req\x1b[31m-1"})
+
+
+def assert_inert(text: str) -> None:
+    assert not [c for c in CONTROLS if c in text], ascii(text)
+    assert not [line for line in text.splitlines() if line.startswith("FORGED")]
+
+
+@pytest.mark.parametrize(
+    ("where", "args"),
+    [
+        ("summary", ["close-sessions", "-", "--yes", "--workspace-id", "ws-1"]),
+        ("preflight 403", ["close-sessions", "-", "--yes", "--workspace-id", "ws-1"]),
+        ("preflight 401", ["close-sessions", "-", "--yes", "--workspace-id", "ws-1"]),
+        ("run 401", ["close-sessions", "-", "--yes", "--no-preflight"]),
+        ("listing", ["list-sessions", "--workspace-id", "ws-1", "--max-tries", "1"]),
+        ("sweep count", ["sweep-sessions", "--workspace-id", "ws-1", "--max-tries", "1"]),
+    ],
+)
+async def test_server_strings_are_printed_inert(
+    token_file: Path, tmp_path: Path, where: str, args: list[str]
+) -> None:
+    """Error codes, messages and request ids a server sends reach stderr escaped."""
+
+    async def script(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        if request.method == "DELETE":
+            status = {"summary": 400, "run 401": 401}.get(where)
+            writer.write(hostile(status) if status else answer(200))
+        else:
+            status = {"preflight 403": 403, "preflight 401": 401}.get(where, 500)
+            writer.write(hostile(status))
+        await writer.drain()
+
+    async with RawServer(script) as server:
+        code, out, err = await cli(
+            *args, "--fabric-endpoint", server.url, "--token-file", str(token_file),
+            stdin=b"".join(b"ws-1 s%d\n" % i for i in range(3)),
+        )  # fmt: skip
+    assert code != 0 or where == "preflight 403", err
+    assert "X.1" in err  # the code is shown...
+    assert_inert(err)  # ...escaped
+    assert_inert(out)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import stat
 import sys
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import IO, Any
 
 from asyncdeleter import __version__
 from asyncdeleter._cli.confirm import can_ask, confirm
@@ -25,7 +26,14 @@ from asyncdeleter._cli.lines import Line, printable, read_lines
 from asyncdeleter._cli.operations import DEFAULT_WAIT_TIMEOUT, Operation, RunOptions
 from asyncdeleter._cli.preflight import preflight
 from asyncdeleter._cli.report import ReportWriter, open_report
-from asyncdeleter._cli.retry import ReportError, Scan, header_mismatches, report_lines, scan
+from asyncdeleter._cli.retry import (
+    Opener,
+    ReportError,
+    Scan,
+    header_mismatches,
+    report_lines,
+    scan,
+)
 from asyncdeleter._cli.settings import (
     Protection,
     Settings,
@@ -47,20 +55,24 @@ def _parse(
         yield op.parse_line(number, text, problem, scope)
 
 
-def _input_lines(settings: Settings, scope: str | None, path: str) -> Iterator[Line]:
-    """The parsed lines of ``path`` (``-``: stdin), streamed.
+def _stdin() -> IO[bytes]:
+    # Our own reader over a copy of fd 0: the thread that reads a pipe may still be
+    # blocked in it at exit, and must not hold the lock of sys.stdin's reader then.
+    return open(os.dup(sys.stdin.fileno()), "rb")
+
+
+def _named(path: str) -> IO[bytes]:
+    return open(path, "rb")
+
+
+def _input_lines(settings: Settings, scope: str | None, source: Opener) -> Iterator[Line]:
+    """The parsed lines ``source`` opens (stdin, or a private copy), streamed.
 
     A line that holds one of the command's credentials is withheld (``read_lines``).
     """
-    op, credentials = settings.op, settings.credentials
-    if path == "-":
-        # Our own reader over a copy of fd 0: the thread that reads a pipe may still be
-        # blocked in it at exit, and must not hold the lock of sys.stdin's reader then.
-        with open(os.dup(sys.stdin.fileno()), "rb") as stream:
-            yield from _parse(op, scope, read_lines(stream, credentials=credentials))
-        return
-    with open(path, "rb") as stream:
-        yield from _parse(op, scope, read_lines(stream, credentials=credentials))
+    with source() as stream:
+        lines = read_lines(stream, credentials=settings.credentials)
+        yield from _parse(settings.op, scope, lines)
 
 
 def _is_regular(path: str) -> bool:
@@ -123,7 +135,13 @@ def _marked_done(lines: Iterator[Line], done: set[Any]) -> Iterator[Line]:
 
 
 def _read_report(
-    op: Operation, settings: Settings, path: str, display: Display, *, copy: str, with_input: bool
+    op: Operation,
+    settings: Settings,
+    path: str,
+    display: Display,
+    *,
+    copy: Opener,
+    with_input: bool,
 ) -> Scan:
     """Check the report named ``path`` (read from its private ``copy``)."""
     try:
@@ -182,9 +200,9 @@ def _plan(
     header = {"tool": "asyncdeleter", "version": __version__, "operation": op.command,
               "started": now_iso(), **settings.header_fields()}  # fmt: skip
     found: Scan | None = None
-    report_copy = ""
+    report_copy: Opener = _stdin  # replaced below: read only with --retry-from
     if retry_from is not None:
-        report_copy = copies.enter_context(private_copy(retry_from, "--retry-from"))
+        report_copy = copies.enter_context(private_copy(retry_from, "--retry-from")).open
         found = _read_report(
             op, settings, retry_from, display, copy=report_copy, with_input=file is not None
         )
@@ -228,12 +246,15 @@ def _plan(
     else:
         path = file or "-"
         regular = _is_regular(path)
+        source: Opener = _stdin
         if regular:
-            path = copies.enter_context(private_copy(path, "the input"))
+            source = copies.enter_context(private_copy(path, "the input")).open
+        elif path != "-":  # a pipe by name (``<(...)``): read once, as it comes
+            source = functools.partial(_named, path)
         done = found.done if found is not None else set()
-        job.source = Source(_marked_done(_input_lines(settings, scope, path), done),
+        job.source = Source(_marked_done(_input_lines(settings, scope, source), done),
                             regular=regular, numbered=True)  # fmt: skip
-        second = _marked_done(_input_lines(settings, scope, path), done) if regular else None
+        second = _marked_done(_input_lines(settings, scope, source), done) if regular else None
     job.header = {**header, "workspace_id": scope, "input": job.input_name,
                   "retry_from": retry_from, "dry_run": job.dry_run}  # fmt: skip
     return job, second

@@ -25,7 +25,7 @@ from asyncdeleter._cli.display import Display
 from asyncdeleter._cli.lines import Line, printable, read_lines
 from asyncdeleter._cli.operations import DEFAULT_WAIT_TIMEOUT, Operation, RunOptions
 from asyncdeleter._cli.preflight import preflight
-from asyncdeleter._cli.report import ReportWriter, open_report
+from asyncdeleter._cli.report import ReportWriter, open_report, overwrite_problem
 from asyncdeleter._cli.retry import (
     Opener,
     ReportError,
@@ -110,16 +110,23 @@ def _check_files(report: str | None, options: dict[str, Any]) -> None:
             "standard input is closed: give the input as a FILE argument, or pipe it in"
         )
     check_report(report, {"the input": source, "--retry-from": options["retry_from"],
-                          "--token-file": options.get("token_file")})  # fmt: skip
+                          "--token-file": options.get("token_file")},
+                 force=bool(options["force"]))  # fmt: skip
 
 
-def check_report(report: str | None, read: dict[str, str | None]) -> None:
-    """Refuse a ``--report`` that is a file the run reads (``read``: flag to path)."""
+def check_report(report: str | None, read: dict[str, str | None], *, force: bool) -> None:
+    """Refuse a ``--report`` the run reads, or one that exists without ``--force``.
+
+    ``read``: flag to path of what the run reads (refused even with ``--force``). Checked
+    before anything is asked or sent.
+    """
     if report is None:
         return
     for flag, other in read.items():
         if _same_file(report, other):
             raise UsageError(f"--report {report} is {flag}: it would be overwritten")
+    if (problem := overwrite_problem(report, force=force)) is not None:
+        raise UsageError(problem)
     directory = os.path.dirname(os.path.abspath(report))
     target = report if os.path.exists(report) else directory
     if not os.path.isdir(directory) or not os.access(target, os.W_OK):
@@ -340,7 +347,8 @@ def _run_bulk(op: Operation, options: dict[str, Any], copies: contextlib.ExitSta
     def start_report() -> bool:
         """Open the report (only now: a run that stops before deleting truncates nothing)."""
         try:
-            job.writer = ReportWriter(open_report(options["report_path"]), settings.project_id)
+            report = open_report(options["report_path"], force=bool(options["force"]))
+            job.writer = ReportWriter(report, settings.project_id)
         except UsageError as exc:
             display.message(f"error: {exc}")
             return False

@@ -38,6 +38,8 @@ __all__ = [
     "ReportWriter",
     "clean",
     "describe",
+    "open_report",
+    "overwrite_problem",
 ]
 
 #: The version of the record shapes (``format`` in the header).
@@ -197,20 +199,49 @@ class Reasons:
         ]
 
 
-def open_report(path: str | None) -> IO[str] | None:
-    """Create (or truncate) ``--report``, readable by its owner only (mode 0600).
+def _special(path: str) -> bool:
+    """``path`` is a device, a pipe or a socket (``/dev/stdout``): nothing to overwrite."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False  # missing, or a link to nowhere: creating it would be refused
+
+
+def overwrite_problem(path: str | None, *, force: bool) -> str | None:
+    """Why ``--report path`` may not be written as asked, or ``None``.
+
+    It exists and ``--force`` is not given: an earlier report may be the only record of
+    what a run did. A device or a pipe (``/dev/stdout``) has nothing to lose.
+    """
+    if path is None or force or not os.path.lexists(path) or _special(path):
+        return None
+    return f"--report {path} exists: pass --force to overwrite it, or name another file"
+
+
+def open_report(path: str | None, *, force: bool) -> IO[str] | None:
+    """Create ``--report`` (``force``: or truncate it), readable by its owner only (0600).
 
     A report names every resource a run touched: like a token file, it is nobody else's
-    business. An existing file keeps its place but loses any wider mode. ``None``: no
-    report asked for.
+    business. An existing file is refused unless ``force`` (``overwrite_problem``, checked
+    again here, when the file is created: it may have appeared since); one overwritten
+    keeps its place but loses any wider mode. ``None``: no report asked for.
 
     Raises:
-        UsageError: The file cannot be created or written.
+        UsageError: The file exists (without ``force``), or cannot be created or written.
     """
     if path is None:
         return None
+    if (problem := overwrite_problem(path, force=force)) is not None:
+        raise UsageError(problem)
+    flags = os.O_WRONLY | os.O_CREAT
+    if force:
+        flags |= os.O_TRUNC
+    elif not _special(path):
+        flags |= os.O_EXCL  # created by this call, or refused
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:
+        raise UsageError(str(overwrite_problem(path, force=False))) from None
     except OSError as exc:
         raise UsageError(f"cannot write --report {path}: {exc.strerror or exc}") from None
     try:

@@ -119,7 +119,7 @@ def _prepare(op: Operation, options: dict[str, Any], display: Display) -> _Plan:
     if options.get("wait_timeout") is not None and not options.get("wait"):
         raise UsageError("--wait-timeout applies only with --wait")
     report = options["report_path"]
-    check_report(report, {"--token-file": options.get("token_file")})
+    check_report(report, {"--token-file": options.get("token_file")}, force=bool(options["force"]))
     apply = bool(options["apply"])
     filters = Filters(
         status=options.get("status"), older_than=options.get("older_than"), name=options.get("name")
@@ -297,7 +297,10 @@ async def _sweep(plan: _Plan, *, check_first: bool) -> int:
             if stop is not None:
                 return stop
         try:  # opened only now: a run that stops before deleting truncates nothing
-            job.writer = ReportWriter(open_report(job.report_path), plan.settings.project_id)
+            job.writer = ReportWriter(
+                open_report(job.report_path, force=bool(plan.options["force"])),
+                plan.settings.project_id,
+            )
         except UsageError as exc:
             job.display.message(f"error: {exc}")
             return EXIT_USAGE
@@ -312,7 +315,10 @@ def _nothing_matches(plan: _Plan) -> int:
     job = plan.job
     job.display.message(f"nothing matches: no {job.op.noun} to {job.op.verb}; nothing was sent")
     try:
-        job.writer = ReportWriter(open_report(job.report_path), plan.settings.project_id)
+        job.writer = ReportWriter(
+            open_report(job.report_path, force=bool(plan.options["force"])),
+            plan.settings.project_id,
+        )
     except UsageError as exc:
         job.display.message(f"error: {exc}")
         return EXIT_USAGE

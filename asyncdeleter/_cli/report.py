@@ -27,7 +27,7 @@ from asyncdeleter import (
 )
 from asyncdeleter._cli.lines import Line, Target, printable
 from asyncdeleter._cli.operations import OPERATIONS
-from asyncdeleter._cli.settings import UsageError
+from asyncdeleter._cli.settings import UsageError, flag_for
 
 __all__ = [
     "DONE_RESULTS",
@@ -116,16 +116,6 @@ _OPERATION_NAMES: Final = frozenset(name for op in OPERATIONS for name in op.lib
 _NOT_EVIDENCE: Final = (EndpointNotServedError, ParentNotFoundError, UnverifiedNotFoundError)
 
 
-#: The library's ``setting`` of an error, as the command line's flag.
-_FLAGS: Final = {
-    "workspace_id": "--workspace-id (or the workspace in the input)",
-    "project_id": "--project-id",
-    "region": "--region",
-    "endpoints.fabric": "--fabric-endpoint",
-    "endpoints.modelarts": "--modelarts-endpoint",
-}
-
-
 def describe(error: BaseException) -> tuple[int | None, str | None, str]:
     """An error as ``(status, error_code, message)``, in words rather than Python names.
 
@@ -146,7 +136,7 @@ def describe(error: BaseException) -> tuple[int | None, str | None, str]:
         said = f" (the service said: {error.error_msg})" if error.error_msg else ""
         message = _without_call(error.message)
         setting = getattr(error, "setting", "")
-        flag = _FLAGS.get(setting)
+        flag = flag_for(setting) if setting else None
         if flag is not None:
             # The library names its argument; the command line speaks in flags.
             message = (

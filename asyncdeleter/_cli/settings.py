@@ -40,6 +40,8 @@ __all__ = [
     "Settings",
     "UsageError",
     "build_manager",
+    "flag_for",
+    "in_flags",
     "resolve",
     "scope_problem",
     "translate",
@@ -60,6 +62,19 @@ _FLAG_NAMES: Final = (
     ("modelarts endpoint", "--modelarts-endpoint"),
     ("delete_workspace", "delete-workspaces"),
 )
+#: The library's ``setting`` of an error (the argument at fault, DESIGN rule 9), as the
+#: command line names it: the flag, or the environment variable it is read from.
+_SETTINGS: Final = {
+    "workspace_id": "--workspace-id (or the workspace in the input)",
+    "project_id": "--project-id",
+    "region": "--region",
+    "endpoints.fabric": "--fabric-endpoint",
+    "endpoints.modelarts": "--modelarts-endpoint",
+    "ak": ENV_AK,
+    "sk": ENV_SK,
+    "security_token": ENV_SECURITY_TOKEN,
+    "token": "the token in --token-file",
+}
 _CREDENTIALS_HINT: Final = f"set {ENV_AK} and {ENV_SK}, or pass --token-file PATH"
 
 
@@ -72,6 +87,29 @@ def translate(message: str) -> str:
     for python, flag in _FLAG_NAMES:
         message = message.replace(python, flag)
     return message
+
+
+def flag_for(setting: str) -> str | None:
+    """The flag or variable that sets the library's ``setting`` (``sk``), or ``None``."""
+    return _SETTINGS.get(setting)
+
+
+def in_flags(error: BaseException, *, token_file: str | None = None) -> str:
+    """A library error's message as the command line says it.
+
+    The library begins a message with the argument at fault, and the variable
+    ``from_env`` read it from (``sk (HUAWEICLOUD_SDK_SK) must be...``), and says which in
+    its ``setting``: that beginning becomes the flag or variable a person sets
+    (``HUAWEICLOUD_SDK_SK must be...``; ``token_file``: the path ``--token-file`` named).
+    Other Python names are then replaced as ``translate`` does.
+    """
+    message, setting = str(error), getattr(error, "setting", "")
+    name = flag_for(setting) if isinstance(setting, str) and setting else None
+    if name is not None:
+        if setting == "token" and token_file is not None:
+            name = f"{name} {token_file}"
+        message = re.sub(rf"^{re.escape(setting)}(?: \([A-Z0-9_]+\))?(?= )", name, message)
+    return translate(message)
 
 
 @attrs.frozen
@@ -233,10 +271,8 @@ def _token(path: str, warnings: list[str]) -> TokenAuth:
         raise UsageError(f"--token-file {path} is empty")
     try:
         return TokenAuth(token)
-    except ConfigurationError:
-        raise UsageError(
-            f"the token in --token-file {path} must be one line of visible ASCII characters"
-        ) from None
+    except ConfigurationError as exc:
+        raise UsageError(in_flags(exc, token_file=path)) from None
 
 
 def _check_transport(endpoints: Endpoints, *, allow_insecure_http: bool) -> None:
@@ -298,7 +334,7 @@ def resolve(
         try:
             auth = AkSkAuth.from_env(environ)
         except ConfigurationError as exc:
-            raise UsageError(translate(str(exc))) from None
+            raise UsageError(in_flags(exc)) from None
     if auth is None and not dry_run:
         if op.project_scoped:  # ModelArts refuses every unauthenticated call
             raise UsageError(f"{command} needs credentials: {_CREDENTIALS_HINT}")
@@ -352,7 +388,7 @@ def build_manager(settings: Settings, flags: Mapping[str, Any]) -> SessionManage
             allow_insecure_http=bool(flags["allow_insecure_http"]),
         )
     except AsyncDeleterError as exc:
-        raise UsageError(translate(str(exc))) from None
+        raise UsageError(in_flags(exc)) from None
 
 
 def _retry_policy(flags: Mapping[str, Any]) -> RetryPolicy:

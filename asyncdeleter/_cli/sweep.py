@@ -54,9 +54,9 @@ from asyncdeleter._cli.settings import (
     Settings,
     UsageError,
     build_manager,
+    in_flags,
     resolve,
     scope_problem,
-    translate,
 )
 from asyncdeleter._cli.source import Source
 from asyncdeleter._cli.teardown import (
@@ -163,7 +163,7 @@ def _prepare(op: Operation, options: dict[str, Any], display: Display) -> _Plan:
         flag = f"--{exc.parameter.replace('_', '-')}"
         raise UsageError(f"{flag} {printable(str(exc.value))!r}: {exc.reason}") from None
     except ConfigurationError as exc:
-        raise UsageError(translate(str(exc))) from None
+        raise UsageError(in_flags(exc)) from None
     return plan
 
 

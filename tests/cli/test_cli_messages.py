@@ -137,6 +137,55 @@ async def test_configuration_errors_speak_in_flags(
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("variables", "wanted"),
+    [
+        ({"HUAWEICLOUD_SDK_AK": "AKAKAKAKAKAK", "HUAWEICLOUD_SDK_SK": "has a space"},
+         "HUAWEICLOUD_SDK_SK must be visible ASCII characters only"),
+        ({"HUAWEICLOUD_SDK_AK": "AKAKAKAKAKAK", "HUAWEICLOUD_SDK_SK": "short"},
+         "HUAWEICLOUD_SDK_SK is 5 characters long"),
+        ({"HUAWEICLOUD_SDK_AK": "AK\u00e9AKAKAKAK", "HUAWEICLOUD_SDK_SK": "SKSKSKSKSKSK"},
+         "HUAWEICLOUD_SDK_AK must be visible ASCII characters only"),
+        ({"HUAWEICLOUD_SDK_AK": "AKAKAKAKAKAK", "HUAWEICLOUD_SDK_SK": "SKSKSKSKSKSK",
+          "HUAWEICLOUD_SDK_SECURITY_TOKEN": "st\x01stststst"},
+         "HUAWEICLOUD_SDK_SECURITY_TOKEN contains a control character"),
+    ],
+    ids=["sk-space", "sk-short", "ak-non-ascii", "security-token-control"],
+)  # fmt: skip
+async def test_credential_errors_name_the_variable_not_the_argument(
+    variables: dict[str, str], wanted: str
+) -> None:
+    code, _, err = await cli(
+        "close-sessions", "-", "--yes", "--fabric-endpoint", "http://127.0.0.1:9",
+        stdin=b"ws-1 a\n", env=clean_env(**variables),
+    )  # fmt: skip
+    assert code == 2, err
+    assert f"error: {wanted}" in err
+    for python in ("ak", "sk", "security_token"):
+        assert f"{python} (" not in err
+        assert f"{python} must" not in err
+        assert f"{python} is" not in err
+
+
+@pytest.mark.parametrize(
+    ("token", "wanted"),
+    [("short", "is 5 characters long: real credentials have at least 8"),
+     ("tok\u00e9n-with-accent", "must be visible ASCII characters only")],
+    ids=["short", "non-ascii"],
+)  # fmt: skip
+async def test_a_token_file_error_names_the_flag_and_the_real_reason(
+    tmp_path: Path, token: str, wanted: str
+) -> None:
+    path = write_token(tmp_path, token)
+    code, _, err = await cli(
+        "close-sessions", "-", "--yes", "--fabric-endpoint", "http://127.0.0.1:9",
+        "--token-file", str(path), stdin=b"ws-1 a\n",
+    )  # fmt: skip
+    assert code == 2, err
+    assert f"error: the token in --token-file {path} {wanted}" in err
+    assert token not in err
+
+
 async def test_messages_are_not_wrapped_when_not_on_a_terminal(
     emu: Emulator, token_file: Path
 ) -> None:

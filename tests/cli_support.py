@@ -10,6 +10,7 @@ import select
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,11 +101,14 @@ def run_on_terminal(
     prompt: bytes = b"to go on",
     limit: float = 60,
     stderr_to: Path | None = None,
+    at_prompt: Callable[[int], None] | None = None,
 ) -> tuple[int, str]:
     """Run the command with stdin, stdout and stderr on a pseudo-terminal.
 
     Types ``answer`` (and Enter) once ``prompt`` appears; ``None`` types nothing and sends
-    end-of-file instead; ``stderr_to`` sends stderr to that file instead of the terminal.
+    end-of-file instead; ``stderr_to`` sends stderr to that file instead of the terminal;
+    ``at_prompt`` is called (with the command's process id) while it waits at the prompt,
+    before the answer.
     Returns the exit status and everything the terminal showed.
     """
     pid, fd = pty.fork()
@@ -132,6 +136,8 @@ def run_on_terminal(
                 break
             output += chunk
             if not answered and prompt in output:
+                if at_prompt is not None:
+                    at_prompt(pid)
                 os.write(fd, (answer + b"\r") if answer is not None else b"\x04")
                 answered = True
         else:

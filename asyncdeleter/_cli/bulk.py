@@ -1,7 +1,8 @@
 """``close-sessions`` and ``delete-workspaces``: from flags to a confirmed, recorded run.
 
 The order matters: everything that can be checked is checked before the confirmation
-(flags, the protected ids, the report's target, the input); then one cheap read checks
+(flags, the protected ids, the report's target, the input, read from a private copy
+that the run then reads too: see ``source.private_copy``); then one cheap read checks
 the credentials and the scope (``preflight``); the report file is opened only once the
 run is confirmed and checked (so a declined or stopped run truncates nothing), and
 nothing is deleted before all of it has passed.
@@ -10,11 +11,13 @@ nothing is deleted before all of it has passed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import os
 import stat
 import sys
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import IO, Any
 
 from asyncdeleter import __version__
 from asyncdeleter._cli.confirm import can_ask, confirm
@@ -22,21 +25,27 @@ from asyncdeleter._cli.display import Display
 from asyncdeleter._cli.lines import Line, printable, read_lines
 from asyncdeleter._cli.operations import DEFAULT_WAIT_TIMEOUT, Operation, RunOptions
 from asyncdeleter._cli.preflight import preflight
-from asyncdeleter._cli.report import ReportWriter, open_report
-from asyncdeleter._cli.retry import ReportError, Scan, header_mismatches, report_lines, scan
+from asyncdeleter._cli.report import ReportWriter, open_report, overwrite_problem
+from asyncdeleter._cli.retry import (
+    Opener,
+    ReportError,
+    Scan,
+    header_mismatches,
+    report_lines,
+    scan,
+)
 from asyncdeleter._cli.settings import (
-    PROTECTED_ENV,
+    Protection,
     Settings,
     UsageError,
     build_manager,
-    protected_ids,
     resolve,
     scope_problem,
 )
-from asyncdeleter._cli.source import Source
+from asyncdeleter._cli.source import Source, private_copy
 from asyncdeleter._cli.teardown import EXIT_USAGE, Job, Prescan, now_iso, prescan, run_job
 
-__all__ = ["check_report", "refusal_to_ask", "refuse_protected", "run_bulk"]
+__all__ = ["check_report", "refusal_to_ask", "run_bulk"]
 
 
 def _parse(
@@ -46,16 +55,24 @@ def _parse(
         yield op.parse_line(number, text, problem, scope)
 
 
-def _input_lines(op: Operation, scope: str | None, path: str) -> Iterator[Line]:
-    """The parsed lines of ``path`` (``-``: stdin), streamed."""
-    if path == "-":
-        # Our own reader over a copy of fd 0: the thread that reads a pipe may still be
-        # blocked in it at exit, and must not hold the lock of sys.stdin's reader then.
-        with open(os.dup(sys.stdin.fileno()), "rb") as stream:
-            yield from _parse(op, scope, read_lines(stream))
-        return
-    with open(path, "rb") as stream:
-        yield from _parse(op, scope, read_lines(stream))
+def _stdin() -> IO[bytes]:
+    # Our own reader over a copy of fd 0: the thread that reads a pipe may still be
+    # blocked in it at exit, and must not hold the lock of sys.stdin's reader then.
+    return open(os.dup(sys.stdin.fileno()), "rb")
+
+
+def _named(path: str) -> IO[bytes]:
+    return open(path, "rb")
+
+
+def _input_lines(settings: Settings, scope: str | None, source: Opener) -> Iterator[Line]:
+    """The parsed lines ``source`` opens (stdin, or a private copy), streamed.
+
+    A line that holds one of the command's credentials is withheld (``read_lines``).
+    """
+    with source() as stream:
+        lines = read_lines(stream, credentials=settings.credentials)
+        yield from _parse(settings.op, scope, lines)
 
 
 def _is_regular(path: str) -> bool:
@@ -92,19 +109,24 @@ def _check_files(report: str | None, options: dict[str, Any]) -> None:
         raise UsageError(
             "standard input is closed: give the input as a FILE argument, or pipe it in"
         )
-    if _same_file(source, options.get("token_file")):
-        raise UsageError("the input is --token-file: its lines would be shown and reported")
     check_report(report, {"the input": source, "--retry-from": options["retry_from"],
-                          "--token-file": options.get("token_file")})  # fmt: skip
+                          "--token-file": options.get("token_file")},
+                 force=bool(options["force"]))  # fmt: skip
 
 
-def check_report(report: str | None, read: dict[str, str | None]) -> None:
-    """Refuse a ``--report`` that is a file the run reads (``read``: flag to path)."""
+def check_report(report: str | None, read: dict[str, str | None], *, force: bool) -> None:
+    """Refuse a ``--report`` the run reads, or one that exists without ``--force``.
+
+    ``read``: flag to path of what the run reads (refused even with ``--force``). Checked
+    before anything is asked or sent.
+    """
     if report is None:
         return
     for flag, other in read.items():
         if _same_file(report, other):
             raise UsageError(f"--report {report} is {flag}: it would be overwritten")
+    if (problem := overwrite_problem(report, force=force)) is not None:
+        raise UsageError(problem)
     directory = os.path.dirname(os.path.abspath(report))
     target = report if os.path.exists(report) else directory
     if not os.path.isdir(directory) or not os.access(target, os.W_OK):
@@ -120,10 +142,17 @@ def _marked_done(lines: Iterator[Line], done: set[Any]) -> Iterator[Line]:
 
 
 def _read_report(
-    op: Operation, settings: Settings, path: str, with_input: bool, display: Display
+    op: Operation,
+    settings: Settings,
+    path: str,
+    display: Display,
+    *,
+    copy: Opener,
+    with_input: bool,
 ) -> Scan:
+    """Check the report named ``path`` (read from its private ``copy``)."""
     try:
-        found = scan(path, op, settings.project_id, collect_done=with_input)
+        found = scan(copy, op, settings.project_id, collect_done=with_input)
     except ReportError as exc:
         raise UsageError(f"cannot use --retry-from {path}: {exc}") from None
     if found.torn:
@@ -158,9 +187,17 @@ def _read_report(
 
 
 def _plan(
-    op: Operation, settings: Settings, options: dict[str, Any], display: Display
+    op: Operation,
+    settings: Settings,
+    options: dict[str, Any],
+    display: Display,
+    copies: contextlib.ExitStack,
 ) -> tuple[Job, Iterator[Line] | None]:
-    """The job (without its report) and, for a finite input, a second pass to prescan."""
+    """The job (without its report) and, for a finite input, a second pass to prescan.
+
+    A regular file (the input, the ``--retry-from`` report) is read from a private copy
+    kept until ``copies`` closes.
+    """
     scope: str | None = options.get("workspace_id")
     if problem := scope_problem(scope):
         raise UsageError(problem)
@@ -170,8 +207,12 @@ def _plan(
     header = {"tool": "asyncdeleter", "version": __version__, "operation": op.command,
               "started": now_iso(), **settings.header_fields()}  # fmt: skip
     found: Scan | None = None
+    report_copy: Opener = _stdin  # replaced below: read only with --retry-from
     if retry_from is not None:
-        found = _read_report(op, settings, retry_from, file is not None, display)
+        report_copy = copies.enter_context(private_copy(retry_from, "--retry-from")).open
+        found = _read_report(
+            op, settings, retry_from, display, copy=report_copy, with_input=file is not None
+        )
         if found.header is not None:
             current = {**header, "workspace_id": scope}
             mismatches = header_mismatches(found.header, current, op)
@@ -205,16 +246,22 @@ def _plan(
         job.input_name = old_input if isinstance(old_input, str) else "-"
 
         def from_report() -> Iterator[Line]:
-            return report_lines(retry_from, op, settings.project_id)
+            return report_lines(report_copy, op, settings.project_id)
 
         job.source = Source(from_report(), regular=True, numbered=False)
         second: Iterator[Line] | None = from_report()
     else:
         path = file or "-"
+        regular = _is_regular(path)
+        source: Opener = _stdin
+        if regular:
+            source = copies.enter_context(private_copy(path, "the input")).open
+        elif path != "-":  # a pipe by name (``<(...)``): read once, as it comes
+            source = functools.partial(_named, path)
         done = found.done if found is not None else set()
-        job.source = Source(_marked_done(_input_lines(op, scope, path), done),
-                            regular=_is_regular(path), numbered=True)  # fmt: skip
-        second = _marked_done(_input_lines(op, scope, path), done) if _is_regular(path) else None
+        job.source = Source(_marked_done(_input_lines(settings, scope, source), done),
+                            regular=regular, numbered=True)  # fmt: skip
+        second = _marked_done(_input_lines(settings, scope, source), done) if regular else None
     job.header = {**header, "workspace_id": scope, "input": job.input_name,
                   "retry_from": retry_from, "dry_run": job.dry_run}  # fmt: skip
     return job, second
@@ -229,36 +276,26 @@ def refusal_to_ask(op: Operation) -> str:
     )
 
 
-def refuse_protected(settings: Settings, job: Job) -> None:
-    """Refuse a run whose scope (``--project-id``, ``--workspace-id``) is protected."""
-    for flag, value in (("--project-id", settings.project_id), ("--workspace-id", job.scope)):
-        if (
-            value is not None
-            and value.casefold() in job.protected
-            and (flag == "--workspace-id" or settings.op.project_scoped)
-        ):
-            raise UsageError(f"{flag} {value} is protected by {PROTECTED_ENV}")
-
-
 def _prepare(
-    op: Operation, options: dict[str, Any], display: Display
+    op: Operation, options: dict[str, Any], display: Display, copies: contextlib.ExitStack
 ) -> tuple[Job, Settings, Prescan | None] | None:
     """Check everything and ask; the job to run, or ``None`` when it was not confirmed.
 
-    Also what the input holds, when it could be read beforehand (a regular file).
+    Also what the input holds, when it could be read beforehand (a regular file, read
+    from a private copy kept until ``copies`` closes).
 
     Raises:
         UsageError: Something is wrong; nothing was sent and no file was written.
     """
     dry_run = bool(options["dry_run"])
-    protected = protected_ids(os.environ)
+    protection = Protection.from_env(os.environ)
     settings = resolve(op, options, os.environ, dry_run=dry_run)
     for warning in settings.warnings:
         display.message(warning)
     _check_files(options["report_path"], options)
-    job, second = _plan(op, settings, options, display)
-    job.protected = protected
-    refuse_protected(settings, job)
+    job, second = _plan(op, settings, options, display, copies)
+    job.protection = protection
+    protection.check_scope(settings.project_id, job.scope)
     counts: Prescan | None = None
     if second is None and options["strict"]:
         lines = list(job.source)  # --strict on a stream: it has to be read first
@@ -267,6 +304,12 @@ def _prepare(
     if second is not None:
         counts = prescan(job, second)
         job.total = job.confirmed = counts.to_run
+        if counts.withheld is not None:
+            # The wrong file, and one whose lines must not be shown or recorded: none is.
+            raise UsageError(
+                f"the input holds credentials ({counts.withheld}): it is refused whole "
+                "(nothing was sent or written)"
+            )
         if options["strict"] and counts.refused:
             for problem in counts.problems:
                 display.message(problem)
@@ -284,9 +327,14 @@ def _prepare(
 
 def run_bulk(op: Operation, options: dict[str, Any]) -> int:
     """Run a destructive command with its parsed flags; return the exit status."""
+    with contextlib.ExitStack() as copies:  # the private copies of the files it reads
+        return _run_bulk(op, options, copies)
+
+
+def _run_bulk(op: Operation, options: dict[str, Any], copies: contextlib.ExitStack) -> int:
     display = Display(quiet=bool(options["quiet"]))
     try:
-        prepared = _prepare(op, options, display)
+        prepared = _prepare(op, options, display, copies)
         if prepared is None:
             display.message("not confirmed; nothing was sent")
             return EXIT_USAGE
@@ -299,7 +347,8 @@ def run_bulk(op: Operation, options: dict[str, Any]) -> int:
     def start_report() -> bool:
         """Open the report (only now: a run that stops before deleting truncates nothing)."""
         try:
-            job.writer = ReportWriter(open_report(options["report_path"]), settings.project_id)
+            report = open_report(options["report_path"], force=bool(options["force"]))
+            job.writer = ReportWriter(report, settings.project_id)
         except UsageError as exc:
             display.message(f"error: {exc}")
             return False

@@ -76,7 +76,10 @@ def confirm(
     what, word = confirmation_word(settings, scope)
     try:
         answer = click.prompt(
-            f"Type the {what} ({word}) to go on", err=True, default="", show_default=False
+            printable(f"Type the {what} ({word}) to go on", limit=None),
+            err=True,
+            default="",
+            show_default=False,
         )
     except click.Abort:
         display.message("")

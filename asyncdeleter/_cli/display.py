@@ -1,7 +1,8 @@
 """What a person sees: a progress bar on a terminal, plain lines otherwise, a summary.
 
-Messages are never hard-wrapped (a log file must stay greppable), and anything that came
-from the input or a server is shown with its control characters escaped.
+Messages are never hard-wrapped (a log file must stay greppable), and every line goes
+through ``printable`` here, at the output boundary: anything that came from the input or
+a server is shown with its control characters escaped, wherever it was quoted.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 from asyncdeleter import BulkReport, OutcomeKind
+from asyncdeleter._cli.lines import printable
 from asyncdeleter._cli.operations import Operation
 from asyncdeleter._cli.report import RESULTS, Reasons
 
@@ -57,7 +59,11 @@ class Display:
         self.retries_label = "retries"
 
     def message(self, text: str) -> None:
-        """A line for the person at the terminal (errors and warnings are never silenced)."""
+        """A line for the person at the terminal (errors and warnings are never silenced).
+
+        It is escaped here (``printable``, never cut): it may quote a server.
+        """
+        text = printable(text, limit=None)
         if self._progress is not None:
             self.console.print(text, markup=False, highlight=False, soft_wrap=True)
         else:

@@ -1,16 +1,19 @@
 """``list-sessions`` and ``list-workspaces``: what is there, as the delete commands' input.
 
-Each plain line is printed only after it has been read back with the delete command's
-own parser into the same target, so ``list-sessions ... | close-sessions --yes -`` (or a
-saved, reviewed ``plan.txt``) can never name something the listing did not: an id the
-server sent that is not a valid id is left out, with a warning on stderr. What the delete
-command would refuse (the default workspace, a protected id) is printed as a ``#``
-comment, which it skips. ``--json`` prints every field of every item instead.
+Every line is printed only after it has been read back through the delete command's own
+input reader and parser (``_reads_back``): a plain line into the same target, so
+``list-sessions ... | close-sessions --yes -`` (or a saved, reviewed ``plan.txt``) can
+never name something the listing did not; a comment into nothing at all, whatever a
+server put in a name it quotes. An id the server sent that is not a valid id is left
+out, with a warning on stderr. What the delete command would refuse (the default
+workspace, a protected id) is printed as a ``#`` comment, which it skips. ``--json``
+prints every field of every item instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import sys
@@ -24,14 +27,14 @@ import attrs
 from asyncdeleter import AsyncDeleterError, InvalidIdentifierError
 from asyncdeleter._cli.display import Display
 from asyncdeleter._cli.filters import Filters
-from asyncdeleter._cli.lines import printable
-from asyncdeleter._cli.operations import Lister
+from asyncdeleter._cli.lines import Line, Target, printable, read_lines
+from asyncdeleter._cli.operations import Lister, Operation
 from asyncdeleter._cli.preflight import refusal, said
 from asyncdeleter._cli.settings import (
+    Protection,
     Settings,
     UsageError,
     build_manager,
-    protected_ids,
     resolve,
     scope_problem,
 )
@@ -84,29 +87,48 @@ class _Counts:
     left_out: int = 0
 
 
+def _reads_back(op: Operation, line: str, target: Target | None) -> str | None:
+    """Why ``op``'s input reader would not read ``line`` back as ``target``, or ``None``.
+
+    ``target`` ``None``: ``line`` must be a comment, which the reader skips.
+    """
+    read: list[Line] = [
+        op.parse_line(number, text, problem, None)
+        for number, text, problem in read_lines(io.BytesIO(line.encode("utf-8") + b"\n"))
+    ]
+    if target is None:
+        return None if not read else "not read back as a comment"
+    if len(read) != 1:
+        return f"read back as {len(read)} lines"
+    if read[0].problem is not None:
+        return read[0].problem
+    return None if read[0].target == target else "not a valid id"
+
+
 def _render(
-    lister: Lister, item: Any, protected: frozenset[str], counts: _Counts, display: Display
+    lister: Lister, item: Any, protection: Protection, counts: _Counts, display: Display
 ) -> str | None:
-    """The plain line for ``item``, exactly as the delete command reads it back."""
+    """The line for ``item``, exactly as the delete command reads it back; ``None``: none."""
     op = lister.deleter
     target = lister.target(item)
     try:
         text = op.line(target)
     except TypeError:
         text = ""
-    parsed = op.parse_line(1, text, None, None) if text else None
-    if parsed is None or parsed.problem is not None or parsed.target != target:
+    problem = _reads_back(op, text, target) if text else "not a valid id"
+    if problem is not None:
         counts.left_out += 1
-        reason = parsed.problem if parsed is not None and parsed.problem else "not a valid id"
         parts = target if isinstance(target, tuple) else (target,)
         shown = printable(" ".join(str(part) for part in parts))
-        display.message(f"warning: left out {shown}: {printable(reason)}")
+        display.message(f"warning: left out {shown}: {printable(problem)}")
         return None
-    why = lister.refused(item, protected)
-    if why is not None:
-        counts.comments += 1
-        return f"# {text}  ({why})"
-    return text
+    why = lister.never(item) or protection.refusal(lister.names(item))
+    if why is None:
+        return text
+    counts.comments += 1
+    comment = f"# {text}  ({why})"
+    # The reason quotes what the server named; a comment is still only a comment.
+    return comment if _reads_back(op, comment, None) is None else f"# {text}"
 
 
 def _filters(options: Mapping[str, Any]) -> Filters:
@@ -125,7 +147,7 @@ async def _list(
     lister: Lister,
     settings: Settings,
     options: Mapping[str, Any],
-    protected: frozenset[str],
+    protection: Protection,
     display: Display,
 ) -> int:
     scope: str | None = options.get("workspace_id")
@@ -147,7 +169,9 @@ async def _list(
                     continue
                 counts.matched += 1
                 line = (
-                    _render(lister, item, protected, counts, display) if as_lines else as_json(item)
+                    _render(lister, item, protection, counts, display)
+                    if as_lines
+                    else as_json(item)
                 )
                 if line is not None:
                     out.write(line)
@@ -178,14 +202,14 @@ def run_list(lister: Lister, options: dict[str, Any]) -> int:
     """Run a list command with its parsed flags; return the exit status."""
     display = Display(quiet=bool(options["quiet"]))
     try:
-        protected = protected_ids(os.environ)
+        protection = Protection.from_env(os.environ)
         settings = resolve(
             lister.deleter, options, os.environ, dry_run=False, command=lister.command
         )
         if problem := scope_problem(options.get("workspace_id")):
             display.message(f"error: {problem}")
             return EXIT_USAGE
-        return asyncio.run(_list(lister, settings, options, protected, display))
+        return asyncio.run(_list(lister, settings, options, protection, display))
     except UsageError as exc:
         display.message(f"error: {exc}")
         return EXIT_USAGE

@@ -182,7 +182,8 @@ def sweep_workspaces(**options: Any) -> None:
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="Address to listen on; anything but loopback is reachable by others.",
+    help="Address to listen on ('', 0, 0.0.0.0 or :: mean all interfaces); anything but "
+    "loopback is reachable by others.",
 )
 @click.option(
     "--port",

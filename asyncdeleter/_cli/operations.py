@@ -90,8 +90,7 @@ class Operation:
         verb: What it does to each target, in messages (``close``).
         noun: What its targets are, counted (``SQL session(s)``).
         project_scoped: The project is its scope: ``--project-id`` is required, is what the
-            confirmation asks for, is protected by ``ASYNCDELETER_PROTECTED_IDS``, and a
-            ``--retry-from`` report must name the same one.
+            confirmation asks for, and a ``--retry-from`` report must name the same one.
         parse_line: ``(number, text, problem, --workspace-id)`` to a ``Line``.
         target_from_report: A report's ``target`` object (and ``--project-id``) to a
             target; raises ``ValueError`` saying why it is not one.
@@ -325,8 +324,10 @@ class Lister:
         items: Starts the library's listing, given the workspace (``--workspace-id``)
             and the filters (those the service applies; the rest are applied here).
         target: A listed model as a target of ``deleter``.
-        refused: Why ``deleter`` would refuse a listed model (protected, the default
-            workspace), given the protected ids; ``None`` when it would not.
+        names: The ids (and name) a listed model is known by: any of them protected, and
+            ``deleter`` refuses it.
+        never: Why ``deleter`` never deletes a listed model whatever is protected (the
+            default workspace), or ``None``.
     """
 
     command: str
@@ -334,12 +335,8 @@ class Lister:
     noun: str
     items: Callable[[SessionManager, str | None, Filters], AsyncIterator[Any]]
     target: Callable[[Any], Target]
-    refused: Callable[[Any, frozenset[str]], str | None]
-
-
-def _protected(ids: Iterable[str | None], protected: frozenset[str]) -> str | None:
-    named = sorted({i for i in ids if i is not None and i.strip().casefold() in protected})
-    return f"protected by ASYNCDELETER_PROTECTED_IDS: {', '.join(named)}" if named else None
+    names: Callable[[Any], tuple[str | None, ...]]
+    never: Callable[[Any], str | None]
 
 
 def _listed_sessions(
@@ -350,17 +347,13 @@ def _listed_sessions(
     return manager.list_sessions(workspace_id, status=filters.status)
 
 
-def _session_refused(session: Any, protected: frozenset[str]) -> str | None:
-    return _protected(target_ids((session.workspace_id, session.session_id)), protected)
-
-
 def _listed_workspaces(
     manager: SessionManager, workspace_id: str | None, filters: Filters
 ) -> AsyncIterator[Any]:
     return manager.list_workspaces(name=filters.name)
 
 
-def _workspace_refused(workspace: Any, protected: frozenset[str]) -> str | None:
+def _default_workspace(workspace: Any) -> str | None:
     # The library's rule (a sweep never selects it): the id "0", or the name "default"
     # in any case and spacing.
     if (
@@ -368,7 +361,7 @@ def _workspace_refused(workspace: Any, protected: frozenset[str]) -> str | None:
         or (workspace.name or "").strip().casefold() == "default"
     ):
         return "the default workspace: never deleted"
-    return _protected((workspace.workspace_id, workspace.name), protected)
+    return None
 
 
 LIST_SESSIONS: Final = Lister(
@@ -377,7 +370,8 @@ LIST_SESSIONS: Final = Lister(
     noun="SQL session(s)",
     items=_listed_sessions,
     target=lambda session: (session.workspace_id, session.session_id),
-    refused=_session_refused,
+    names=lambda session: target_ids((session.workspace_id, session.session_id)),
+    never=lambda session: None,
 )
 LIST_WORKSPACES: Final = Lister(
     command="list-workspaces",
@@ -385,5 +379,6 @@ LIST_WORKSPACES: Final = Lister(
     noun="workspace(s)",
     items=_listed_workspaces,
     target=lambda workspace: workspace.workspace_id,
-    refused=_workspace_refused,
+    names=lambda workspace: (workspace.workspace_id, workspace.name),
+    never=_default_workspace,
 )

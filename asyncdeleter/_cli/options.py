@@ -77,7 +77,10 @@ def destructive_options(*, sweep: bool = False) -> list[Decorator]:
     )
     return [
         click.option("--report", "report_path", type=click.Path(dir_okay=False, writable=True),
-                     help="Write a JSON line per item here (docs/report.schema.json)."),
+                     help="Write a JSON line per item here (docs/report.schema.json); an "
+                          "existing file is refused unless --force."),
+        click.option("--force", is_flag=True,
+                     help="Let --report overwrite an existing file (never one the run reads)."),
         click.option("--retry-from", type=click.Path(exists=True, dir_okay=False),
                      help=retry_help),
         click.option("--yes", "-y", is_flag=True,

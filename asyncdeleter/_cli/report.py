@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import stat
-import time
 from typing import IO, Final
 
 import attrs
@@ -28,7 +27,7 @@ from asyncdeleter import (
 )
 from asyncdeleter._cli.lines import Line, Target, printable
 from asyncdeleter._cli.operations import OPERATIONS
-from asyncdeleter._cli.settings import UsageError
+from asyncdeleter._cli.settings import UsageError, flag_for
 
 __all__ = [
     "DONE_RESULTS",
@@ -39,6 +38,8 @@ __all__ = [
     "ReportWriter",
     "clean",
     "describe",
+    "open_report",
+    "overwrite_problem",
 ]
 
 #: The version of the record shapes (``format`` in the header).
@@ -64,7 +65,6 @@ TIMED_OUT: Final = "timed-out"
 NO_CONNECTION: Final = "no-connection"
 #: Codes of failures that are not about an answer that did not come.
 _ANSWERED: Final = frozenset({DELETE_FAILED, WAIT_TIMED_OUT})
-_FLUSH_EVERY: Final = 0.5  # seconds: a killed process loses at most this much of its report
 _MAX_REASONS: Final = 256
 
 
@@ -116,16 +116,6 @@ _OPERATION_NAMES: Final = frozenset(name for op in OPERATIONS for name in op.lib
 _NOT_EVIDENCE: Final = (EndpointNotServedError, ParentNotFoundError, UnverifiedNotFoundError)
 
 
-#: The library's ``setting`` of an error, as the command line's flag.
-_FLAGS: Final = {
-    "workspace_id": "--workspace-id (or the workspace in the input)",
-    "project_id": "--project-id",
-    "region": "--region",
-    "endpoints.fabric": "--fabric-endpoint",
-    "endpoints.modelarts": "--modelarts-endpoint",
-}
-
-
 def describe(error: BaseException) -> tuple[int | None, str | None, str]:
     """An error as ``(status, error_code, message)``, in words rather than Python names.
 
@@ -146,7 +136,7 @@ def describe(error: BaseException) -> tuple[int | None, str | None, str]:
         said = f" (the service said: {error.error_msg})" if error.error_msg else ""
         message = _without_call(error.message)
         setting = getattr(error, "setting", "")
-        flag = _FLAGS.get(setting)
+        flag = flag_for(setting) if setting else None
         if flag is not None:
             # The library names its argument; the command line speaks in flags.
             message = (
@@ -199,20 +189,49 @@ class Reasons:
         ]
 
 
-def open_report(path: str | None) -> IO[str] | None:
-    """Create (or truncate) ``--report``, readable by its owner only (mode 0600).
+def _special(path: str) -> bool:
+    """``path`` is a device, a pipe or a socket (``/dev/stdout``): nothing to overwrite."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False  # missing, or a link to nowhere: creating it would be refused
+
+
+def overwrite_problem(path: str | None, *, force: bool) -> str | None:
+    """Why ``--report path`` may not be written as asked, or ``None``.
+
+    It exists and ``--force`` is not given: an earlier report may be the only record of
+    what a run did. A device or a pipe (``/dev/stdout``) has nothing to lose.
+    """
+    if path is None or force or not os.path.lexists(path) or _special(path):
+        return None
+    return f"--report {path} exists: pass --force to overwrite it, or name another file"
+
+
+def open_report(path: str | None, *, force: bool) -> IO[str] | None:
+    """Create ``--report`` (``force``: or truncate it), readable by its owner only (0600).
 
     A report names every resource a run touched: like a token file, it is nobody else's
-    business. An existing file keeps its place but loses any wider mode. ``None``: no
-    report asked for.
+    business. An existing file is refused unless ``force`` (``overwrite_problem``, checked
+    again here, when the file is created: it may have appeared since); one overwritten
+    keeps its place but loses any wider mode. ``None``: no report asked for.
 
     Raises:
-        UsageError: The file cannot be created or written.
+        UsageError: The file exists (without ``force``), or cannot be created or written.
     """
     if path is None:
         return None
+    if (problem := overwrite_problem(path, force=force)) is not None:
+        raise UsageError(problem)
+    flags = os.O_WRONLY | os.O_CREAT
+    if force:
+        flags |= os.O_TRUNC
+    elif not _special(path):
+        flags |= os.O_EXCL  # created by this call, or refused
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:
+        raise UsageError(str(overwrite_problem(path, force=False))) from None
     except OSError as exc:
         raise UsageError(f"cannot write --report {path}: {exc.strerror or exc}") from None
     try:
@@ -227,14 +246,15 @@ def open_report(path: str | None) -> IO[str] | None:
 class ReportWriter:
     """Writes the report (when there is a file) and keeps the counts and reasons (always).
 
-    Records are buffered and flushed about every half second and at the end, so a run
-    killed outright leaves a report whose records are all true, only some missing.
+    Each record is handed to the operating system as its item ends, in one write (no
+    fsync: a process killed outright, even by SIGKILL, loses nothing the kernel has; a
+    machine that loses power may), so a killed run's report holds a true record for every
+    item the run saw end.
     """
 
     def __init__(self, stream: IO[str] | None, project_id: str | None) -> None:
         self._stream = stream
         self._project_id = project_id
-        self._flushed = time.monotonic()
         self.counts = dict.fromkeys(RESULTS, 0)
         self.reasons = Reasons()
         #: Why the report could not be written (the run must then stop), or ``None``.
@@ -309,10 +329,7 @@ class ReportWriter:
             return
         try:
             self._stream.write(json.dumps(record, ensure_ascii=False) + "\n")
-            now = time.monotonic()
-            if now - self._flushed >= _FLUSH_EVERY:
-                self._flushed = now
-                self._stream.flush()
+            self._stream.flush()  # the whole record, now: one write
         except OSError as exc:
             self._fail(exc)
 

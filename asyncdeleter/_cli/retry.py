@@ -1,6 +1,7 @@
 """Reading an earlier report for ``--retry-from``: validated as strictly as input.
 
-A report is read twice, streamed: ``scan`` checks every record (and, given the input
+A report is read twice, streamed, from the private copy the command made of it
+(``source.private_copy``): ``scan`` checks every record (and, given the input
 too, collects the targets it marks done), then ``report_lines`` turns its item records
 back into ``Line`` objects for the new run. Nothing is trusted: ids must be strings of
 the documented pattern, every field has its documented type, and a record of any other
@@ -10,8 +11,8 @@ shape stops the command before anything is sent.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Final
+from collections.abc import Callable, Iterator
+from typing import IO, Final
 
 import attrs
 import yarl
@@ -20,7 +21,18 @@ from asyncdeleter._cli.lines import Line, Target
 from asyncdeleter._cli.operations import BY_COMMAND, Operation
 from asyncdeleter._cli.report import DONE_RESULTS, FORMAT, RESULTS
 
-__all__ = ["ReportError", "Scan", "endpoint_key", "header_mismatches", "report_lines", "scan"]
+__all__ = [
+    "Opener",
+    "ReportError",
+    "Scan",
+    "endpoint_key",
+    "header_mismatches",
+    "report_lines",
+    "scan",
+]
+
+#: Opens the report from its first byte (``PrivateCopy.open``).
+Opener = Callable[[], IO[bytes]]
 
 MAX_RECORD_BYTES: Final = 64 * 1024
 _KINDS: Final = frozenset({"header", "item", "incomplete", "summary"})
@@ -62,9 +74,9 @@ def endpoint_key(url: str) -> str:
         return url
 
 
-def _records(path: str) -> Iterator[tuple[int, dict[str, object] | None]]:
+def _records(report: Opener) -> Iterator[tuple[int, dict[str, object] | None]]:
     """``(line number, record)``; ``None`` for a torn last line. Raises ``ReportError``."""
-    with open(path, "rb") as stream:
+    with report() as stream:
         number = 0
         while raw := stream.readline(MAX_RECORD_BYTES + 1):
             number += 1
@@ -181,8 +193,8 @@ def _take(
         found.summary = True
 
 
-def scan(path: str, op: Operation, project_id: str | None, *, collect_done: bool) -> Scan:
-    """Check every record of the report at ``path``; see ``Scan`` for what is returned.
+def scan(report: Opener, op: Operation, project_id: str | None, *, collect_done: bool) -> Scan:
+    """Check every record of ``report``; see ``Scan`` for what is returned.
 
     Raises:
         ReportError: A record is not of a documented shape, or the file cannot be read.
@@ -190,7 +202,7 @@ def scan(path: str, op: Operation, project_id: str | None, *, collect_done: bool
     found = Scan()
     legacy: bool | None = None
     try:
-        for number, record in _records(path):
+        for number, record in _records(report):
             if record is None:
                 found.torn = True
                 break
@@ -219,9 +231,9 @@ def scan(path: str, op: Operation, project_id: str | None, *, collect_done: bool
     return found
 
 
-def report_lines(path: str, op: Operation, project_id: str | None) -> Iterator[Line]:
+def report_lines(report: Opener, op: Operation, project_id: str | None) -> Iterator[Line]:
     """The report's item records as lines of a new run (``scan`` has checked them)."""
-    for number, record in _records(path):
+    for number, record in _records(report):
         if record is None or record.get("record") != "item":
             continue
         try:

@@ -6,13 +6,17 @@ import asyncio
 import ipaddress
 import os
 import signal
+import socket
 
+import attrs
 import click
 
+from asyncdeleter import ConfigurationError
 from asyncdeleter._cli.settings import ENV_AK, ENV_SK
+from asyncdeleter._config import check_url_security
 from asyncdeleter.testing import Emulator, Fault
 
-__all__ = ["client_url", "parse_fault", "seed", "serve"]
+__all__ = ["Listening", "listening", "parse_fault", "seed", "serve"]
 
 EXIT_USAGE = 2
 
@@ -37,30 +41,64 @@ def seed(emu: Emulator, workspaces: int, sessions: int, project_id: str) -> None
     emu.add_workspaces(project_id, (f"ws-{w:04d}" for w in range(workspaces)))
 
 
-def _loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+@attrs.frozen
+class Listening:
+    """Where ``--host`` makes the emulator listen, and how every message names it.
 
-
-def client_url(host: str, port: int) -> tuple[str, bool]:
-    """A URL a client on this machine can use, and whether the CLI needs a flag for it.
-
-    The flag is ``--allow-insecure-http``: plain HTTP to a host that is not loopback.
+    Attributes:
+        bind: The address the server binds.
+        wildcard: It is every interface (``''``, ``0``, ``0.0.0.0``, ``::``...).
+        where: The place, in words: ``all interfaces``, or the host as given.
+        client_host: A host a client on this machine reaches it by, for its URL.
+        loopback: Only this machine can reach it.
     """
+
+    bind: str
+    wildcard: bool
+    where: str
+    client_host: str
+    loopback: bool
+
+    def url(self, port: int) -> str:
+        """The URL a client on this machine uses."""
+        return f"http://{self.client_host}:{port}"
+
+
+def listening(host: str) -> Listening:
+    """What ``--host host`` means: the one place that tells a wildcard from an address.
+
+    Any spelling of "any address" (``''``, ``*``, ``0``, ``0.0.0.0``, ``::``) is every
+    interface, and a client here reaches it on loopback. One address is bound, of one
+    family (IPv4 first), so there is one port: ``''`` or ``localhost`` would otherwise
+    bind IPv4 and IPv6 apart, on two ports with ``--port 0``.
+    """
+    name = host.strip().strip("[]")
+    if name in ("", "*"):
+        name = "0.0.0.0"  # noqa: S104 - every interface, as asked
     try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return f"http://{host}:{port}", not _loopback(host)
-    if address.is_unspecified:  # every interface: this machine reaches it on loopback
-        return (
-            f"http://[::1]:{port}" if address.version == 6 else f"http://127.0.0.1:{port}"
-        ), False
+        found = sorted(
+            {
+                ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+                for info in socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+            },
+            key=lambda address: (address.version, str(address)),
+        )
+    except (OSError, ValueError):
+        found = []
+    if not found:  # not resolvable: binding it fails and says so
+        return Listening(name, wildcard=False, where=host, client_host=name, loopback=False)
+    address = found[0]
     shown = f"[{address}]" if address.version == 6 else str(address)
-    return f"http://{shown}:{port}", not address.is_loopback
+    if address.is_unspecified:
+        loopback = "[::1]" if address.version == 6 else "127.0.0.1"
+        return Listening(
+            str(address), wildcard=True, where="all interfaces", client_host=loopback,
+            loopback=False,
+        )  # fmt: skip
+    return Listening(
+        str(address), wildcard=False, where=host, client_host=shown,
+        loopback=address.is_loopback,
+    )  # fmt: skip
 
 
 async def serve(
@@ -84,8 +122,9 @@ async def serve(
             click.echo(f"error: --aksk-from-env needs {ENV_AK} and {ENV_SK} set", err=True)
             return EXIT_USAGE
         access_keys = {ak: sk}
+    place = listening(host)
     emu = Emulator(
-        host=host,
+        host=place.bind,
         port=port,
         token=token,
         access_keys=access_keys,
@@ -100,16 +139,19 @@ async def serve(
     except OSError as exc:
         reason = (exc.strerror or str(exc)).lower()
         hint = "; pass --port 0 to pick a free port" if "in use" in reason else ""
-        click.echo(f"error: cannot listen on {host}:{port}: {reason}{hint}", err=True)
+        click.echo(
+            f"error: cannot listen on {place.where} ({place.bind}:{port}): {reason}{hint}",
+            err=True,
+        )
         return 1
     try:
-        url, insecure = client_url(host, emu.port)
-        click.echo(f"asyncdeleter emulator listening on {url}")
-        if not _loopback(host):
-            where = "every interface" if host in ("0.0.0.0", "::", "[::]") else host  # noqa: S104
+        url = place.url(emu.port)
+        shown = f"{place.where}, at {url}" if place.wildcard else url
+        click.echo(f"asyncdeleter emulator listening on {shown}")
+        if not place.loopback:
             click.echo(
-                f"warning: listening on {where}: anyone who can reach this machine can use the "
-                "emulator (plain HTTP); keep it on 127.0.0.1 unless you mean it",
+                f"warning: listening on {place.where}: anyone who can reach this machine can "
+                "use the emulator (plain HTTP); keep it on 127.0.0.1 unless you mean it",
                 err=True,
             )
         checks = ", ".join(
@@ -123,7 +165,11 @@ async def serve(
             f"(project {project_id})",
             err=True,
         )
-        flag = " --allow-insecure-http" if insecure else ""
+        try:  # the command's own rule for plain HTTP
+            check_url_security("fabric", url, allow_insecure_http=False)
+            flag = ""
+        except ConfigurationError:
+            flag = " --allow-insecure-http"
         click.echo(
             f"  try: asyncdeleter close-sessions --fabric-endpoint {url}{flag} FILE", err=True
         )

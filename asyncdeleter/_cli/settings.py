@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import attrs
@@ -26,25 +26,28 @@ from asyncdeleter import (
     TokenAuth,
     check_session_target,
 )
+from asyncdeleter._auth import ENV_AK, ENV_SECURITY_TOKEN, ENV_SK  # what from_env reads
 from asyncdeleter._cli.lines import printable
 from asyncdeleter._cli.operations import Operation, check_project_id
 from asyncdeleter._regions import region_candidates, region_overrides
 
 __all__ = [
+    "ENV_AK",
+    "ENV_SECURITY_TOKEN",
+    "ENV_SK",
     "PROTECTED_ENV",
+    "Protection",
     "Settings",
     "UsageError",
     "build_manager",
-    "protected_ids",
+    "flag_for",
+    "in_flags",
     "resolve",
     "scope_problem",
     "translate",
 ]
 
 PROTECTED_ENV: Final = "ASYNCDELETER_PROTECTED_IDS"
-#: The variables ``AkSkAuth.from_env`` reads (the library has no public name for them).
-ENV_AK: Final = "HUAWEICLOUD_SDK_AK"
-ENV_SK: Final = "HUAWEICLOUD_SDK_SK"
 _PROTECTED_ENTRY: Final = re.compile(r"[A-Za-z0-9-]{1,64}")
 #: Python names in library messages, and the flag a command-line user sets instead.
 _FLAG_NAMES: Final = (
@@ -59,6 +62,19 @@ _FLAG_NAMES: Final = (
     ("modelarts endpoint", "--modelarts-endpoint"),
     ("delete_workspace", "delete-workspaces"),
 )
+#: The library's ``setting`` of an error (the argument at fault, DESIGN rule 9), as the
+#: command line names it: the flag, or the environment variable it is read from.
+_SETTINGS: Final = {
+    "workspace_id": "--workspace-id (or the workspace in the input)",
+    "project_id": "--project-id",
+    "region": "--region",
+    "endpoints.fabric": "--fabric-endpoint",
+    "endpoints.modelarts": "--modelarts-endpoint",
+    "ak": ENV_AK,
+    "sk": ENV_SK,
+    "security_token": ENV_SECURITY_TOKEN,
+    "token": "the token in --token-file",
+}
 _CREDENTIALS_HINT: Final = f"set {ENV_AK} and {ENV_SK}, or pass --token-file PATH"
 
 
@@ -73,32 +89,96 @@ def translate(message: str) -> str:
     return message
 
 
-def protected_ids(environ: Mapping[str, str]) -> frozenset[str]:
-    """The ids in ``ASYNCDELETER_PROTECTED_IDS``, case-folded (matching ignores case).
+def flag_for(setting: str) -> str | None:
+    """The flag or variable that sets the library's ``setting`` (``sk``), or ``None``."""
+    return _SETTINGS.get(setting)
 
-    Raises:
-        UsageError: The variable is set but is not a comma-separated list of ids: a
-            protection that silently protects nothing is worse than none.
+
+def in_flags(error: BaseException, *, token_file: str | None = None) -> str:
+    """A library error's message as the command line says it.
+
+    The library begins a message with the argument at fault, and the variable
+    ``from_env`` read it from (``sk (HUAWEICLOUD_SDK_SK) must be...``), and says which in
+    its ``setting``: that beginning becomes the flag or variable a person sets
+    (``HUAWEICLOUD_SDK_SK must be...``; ``token_file``: the path ``--token-file`` named).
+    Other Python names are then replaced as ``translate`` does.
     """
-    value = environ.get(PROTECTED_ENV)
-    if value is None:
-        return frozenset()
-    if not value.strip():
-        # Set but blank (an empty file read into it, say): fail closed, as for any value
-        # that names nothing; unsetting the variable is how to protect nothing.
-        raise UsageError(
-            f"{PROTECTED_ENV} is set but blank; name the ids to protect (comma-separated), "
-            "or unset it"
-        )
-    entries = [entry.strip(" \t") for entry in value.split(",")]
-    bad = [entry for entry in entries if entry and not _PROTECTED_ENTRY.fullmatch(entry)]
-    if bad or not any(entries):
-        shown = f"entry {printable(bad[0])!r} is not an id" if bad else "it names no id"
-        raise UsageError(
-            f"{PROTECTED_ENV} cannot be parsed: {shown}; expected comma-separated ids of "
-            "letters, digits and hyphens, such as prod-project,ws-keep"
-        )
-    return frozenset(entry.casefold() for entry in entries if entry)
+    message, setting = str(error), getattr(error, "setting", "")
+    name = flag_for(setting) if isinstance(setting, str) and setting else None
+    if name is not None:
+        if setting == "token" and token_file is not None:
+            name = f"{name} {token_file}"
+        message = re.sub(rf"^{re.escape(setting)}(?: \([A-Z0-9_]+\))?(?= )", name, message)
+    return translate(message)
+
+
+@attrs.frozen
+class Protection:
+    """The ids ``ASYNCDELETER_PROTECTED_IDS`` protects: the one place that says what is.
+
+    Every id a command would send, wherever it goes (a path, the ``X-Project-Id`` header,
+    a query) is checked here before anything is deleted and before the prompt: the
+    project, the ``--workspace-id`` scope, each line's workspace and session, each listed
+    item's id and name. Matching ignores case (and the spaces around a listed name).
+
+    Attributes:
+        ids: The protected ids, case-folded.
+    """
+
+    ids: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Protection:
+        """The ids in ``ASYNCDELETER_PROTECTED_IDS`` (none when it is unset).
+
+        Raises:
+            UsageError: The variable is set but is not a comma-separated list of ids: a
+                protection that silently protects nothing is worse than none.
+        """
+        value = environ.get(PROTECTED_ENV)
+        if value is None:
+            return cls()
+        if not value.strip():
+            # Set but blank (an empty file read into it, say): fail closed, as for any
+            # value that names nothing; unsetting the variable is how to protect nothing.
+            raise UsageError(
+                f"{PROTECTED_ENV} is set but blank; name the ids to protect (comma-separated), "
+                "or unset it"
+            )
+        entries = [entry.strip(" \t") for entry in value.split(",")]
+        bad = [entry for entry in entries if entry and not _PROTECTED_ENTRY.fullmatch(entry)]
+        if bad or not any(entries):
+            shown = f"entry {printable(bad[0])!r} is not an id" if bad else "it names no id"
+            raise UsageError(
+                f"{PROTECTED_ENV} cannot be parsed: {shown}; expected comma-separated ids of "
+                "letters, digits and hyphens, such as prod-project,ws-keep"
+            )
+        return cls(frozenset(entry.casefold() for entry in entries if entry))
+
+    def named(self, ids: Iterable[str | None]) -> list[str]:
+        """Those of ``ids`` that are protected, sorted (``None``: no id there)."""
+        return sorted({i for i in ids if i is not None and i.strip().casefold() in self.ids})
+
+    def refusal(self, ids: Iterable[str | None]) -> str | None:
+        """Why an item naming ``ids`` (its ids, or a listed item's name) is refused, or ``None``."""
+        named = self.named(ids)
+        if not named:
+            return None
+        return f"protected by {PROTECTED_ENV}: {', '.join(printable(i) for i in named)}"
+
+    def check_scope(self, project_id: str | None, workspace_id: str | None) -> None:
+        """Refuse a run whose every call would carry a protected id.
+
+        ``project_id`` goes into every call (the path of a ModelArts call, the
+        ``X-Project-Id`` header of a Fabric one); ``workspace_id`` (``--workspace-id``)
+        into the path of every session call.
+
+        Raises:
+            UsageError: One of them is protected.
+        """
+        for flag, value in (("--project-id", project_id), ("--workspace-id", workspace_id)):
+            if self.named([value]):
+                raise UsageError(f"{flag} {printable(str(value))} is protected by {PROTECTED_ENV}")
 
 
 @attrs.frozen
@@ -116,6 +196,9 @@ class Settings:
     explicit_endpoint: str | None = None
     #: The official ``HUAWEICLOUD_SDK_REGION_{SERVICE}_{REGION}`` variables in force.
     region_overrides: Mapping[str, str] = attrs.field(factory=dict)
+    #: Every credential the command was given (the token, the environment's keys): an
+    #: input line holding one is withheld. Never in a repr.
+    credentials: frozenset[str] = attrs.field(factory=frozenset, repr=False)
 
     @property
     def service(self) -> str:
@@ -188,10 +271,8 @@ def _token(path: str, warnings: list[str]) -> TokenAuth:
         raise UsageError(f"--token-file {path} is empty")
     try:
         return TokenAuth(token)
-    except ConfigurationError:
-        raise UsageError(
-            f"the token in --token-file {path} must be one line of visible ASCII characters"
-        ) from None
+    except ConfigurationError as exc:
+        raise UsageError(in_flags(exc, token_file=path)) from None
 
 
 def _check_transport(endpoints: Endpoints, *, allow_insecure_http: bool) -> None:
@@ -253,7 +334,7 @@ def resolve(
         try:
             auth = AkSkAuth.from_env(environ)
         except ConfigurationError as exc:
-            raise UsageError(translate(str(exc))) from None
+            raise UsageError(in_flags(exc)) from None
     if auth is None and not dry_run:
         if op.project_scoped:  # ModelArts refuses every unauthenticated call
             raise UsageError(f"{command} needs credentials: {_CREDENTIALS_HINT}")
@@ -270,7 +351,18 @@ def resolve(
         warnings=tuple(warnings),
         explicit_endpoint=flags.get(f"{service}_endpoint") or None,
         region_overrides=overrides,
+        credentials=_credentials(auth, environ),
     )
+
+
+def _credentials(auth: TokenAuth | AkSkAuth | None, environ: Mapping[str, str]) -> frozenset[str]:
+    """The credentials in use, and those the environment holds even when a flag won."""
+    given = [environ.get(name) for name in (ENV_AK, ENV_SK, ENV_SECURITY_TOKEN)]
+    if isinstance(auth, TokenAuth):
+        given.append(auth.token)
+    elif isinstance(auth, AkSkAuth):
+        given += [auth.ak, auth.sk, auth.security_token]
+    return frozenset(value.strip() for value in given if value and value.strip())
 
 
 def build_manager(settings: Settings, flags: Mapping[str, Any]) -> SessionManager:
@@ -296,7 +388,7 @@ def build_manager(settings: Settings, flags: Mapping[str, Any]) -> SessionManage
             allow_insecure_http=bool(flags["allow_insecure_http"]),
         )
     except AsyncDeleterError as exc:
-        raise UsageError(translate(str(exc))) from None
+        raise UsageError(in_flags(exc)) from None
 
 
 def _retry_policy(flags: Mapping[str, Any]) -> RetryPolicy:

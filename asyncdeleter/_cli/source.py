@@ -1,25 +1,108 @@
 """Where a run's lines come from: a regular file, an earlier report, or a stream.
 
-A regular file is read on the event loop: it never blocks for long, and it ends. A pipe or
-a terminal may wait for its next line for ever, so it is read by a helper thread that
-hands lines over through a bounded queue: the event loop keeps answering responses and
-Ctrl-C while the producer is silent.
+A regular file (an input or a ``--retry-from`` report) is first copied to a private file
+with no name (``private_copy``), and the run reads only the copy: the bytes counted and
+shown at the prompt are the bytes it sends, whatever happens to the file meanwhile. The
+copy is read on the event loop: it never blocks for long, and it ends. A pipe or a
+terminal may wait for its next line for ever, so it is read by a helper thread that hands
+lines over through a bounded queue: the event loop keeps answering responses and Ctrl-C
+while the producer is silent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import io
+import os
+import shutil
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Final
+from typing import IO, TYPE_CHECKING, Final
 
 from asyncdeleter._cli.lines import Line
+from asyncdeleter._cli.settings import UsageError
 
-__all__ = ["Source"]
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
+__all__ = ["PrivateCopy", "Source", "private_copy"]
 
 _READ_AHEAD: Final = 1024  # lines a stream's reader thread may hold for the run
 _YIELD_EVERY: Final = 500  # lines read from a file between chances for a signal to land
+
+
+class _Positioned(io.RawIOBase):
+    """One reader of a descriptor, at its own position (``pread``): readers never meet."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+        self._at = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer).cast("B")
+        data = os.pread(self._fd, len(view), self._at)
+        view[: len(data)] = data
+        self._at += len(data)
+        return len(data)
+
+
+class PrivateCopy:
+    """A file's bytes as they were when copied, in a file with no name, mode 0600.
+
+    Nothing but this process can reach it, and nothing is left behind however the
+    process ends (even ``kill -9``): its name was removed as soon as it was created.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def open(self) -> IO[bytes]:
+        """The copy from its first byte: each call is a reader of its own."""
+        return io.BufferedReader(_Positioned(self._fd))
+
+
+@contextlib.contextmanager
+def private_copy(path: str, what: str) -> Iterator[PrivateCopy]:
+    """Copy the regular file at ``path`` to a ``PrivateCopy``, kept until the block ends.
+
+    ``what`` names the file in messages (``--retry-from``).
+
+    Raises:
+        UsageError: ``path`` cannot be read (removed since it was named, say), or the
+            copy cannot be written (a full disk: ``TMPDIR`` says where it goes).
+    """
+    try:
+        fd, name = tempfile.mkstemp(prefix="asyncdeleter-", suffix=".copy")  # mode 0600
+        os.unlink(name)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot make a private copy of {what} {path} in {tempfile.gettempdir()} "
+            f"(TMPDIR): {exc.strerror or exc}"
+        ) from None
+    try:
+        try:
+            stream = open(path, "rb")  # noqa: SIM115 - its errors are told apart below
+        except OSError as exc:
+            raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+        with stream, open(fd, "wb", closefd=False) as out:
+            try:
+                shutil.copyfileobj(stream, out)
+                out.flush()
+            except OSError as exc:
+                raise UsageError(
+                    f"cannot copy {what} {path} to a private file in "
+                    f"{tempfile.gettempdir()} (TMPDIR): {exc.strerror or exc}"
+                ) from None
+        yield PrivateCopy(fd)
+    finally:
+        os.close(fd)
 
 
 class _End:

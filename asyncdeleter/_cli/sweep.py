@@ -41,7 +41,7 @@ from asyncdeleter import (
     SessionManager,
     __version__,
 )
-from asyncdeleter._cli.bulk import check_report, refusal_to_ask, refuse_protected, run_bulk
+from asyncdeleter._cli.bulk import check_report, refusal_to_ask, run_bulk
 from asyncdeleter._cli.confirm import can_ask, confirm
 from asyncdeleter._cli.display import Display
 from asyncdeleter._cli.filters import Filters
@@ -50,13 +50,13 @@ from asyncdeleter._cli.operations import DEFAULT_WAIT_TIMEOUT, Operation, RunOpt
 from asyncdeleter._cli.preflight import preflight, refusal, said, until_interrupted
 from asyncdeleter._cli.report import ReportWriter, open_report
 from asyncdeleter._cli.settings import (
+    Protection,
     Settings,
     UsageError,
     build_manager,
-    protected_ids,
+    in_flags,
     resolve,
     scope_problem,
-    translate,
 )
 from asyncdeleter._cli.source import Source
 from asyncdeleter._cli.teardown import (
@@ -109,7 +109,7 @@ def _prepare(op: Operation, options: dict[str, Any], display: Display) -> _Plan:
     Raises:
         UsageError: What is wrong, in flags; nothing was sent and no file was written.
     """
-    protected = protected_ids(os.environ)
+    protection = Protection.from_env(os.environ)
     settings = resolve(op, options, os.environ, dry_run=False)  # a listing needs credentials
     for warning in settings.warnings:
         display.message(warning)
@@ -119,7 +119,7 @@ def _prepare(op: Operation, options: dict[str, Any], display: Display) -> _Plan:
     if options.get("wait_timeout") is not None and not options.get("wait"):
         raise UsageError("--wait-timeout applies only with --wait")
     report = options["report_path"]
-    check_report(report, {"--token-file": options.get("token_file")})
+    check_report(report, {"--token-file": options.get("token_file")}, force=bool(options["force"]))
     apply = bool(options["apply"])
     filters = Filters(
         status=options.get("status"), older_than=options.get("older_than"), name=options.get("name")
@@ -135,7 +135,7 @@ def _prepare(op: Operation, options: dict[str, Any], display: Display) -> _Plan:
         display=display,
         header=header,
         scope=scope,
-        protected=protected,
+        protection=protection,
         dry_run=not apply,
         options=RunOptions(
             missing_ok=True,
@@ -146,11 +146,15 @@ def _prepare(op: Operation, options: dict[str, Any], display: Display) -> _Plan:
         report_path=report,
         input_name=LISTING,
     )
-    refuse_protected(settings, job)
+    protection.check_scope(settings.project_id, scope)
     if apply and not options["yes"] and not can_ask():
         raise UsageError(refusal_to_ask(op))
     request = SweepRequest(
-        scope=scope, filters=filters, protected=protected, dry_run=not apply, options=job.options
+        scope=scope,
+        filters=filters,
+        protected=protection.ids,
+        dry_run=not apply,
+        options=job.options,
     )
     plan = _Plan(job=job, settings=settings, request=request, options=options)
     try:
@@ -159,7 +163,7 @@ def _prepare(op: Operation, options: dict[str, Any], display: Display) -> _Plan:
         flag = f"--{exc.parameter.replace('_', '-')}"
         raise UsageError(f"{flag} {printable(str(exc.value))!r}: {exc.reason}") from None
     except ConfigurationError as exc:
-        raise UsageError(translate(str(exc))) from None
+        raise UsageError(in_flags(exc)) from None
     return plan
 
 
@@ -293,7 +297,10 @@ async def _sweep(plan: _Plan, *, check_first: bool) -> int:
             if stop is not None:
                 return stop
         try:  # opened only now: a run that stops before deleting truncates nothing
-            job.writer = ReportWriter(open_report(job.report_path), plan.settings.project_id)
+            job.writer = ReportWriter(
+                open_report(job.report_path, force=bool(plan.options["force"])),
+                plan.settings.project_id,
+            )
         except UsageError as exc:
             job.display.message(f"error: {exc}")
             return EXIT_USAGE
@@ -308,7 +315,10 @@ def _nothing_matches(plan: _Plan) -> int:
     job = plan.job
     job.display.message(f"nothing matches: no {job.op.noun} to {job.op.verb}; nothing was sent")
     try:
-        job.writer = ReportWriter(open_report(job.report_path), plan.settings.project_id)
+        job.writer = ReportWriter(
+            open_report(job.report_path, force=bool(plan.options["force"])),
+            plan.settings.project_id,
+        )
     except UsageError as exc:
         job.display.message(f"error: {exc}")
         return EXIT_USAGE

@@ -25,10 +25,10 @@ import attrs
 
 from asyncdeleter import APIStatusError, BulkReport, BulkRun, Outcome, OutcomeKind, SessionManager
 from asyncdeleter._cli.display import Display
-from asyncdeleter._cli.lines import Line, Target, printable, target_ids
+from asyncdeleter._cli.lines import WITHHELD, Line, Target, printable, target_ids
 from asyncdeleter._cli.operations import Operation, RunOptions
 from asyncdeleter._cli.report import ReportWriter
-from asyncdeleter._cli.settings import PROTECTED_ENV
+from asyncdeleter._cli.settings import Protection
 from asyncdeleter._cli.source import Source
 
 __all__ = [
@@ -72,7 +72,7 @@ class Job:
     display: Display
     header: dict[str, object]
     scope: str | None = None  # --workspace-id: no other workspace may be named
-    protected: frozenset[str] = frozenset()  # case-folded
+    protection: Protection = attrs.Factory(Protection)
     dry_run: bool = False
     options: RunOptions = attrs.Factory(RunOptions)
     total: int | None = None  # lines to send, when known beforehand
@@ -91,9 +91,8 @@ def classify(job: Job, line: Line) -> tuple[str, str | None]:
         return "invalid", line.problem or "not a target"
     if job.scope is not None and isinstance(target, tuple) and target[0] != job.scope:
         return "invalid", f"workspace {target[0]} is outside --workspace-id {job.scope}"
-    named = sorted({i for i in target_ids(target) if i.casefold() in job.protected})
-    if named:
-        return "invalid", f"protected by {PROTECTED_ENV}: {', '.join(named)}"
+    if (protected := job.protection.refusal(target_ids(target))) is not None:
+        return "invalid", protected
     if (never := job.op.never(target)) is not None:
         return "invalid", never
     if line.done_before:
@@ -110,6 +109,8 @@ class Prescan:
     done_before: int = 0
     problems: list[str] = attrs.Factory(list)
     sample: list[Target] = attrs.Factory(list)
+    #: The first line that holds credentials (its problem, not its text), if one does.
+    withheld: str | None = None
 
 
 def prescan(job: Job, lines: Iterator[Line]) -> Prescan:
@@ -119,6 +120,8 @@ def prescan(job: Job, lines: Iterator[Line]) -> Prescan:
         result, problem = classify(job, line)
         if result == "invalid":
             found.refused += 1
+            if line.problem in WITHHELD and found.withheld is None:
+                found.withheld = f"line {line.number} {line.problem}"
             if len(found.problems) < _SHOWN_PROBLEMS:
                 found.problems.append(f"line {line.number}: {printable(problem or '')}")
         elif result == "done_before":

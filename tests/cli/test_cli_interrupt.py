@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from cli_support import (
     PIPE,
@@ -20,6 +22,7 @@ from cli_support import (
 )
 
 from asyncdeleter.testing import Emulator
+from tests.raw_server import RawRequest, RawServer, answer
 
 N = 3000
 
@@ -223,6 +226,59 @@ async def test_a_killed_run_is_finished_with_its_input(
     assert emu.sessions("ws-1") == frozenset()
     assert not done & {r.path for r in emu.requests[seen:]}
     assert set(committed_paths(emu).values()) == {1}
+
+
+def whole_records(path: Path) -> list[dict[str, Any]]:
+    """The records a reader sees now (a line still being written is not one yet)."""
+    if not path.exists():
+        return []
+    text = path.read_text()
+    return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines()]
+
+
+async def test_a_killed_run_has_recorded_every_answer_it_read(
+    token_file: Path, tmp_path: Path
+) -> None:
+    """Each record reaches the file as its item ends, not in batches: kill -9 loses none.
+
+    The server answers the first ``answered`` DELETEs and never the rest, so the run can
+    end no other item: once quiet, its report must hold exactly those, and a SIGKILL then
+    must not take any away.
+    """
+    answered, concurrency = 7, 4
+    paths: list[str] = []
+
+    async def script(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        if request.method == "DELETE" and len(paths) < answered:
+            paths.append(request.path)
+            writer.write(answer(200))
+            await writer.drain()
+            return
+        await asyncio.Event().wait()  # in flight for ever: the run cannot end it
+
+    report = tmp_path / "r.jsonl"
+    async with RawServer(script) as server:
+        process = await start(
+            "close-sessions", str(sessions_file(tmp_path, 100)), "--yes", "--report",
+            str(report), "--concurrency", str(concurrency), "--no-preflight",
+            "--fabric-endpoint", server.url, "--token-file", str(token_file),
+        )  # fmt: skip
+        try:
+            await until(lambda: len(server.requests) == answered + concurrency)
+            # Nothing else will happen in this run: what it read must be on disk already.
+            await until(
+                lambda: len([r for r in whole_records(report) if r["record"] == "item"]) == answered
+            )
+        finally:
+            process.kill()
+            await process.wait()
+    found = records(report)
+    assert found[0]["record"] == "header"
+    done = [r for r in found if r["record"] == "item"]
+    assert len(done) == answered
+    assert {r["result"] for r in done} == {"succeeded"}
+    recorded = {f"/v1/workspaces/ws-1/sessions/{r['target']['session_id']}" for r in done}
+    assert recorded == set(paths)
 
 
 async def test_a_torn_last_line_is_ignored_with_a_warning(

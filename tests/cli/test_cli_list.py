@@ -176,6 +176,70 @@ async def test_list_workspaces_comments_out_what_delete_workspaces_refuses(
     assert emu.workspaces("p-1") == {"0", "w-keep", "w3", "w-dflt"}
 
 
+#: What a hostile server may put in a name or an id: line breaks of every kind, a terminal
+#: escape, a right-to-left override, NUL, tabs.
+HOSTILE = ("\r", "\n", "\r\n", "\x1b[31m", "\u202e", "\x00", "\t", "\x0b", "\u2028", "\x85")
+
+
+def _assert_plain(text: str) -> None:
+    """Nothing in ``text`` can break a line or drive a terminal."""
+    assert all(ch.isprintable() for ch in text.replace("\n", "")), ascii(text)
+
+
+async def test_list_workspaces_output_reads_back_cleanly_whatever_the_names(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    """Protected or default names padded with hostile characters: the output is still input."""
+    emu.add_default_workspace("p-1")
+    names = {}
+    for i, bad in enumerate(HOSTILE):
+        for kind, name in (("keep", f"keep{bad}"), ("dflt", f"{bad}default{bad}"),
+                           ("pad", f"{bad}keep"), ("ci", f"ci{bad}x{bad}")):  # fmt: skip
+            names[f"w-{kind}-{i}"] = name
+            emu.add_workspaces("p-1", [f"w-{kind}-{i}"], name=name)
+    env = clean_env(ASYNCDELETER_PROTECTED_IDS="Keep")
+    flags = ["--project-id", "p-1", *endpoint_args(emu, token_file, modelarts=True)]
+    code, out, err = await cli("list-workspaces", *flags, env=env)
+    assert code == 0, err
+    _assert_plain(out)
+    _assert_plain(err)
+    report = tmp_path / "plan.jsonl"
+    code, _, err = await cli(
+        "delete-workspaces", "-", "--dry-run", "--report", str(report), *flags,
+        stdin=out.encode(), env=env,
+    )  # fmt: skip
+    assert code == 0, err  # not one line refused
+    planned = sorted(r["target"]["workspace_id"] for r in items(report))
+    expected = sorted(
+        workspace for workspace, name in names.items()
+        if name.strip().casefold() not in ("keep", "default")
+    )  # fmt: skip
+    assert planned == expected
+    assert all(r["result"] == "planned" for r in items(report))
+
+
+async def test_list_sessions_output_reads_back_cleanly_whatever_the_ids(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    """Ids that are not ids are left out (said safely); the rest reads back as planned."""
+    emu.add_sessions("ws-1", ["s-ok", "s-keep", *(f"s{bad}x" for bad in HOSTILE)])
+    env = clean_env(ASYNCDELETER_PROTECTED_IDS="S-KEEP")
+    code, out, err = await cli(*LIST, *endpoint_args(emu, token_file), env=env)
+    assert code == 1, err  # some ids were left out
+    assert err.count("warning: left out") == len(HOSTILE)
+    _assert_plain(out)
+    _assert_plain(err)
+    report = tmp_path / "plan.jsonl"
+    code, _, err = await cli(
+        "close-sessions", "-", "--dry-run", "--report", str(report),
+        *endpoint_args(emu, token_file), stdin=out.encode(), env=env,
+    )  # fmt: skip
+    assert code == 0, err
+    assert [(r["target"]["session_id"], r["result"]) for r in items(report)] == [
+        ("s-ok", "planned")
+    ]
+
+
 # -- --json ------------------------------------------------------------------------------
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 
 import pytest
 from cli_support import clean_env, cli, deletes, endpoint_args, write_token
 
 from asyncdeleter.testing import Emulator
+from tests.raw_server import RawRequest, RawServer, answer
 
 
 def line_with(text: str, needle: str) -> str:
@@ -134,6 +137,55 @@ async def test_configuration_errors_speak_in_flags(
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("variables", "wanted"),
+    [
+        ({"HUAWEICLOUD_SDK_AK": "AKAKAKAKAKAK", "HUAWEICLOUD_SDK_SK": "has a space"},
+         "HUAWEICLOUD_SDK_SK must be visible ASCII characters only"),
+        ({"HUAWEICLOUD_SDK_AK": "AKAKAKAKAKAK", "HUAWEICLOUD_SDK_SK": "short"},
+         "HUAWEICLOUD_SDK_SK is 5 characters long"),
+        ({"HUAWEICLOUD_SDK_AK": "AK\u00e9AKAKAKAK", "HUAWEICLOUD_SDK_SK": "SKSKSKSKSKSK"},
+         "HUAWEICLOUD_SDK_AK must be visible ASCII characters only"),
+        ({"HUAWEICLOUD_SDK_AK": "AKAKAKAKAKAK", "HUAWEICLOUD_SDK_SK": "SKSKSKSKSKSK",
+          "HUAWEICLOUD_SDK_SECURITY_TOKEN": "st\x01stststst"},
+         "HUAWEICLOUD_SDK_SECURITY_TOKEN contains a control character"),
+    ],
+    ids=["sk-space", "sk-short", "ak-non-ascii", "security-token-control"],
+)  # fmt: skip
+async def test_credential_errors_name_the_variable_not_the_argument(
+    variables: dict[str, str], wanted: str
+) -> None:
+    code, _, err = await cli(
+        "close-sessions", "-", "--yes", "--fabric-endpoint", "http://127.0.0.1:9",
+        stdin=b"ws-1 a\n", env=clean_env(**variables),
+    )  # fmt: skip
+    assert code == 2, err
+    assert f"error: {wanted}" in err
+    for python in ("ak", "sk", "security_token"):
+        assert f"{python} (" not in err
+        assert f"{python} must" not in err
+        assert f"{python} is" not in err
+
+
+@pytest.mark.parametrize(
+    ("token", "wanted"),
+    [("short", "is 5 characters long: real credentials have at least 8"),
+     ("tok\u00e9n-with-accent", "must be visible ASCII characters only")],
+    ids=["short", "non-ascii"],
+)  # fmt: skip
+async def test_a_token_file_error_names_the_flag_and_the_real_reason(
+    tmp_path: Path, token: str, wanted: str
+) -> None:
+    path = write_token(tmp_path, token)
+    code, _, err = await cli(
+        "close-sessions", "-", "--yes", "--fabric-endpoint", "http://127.0.0.1:9",
+        "--token-file", str(path), stdin=b"ws-1 a\n",
+    )  # fmt: skip
+    assert code == 2, err
+    assert f"error: the token in --token-file {path} {wanted}" in err
+    assert token not in err
+
+
 async def test_messages_are_not_wrapped_when_not_on_a_terminal(
     emu: Emulator, token_file: Path
 ) -> None:
@@ -212,3 +264,57 @@ async def test_a_connection_failure_is_summarised_in_words_not_class_names(
     assert "APIConnectionError" not in shown
     assert "close_session" not in shown
     assert "no-connection" in shown
+
+
+# -- 18. a server's words cannot drive the terminal --------------------------------------
+
+#: An error code and message that would recolour, retitle, overwrite and reverse a terminal.
+HOSTILE_CODE = "X.1\x1b[2J\x1b[31m\r\nFORGED\u202e"
+HOSTILE_MSG = "gone\x1b]0;owned\x07\rline\u202eevil\x00"
+CONTROLS = ("\x1b", "\r", "\u202e", "\x07", "\x00")
+
+
+def hostile(status: int) -> bytes:
+    body = json.dumps({"error_code": HOSTILE_CODE, "error_msg": HOSTILE_MSG}).encode()
+    return answer(status, body, {"X-Request-Id": "req\x1b[31m-1"})
+
+
+def assert_inert(text: str) -> None:
+    assert not [c for c in CONTROLS if c in text], ascii(text)
+    assert not [line for line in text.splitlines() if line.startswith("FORGED")]
+
+
+@pytest.mark.parametrize(
+    ("where", "args"),
+    [
+        ("summary", ["close-sessions", "-", "--yes", "--workspace-id", "ws-1"]),
+        ("preflight 403", ["close-sessions", "-", "--yes", "--workspace-id", "ws-1"]),
+        ("preflight 401", ["close-sessions", "-", "--yes", "--workspace-id", "ws-1"]),
+        ("run 401", ["close-sessions", "-", "--yes", "--no-preflight"]),
+        ("listing", ["list-sessions", "--workspace-id", "ws-1", "--max-tries", "1"]),
+        ("sweep count", ["sweep-sessions", "--workspace-id", "ws-1", "--max-tries", "1"]),
+    ],
+)
+async def test_server_strings_are_printed_inert(
+    token_file: Path, tmp_path: Path, where: str, args: list[str]
+) -> None:
+    """Error codes, messages and request ids a server sends reach stderr escaped."""
+
+    async def script(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        if request.method == "DELETE":
+            status = {"summary": 400, "run 401": 401}.get(where)
+            writer.write(hostile(status) if status else answer(200))
+        else:
+            status = {"preflight 403": 403, "preflight 401": 401}.get(where, 500)
+            writer.write(hostile(status))
+        await writer.drain()
+
+    async with RawServer(script) as server:
+        code, out, err = await cli(
+            *args, "--fabric-endpoint", server.url, "--token-file", str(token_file),
+            stdin=b"".join(b"ws-1 s%d\n" % i for i in range(3)),
+        )  # fmt: skip
+    assert code != 0 or where == "preflight 403", err
+    assert "X.1" in err  # the code is shown...
+    assert_inert(err)  # ...escaped
+    assert_inert(out)

@@ -31,7 +31,7 @@ async def test_refused_credentials_stop_before_any_delete(emu: Emulator, tmp_pat
     report.write_text(OLD_REPORT)
     code, _, err = await cli(
         "delete-workspaces", "-", "--project-id", "p-1", "--yes", "--report", str(report),
-        *endpoint_args(emu, wrong, modelarts=True), stdin=b"w1\nw2\n",
+        "--force", *endpoint_args(emu, wrong, modelarts=True), stdin=b"w1\nw2\n",
     )  # fmt: skip
     assert code == 2, err
     assert "refused the credentials (401 APIG.1002" in err

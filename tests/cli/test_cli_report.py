@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import stat
 from pathlib import Path
 
 import pytest
-from cli_support import clean_env, cli, endpoint_args, items, records, validate
+from cli_support import (
+    clean_env,
+    cli,
+    endpoint_args,
+    items,
+    records,
+    run_on_terminal,
+    validate,
+)
 
 from asyncdeleter import __version__
 from asyncdeleter.testing import Emulator
@@ -116,9 +125,82 @@ async def test_a_report_is_readable_by_its_owner_only(
         report.write_text("old\n")
         report.chmod(0o644)
     code, _, err = await cli(
-        "close-sessions", "-", "--yes", "--report", str(report),
+        "close-sessions", "-", "--yes", "--report", str(report), *(["--force"] * existing),
         *endpoint_args(emu, token_file), stdin=b"ws-1 a\n",
     )  # fmt: skip
     assert code == 0, err
     assert stat.S_IMODE(report.stat().st_mode) == 0o600
     assert records(report)[0]["record"] == "header"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["close-sessions", "-", "--yes"],
+        ["close-sessions", "-", "--dry-run"],
+        ["sweep-sessions", "--workspace-id", "ws-1", "--apply", "--yes"],
+        ["sweep-sessions", "--workspace-id", "ws-1"],
+    ],
+    ids=["close", "close-dry-run", "sweep-apply", "sweep-plan"],
+)
+async def test_an_existing_report_is_never_overwritten_without_force(
+    emu: Emulator, token_file: Path, tmp_path: Path, command: list[str]
+) -> None:
+    """An earlier report may be the only record of a run: refused before anything is sent."""
+    emu.add_sessions("ws-1", ["a"])
+    report = tmp_path / "r.jsonl"
+    report.write_text("an earlier run's record\n")
+    code, out, err = await cli(
+        *command, "--report", str(report), *endpoint_args(emu, token_file), stdin=b"ws-1 a\n"
+    )
+    assert code == 2, err
+    assert f"--report {report} exists" in err
+    assert "--force" in err
+    assert out == ""
+    assert report.read_text() == "an earlier run's record\n"
+    assert emu.request_count == 0
+    code, _, err = await cli(
+        *command, "--report", str(report), "--force", *endpoint_args(emu, token_file),
+        stdin=b"ws-1 a\n",
+    )  # fmt: skip
+    assert code == 0, err
+    assert records(report)[0]["record"] == "header"
+
+
+async def test_an_existing_report_is_refused_before_the_prompt(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_sessions("ws-1", ["a"])
+    source = tmp_path / "in.txt"
+    source.write_text("ws-1 a\n")
+    report = tmp_path / "r.jsonl"
+    report.write_text("kept\n")
+    args = ["close-sessions", str(source), "--report", str(report),
+            *endpoint_args(emu, token_file)]  # fmt: skip
+    code, screen = await asyncio.to_thread(run_on_terminal, args, b"never typed")
+    assert code == 2, screen
+    assert "--force" in screen
+    assert "Type the" not in screen
+    assert report.read_text() == "kept\n"
+    assert emu.request_count == 0
+
+
+async def test_force_never_lets_a_report_overwrite_what_the_run_reads(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_sessions("ws-1", ["a"])
+    first = tmp_path / "first.jsonl"
+    code, _, err = await cli(
+        "close-sessions", "-", "--dry-run", "--report", str(first),
+        *endpoint_args(emu, token_file), stdin=b"ws-1 a\n",
+    )  # fmt: skip
+    assert code == 0, err
+    kept = first.read_text()
+    code, _, err = await cli(
+        "close-sessions", "--retry-from", str(first), "--report", str(first), "--force",
+        "--yes", *endpoint_args(emu, token_file),
+    )  # fmt: skip
+    assert code == 2, err
+    assert "is --retry-from" in err
+    assert first.read_text() == kept
+    assert emu.request_count == 0

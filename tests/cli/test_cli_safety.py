@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import shlex
+import stat
 import sys
 from pathlib import Path
 
@@ -281,6 +284,121 @@ async def test_report_naming_the_input_or_the_old_report_is_refused(
     assert emu.request_count == 0
 
 
+# -- 5b. the input confirmed is the input used -------------------------------------------
+
+
+def _private_dir(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """An empty directory for the command's temporary files, and the environment naming it."""
+    private = tmp_path / "tmpdir"
+    private.mkdir()
+    return private, clean_env(TMPDIR=str(private))
+
+
+#: Whether a process's open files can be looked at (Linux).
+PROC = os.path.isdir("/proc/self/fd")
+
+
+def _copies_held(pid: int) -> list[tuple[int, bytes]]:
+    """The mode and bytes of each private copy the process holds open (Linux: /proc)."""
+    found = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            if "asyncdeleter-" in os.readlink(fd) and os.readlink(fd).endswith("(deleted)"):
+                found.append((stat.S_IMODE(fd.stat().st_mode), fd.read_bytes()))
+    return found
+
+
+async def test_an_input_rewritten_at_the_prompt_is_not_what_runs(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_workspaces("p-1", ["keep-me-1", "other-one", "other-two"])
+    source = tmp_path / "in.txt"
+    source.write_text("keep-me-1\n")
+    private, env = _private_dir(tmp_path)
+    seen: list[object] = []
+
+    def rewrite(pid: int) -> None:
+        # The run reads its own copy, made while the input was counted; it has no name.
+        seen.extend([list(private.iterdir()), *_copies_held(pid)])
+        source.write_text("other-one\nother-two\n")
+
+    args = ["delete-workspaces", str(source), "--project-id", "p-1",
+            *endpoint_args(emu, token_file, modelarts=True)]  # fmt: skip
+    code, screen = await asyncio.to_thread(
+        run_on_terminal, args, b"p-1", env=env, at_prompt=rewrite
+    )
+    assert code == 0, screen
+    assert "keep-me-1" in screen
+    assert [r.path.rsplit("/", 1)[-1] for r in deletes(emu)] == ["keep-me-1"]
+    assert emu.workspaces("p-1") == {"other-one", "other-two"}
+    if PROC:
+        assert seen == [[], (0o600, b"keep-me-1\n")]
+    assert list(private.iterdir()) == []
+
+
+async def test_an_input_removed_at_the_prompt_is_not_a_traceback(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_sessions("ws-1", ["a", "b"])
+    source = tmp_path / "in.txt"
+    source.write_text("ws-1 a\n")
+    args = ["close-sessions", str(source), "--workspace-id", "ws-1",
+            *endpoint_args(emu, token_file)]  # fmt: skip
+    code, screen = await asyncio.to_thread(
+        run_on_terminal, args, b"ws-1", at_prompt=lambda _: source.unlink()
+    )
+    assert code == 0, screen
+    assert "Traceback" not in screen
+    assert emu.sessions("ws-1") == {"b"}
+
+
+async def test_a_retry_from_report_rewritten_at_the_prompt_is_not_what_runs(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_workspaces("p-1", ["w1", "w2"])
+    plan = tmp_path / "plan.jsonl"
+    code, _, err = await cli(
+        "delete-workspaces", "-", "--dry-run", "--project-id", "p-1", "--report", str(plan),
+        "--modelarts-endpoint", emu.url, stdin=b"w1\n",
+    )  # fmt: skip
+    assert code == 0, err
+
+    def rewrite(_: int) -> None:
+        plan.write_text(plan.read_text().replace('"workspace_id": "w1"', '"workspace_id": "w2"'))
+
+    args = ["delete-workspaces", "--retry-from", str(plan), "--project-id", "p-1",
+            *endpoint_args(emu, token_file, modelarts=True)]  # fmt: skip
+    code, screen = await asyncio.to_thread(run_on_terminal, args, b"p-1", at_prompt=rewrite)
+    assert code == 0, screen
+    assert emu.workspaces("p-1") == {"w2"}
+    # Removed at the prompt: the same, and no traceback.
+    emu.add_workspaces("p-1", ["w1"])
+    plan.write_text(plan.read_text().replace('"workspace_id": "w2"', '"workspace_id": "w1"'))
+    code, screen = await asyncio.to_thread(
+        run_on_terminal, args, b"p-1", at_prompt=lambda _: plan.unlink()
+    )
+    assert code == 0, screen
+    assert "Traceback" not in screen
+    assert emu.workspaces("p-1") == {"w2"}
+
+
+async def test_the_private_copy_leaves_nothing_behind_even_when_killed(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_workspaces("p-1", ["w1"])
+    source = tmp_path / "in.txt"
+    source.write_text("w1\n")
+    private, env = _private_dir(tmp_path)
+    args = ["delete-workspaces", str(source), "--project-id", "p-1",
+            *endpoint_args(emu, token_file, modelarts=True)]  # fmt: skip
+    code, screen = await asyncio.to_thread(
+        run_on_terminal, args, b"no", env=env, at_prompt=lambda pid: os.kill(pid, 9)
+    )
+    assert code == -9, screen
+    assert list(private.iterdir()) == []
+    assert emu.request_count == 0
+
+
 # -- 6. one record per \n line; a bare CR is not a line break ----------------------------
 
 
@@ -367,6 +485,53 @@ async def test_protected_ids_match_without_case(emu: Emulator, token_file: Path)
     assert code == 2, err
     assert "protected" in err
     assert emu.sessions("ws-keep") == {"a"}
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["close-sessions", "-", "--yes"],
+        ["close-sessions", "-", "--yes", "--workspace-id", "ws-1"],
+        ["sweep-sessions", "--workspace-id", "ws-1", "--apply", "--yes"],
+        ["sweep-sessions", "--workspace-id", "ws-1"],  # a dry run lists with the project too
+    ],
+    ids=["close", "close-scoped", "sweep-apply", "sweep-plan"],
+)
+@pytest.mark.parametrize("given_by", ["flag", "environment"])
+async def test_a_protected_project_stops_the_session_commands(
+    emu: Emulator, token_file: Path, command: list[str], given_by: str
+) -> None:
+    """Session calls carry the project in ``X-Project-Id``: a protected one is never sent."""
+    emu.add_sessions("ws-1", ["a", "b"])
+    env = clean_env(ASYNCDELETER_PROTECTED_IDS="ws-keep,Prod-Project")
+    flags = ["--project-id", "prod-project"]
+    if given_by == "environment":
+        env["HUAWEICLOUD_SDK_PROJECT_ID"], flags = "prod-project", []
+    code, out, err = await cli(
+        *command, *flags, *endpoint_args(emu, token_file), stdin=b"ws-1 a\nws-1 b\n", env=env
+    )
+    assert code == 2, err
+    assert "--project-id prod-project is protected by ASYNCDELETER_PROTECTED_IDS" in err
+    assert out == ""
+    assert emu.request_count == 0
+    assert not emu.project_ids_seen
+    assert emu.sessions("ws-1") == {"a", "b"}
+
+
+async def test_a_protected_project_is_refused_before_the_prompt(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    emu.add_sessions("ws-1", ["a"])
+    source = tmp_path / "in.txt"
+    source.write_text("ws-1 a\n")
+    args = ["close-sessions", str(source), "--project-id", "PROD-project",
+            *endpoint_args(emu, token_file)]  # fmt: skip
+    env = clean_env(ASYNCDELETER_PROTECTED_IDS="prod-project")
+    code, screen = await asyncio.to_thread(run_on_terminal, args, b"never typed", env=env)
+    assert code == 2, screen
+    assert "is protected" in screen
+    assert "Type the" not in screen
+    assert emu.request_count == 0
 
 
 # -- 8. a crafted report is validated like input -----------------------------------------
@@ -568,6 +733,67 @@ async def test_the_token_file_as_input_is_refused_and_not_shown(
     assert code == 2, err
     assert TOKEN not in err
     assert emu.request_count == 0
+
+
+#: The first line of the access key file the console hands out (``credentials.csv``).
+CONSOLE_HEADER = "User Name,Access Key Id,Secret Access Key"
+OTHER_AK, OTHER_SK = "OTHERUSERAK0123456789", "OtherUserSecretKey0123456789abcdefghijkl"
+IN_USE_AK, IN_USE_SK = "INUSEAK0123456789ABCD", "InUseSecretKey0123456789abcdefghijklmnop"
+
+
+@pytest.mark.parametrize("as_stdin", [False, True], ids=["file", "stdin"])
+@pytest.mark.parametrize("command", ["delete-workspaces", "close-sessions"])
+async def test_a_console_credentials_csv_is_refused_and_not_echoed(
+    emu: Emulator, token_file: Path, tmp_path: Path, as_stdin: bool, command: str
+) -> None:
+    """Keys that are not even in use are found by the file's header, not by their shape."""
+    emu.add_workspaces("p-1", ["w1"])
+    emu.add_sessions("ws-1", ["s1"])
+    body = f"{CONSOLE_HEADER}\r\nci-bot,{OTHER_AK},{OTHER_SK}\r\n".encode()
+    source = tmp_path / "credentials.csv"
+    source.write_bytes(body)
+    report = tmp_path / "r.jsonl"
+    modelarts = command == "delete-workspaces"
+    code, out, err = await cli(
+        command, "-" if as_stdin else str(source), "--yes", "--report", str(report),
+        *(["--project-id", "p-1"] if modelarts else ["--workspace-id", "ws-1"]),
+        *endpoint_args(emu, token_file, modelarts=modelarts), stdin=body,
+    )  # fmt: skip
+    assert code == 2, err
+    assert "credentials" in err
+    shown = out + err + (report.read_text() if report.exists() else "")
+    assert OTHER_SK not in shown
+    assert OTHER_AK not in shown
+    assert deletes(emu) == []
+
+
+@pytest.mark.parametrize("credential", ["sk", "ak", "token"])
+@pytest.mark.parametrize("as_stdin", [False, True], ids=["file", "stdin"])
+async def test_an_input_line_holding_a_credential_in_use_is_refused_and_not_echoed(
+    token_file: Path, tmp_path: Path, credential: str, as_stdin: bool
+) -> None:
+    value = {"sk": IN_USE_SK, "ak": IN_USE_AK, "token": TOKEN}[credential]
+    body = f"s1\n{value}\n".encode()
+    source = tmp_path / "in.txt"
+    source.write_bytes(body)
+    report = tmp_path / "r.jsonl"
+    env = clean_env(HUAWEICLOUD_SDK_AK=IN_USE_AK, HUAWEICLOUD_SDK_SK=IN_USE_SK)
+    auth = ["--token-file", str(token_file)] if credential == "token" else []
+    async with Emulator(token=TOKEN, access_keys={IN_USE_AK: IN_USE_SK}) as emu:
+        emu.add_sessions("ws-1", ["s1", "s2"])
+        code, out, err = await cli(
+            "close-sessions", "-" if as_stdin else str(source), "--workspace-id", "ws-1",
+            "--yes", "--report", str(report), "--fabric-endpoint", emu.url, *auth,
+            stdin=body, env=env,
+        )  # fmt: skip
+    assert code == 2, err
+    assert "credential" in err
+    shown = out + err + (report.read_text() if report.exists() else "")
+    assert value not in shown
+    assert all(value not in r.path for r in emu.requests)  # nor sent in a URL
+    if not as_stdin:  # a file is read before anything is sent: it is refused whole
+        assert emu.request_count == 0
+        assert not report.exists()
 
 
 async def test_the_default_workspace_is_never_deleted(emu: Emulator, token_file: Path) -> None:

@@ -62,7 +62,9 @@ def recorded(report: Path) -> dict[str, dict[str, object]]:
 async def finish(emu: Emulator, args: list[str]) -> None:
     """Running the sweep again closes the rest, and nothing was ever deleted twice."""
     emu.latency = 0.0
-    code, _, err = await cli(*args, limit=120)
+    report = Path(args[args.index("--report") + 1])
+    again = [str(report.with_name("again.jsonl")) if a == str(report) else a for a in args]
+    code, _, err = await cli(*again, limit=120)
     assert code == 0, err
     assert emu.sessions("ws-1") == {"young"}
     counts = committed_paths(emu)

@@ -1,8 +1,11 @@
 """The one request path: send, judge and retry one call, under every limit of its manager.
 
-Every operation goes through ``RequestPath.send``. The promises it keeps are decided here,
-each in one place:
+Every operation goes through ``RequestPath.send``: admit, send, judge, retry. The promises
+it keeps are decided here, each in one place:
 
+- *Admission*: an attempt waits for its credentials, then for its turn at the rates of its
+  (host, API) (``_throttle``), and only then for a concurrency slot, so a throttled API
+  never sits on slots another API could use and no slot is held while waiting for a turn.
 - *Only a sent request can have taken effect*: ``_transport.may_have_been_sent`` alone
   decides whether a failed attempt may have reached the server, and ``_decide.decide``
   alone what follows; only then does a later 404 count as success. Once a status line has
@@ -33,9 +36,8 @@ import json
 import logging
 from typing import TYPE_CHECKING, Final
 
-from asyncdeleter._admission import Admission
 from asyncdeleter._auth import Auth, Credentials, TokenAuth
-from asyncdeleter._calls import Answer, Call, Failure, Stopped
+from asyncdeleter._calls import Answer, Call, Failure, Stopped, Tracker
 from asyncdeleter._config import RetryPolicy, Timeouts
 from asyncdeleter._decide import Attempt, Decision, Step, credentials_refused, decide
 from asyncdeleter._errors import (
@@ -43,10 +45,12 @@ from asyncdeleter._errors import (
     APIConnectionError,
     APIError,
     APIStatusError,
+    APITimeoutError,
     ConfigurationError,
     EndpointNotServedError,
     MalformedResponseError,
     UnverifiedNotFoundError,
+    raise_error,
     reclassified,
     status_error_class,
 )
@@ -55,7 +59,7 @@ from asyncdeleter._models import ErrorBody, parse_error_body
 from asyncdeleter._observe import Observer
 from asyncdeleter._redact import redact, redact_body, redact_cut
 from asyncdeleter._retry import RetryBudget, parse_retry_after, plan_retry
-from asyncdeleter._throttle import ConcurrencyLimit
+from asyncdeleter._throttle import ConcurrencyLimit, RateLimiter
 from asyncdeleter._transport import (
     AttemptTimeouts,
     Reply,
@@ -111,7 +115,6 @@ class RequestPath:
     ) -> None:
         self.credentials = credentials
         self.limit = limit
-        self.admission = Admission(credentials, limit)
         self.retry = retry
         self.attempt_timeouts = AttemptTimeouts(timeouts)
         self.transport = transport
@@ -193,12 +196,12 @@ class RequestPath:
         last: Failure | None = None
         while True:
             if last is None:
-                if self.admission.turn_now(call):  # the hot path: no coroutine, no wait
+                if self._turn_now(call):  # the hot path: no coroutine, no wait
                     auth, generation = self.credentials.fixed, 0
                 else:
-                    auth, generation = await self.admission.wait_for_first_turn(call)
+                    auth, generation = await self._first_turn(call)
             else:
-                auth, generation = await self.admission.wait_for_retry_turn(call, last)
+                auth, generation = await self._retry_turn(call, last)
             observer = self.observer
             if observer is not None and not observer.watching():
                 observer = None
@@ -250,7 +253,7 @@ class RequestPath:
             if result.rerouted:
                 continue  # never processed by the old host: resend at once, to the new one
             if result.refresh is not None:
-                await self.admission.refresh_credentials(call, result, result.refresh)
+                await self._refresh_credentials(call, result, result.refresh)
                 continue
             # Outside the semaphore: a waiting call must not hold a slot.
             wait = plan_retry(call, result, self.retry, self.retry_budget, loop.time())
@@ -260,6 +263,86 @@ class RequestPath:
                 await call.tracker.stop.sleep(wait)
                 if call.tracker.stop.stopped:
                     raise Stopped
+
+    # -- admission: who may send now (credentials, the (host, API)'s rates, then a slot) --
+    #
+    # The order is the promise: the rate's turn comes before the concurrency slot, so a
+    # throttled API never sits on slots another API could use, and no slot is ever held
+    # while waiting for a turn.
+
+    def _turn_now(self, call: Call) -> bool:
+        """Take a slot at once if nothing stands in the way (fixed credentials, no rate)."""
+        return self.credentials.provider is None and call.gate.open() and self.limit.try_acquire()
+
+    async def _first_turn(self, call: Call) -> tuple[Auth | None, int]:
+        """``_wait_for_turn`` for a first attempt: unbounded, unless the call has ``ends_by``.
+
+        ``max_time`` starts at the first send; a call with an outer deadline (a
+        confirmation poll) must not wait past it for a turn or a slot either.
+        """
+        if call.ends_by is None:
+            return await self._wait_for_turn(call)
+        late = APITimeoutError(
+            f"{call.op.label} {call.target}: its time ran out while it waited for its turn "
+            "to be sent; nothing was sent",
+            attempts=call.attempts,
+        )
+        return await self._turn_by(call, call.ends_by, late)
+
+    async def _retry_turn(self, call: Call, last: Failure) -> tuple[Auth | None, int]:
+        """``_wait_for_turn`` for a retry: from the first send on, waits count to the deadline."""
+        return await self._turn_by(call, call.deadline, last.error)
+
+    async def _turn_by(
+        self, call: Call, deadline: float, late: APIError
+    ) -> tuple[Auth | None, int]:
+        """``_wait_for_turn`` until ``deadline`` (loop time); past it, raise ``late``."""
+        turn = None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                turn = await self._wait_for_turn(call)
+        if turn is None:
+            raise_error(late)
+        return turn
+
+    async def _wait_for_turn(self, call: Call) -> tuple[Auth | None, int]:
+        """Wait for the credentials, the (host, API)'s rate, then a slot; return holding it.
+
+        The rate's turn comes before the slot, so a throttled API never sits on slots that
+        another API could use; a call that then queued for a slot longer than one turn
+        gives the slot back and takes a fresh turn, so what goes out still obeys the rate
+        at the moment of sending.
+        """
+        credentials = self.credentials
+        if credentials.provider is None:
+            auth, generation = credentials.fixed, 0
+        else:
+            # Before taking a slot: a provider's first fetch must not hold one.
+            auth, generation = await credentials.current()
+        limit = self.limit
+        while True:
+            await _take_turns(call)
+            if limit.try_acquire():
+                return auth, generation
+            queued_at = asyncio.get_running_loop().time()
+            await limit.acquire()
+            if not _turn_went_stale(call, queued_at):
+                return auth, generation
+            # The wait for a slot outlasted the turn: give the slot back (no slot is ever
+            # held while waiting for a turn) and take a fresh turn first.
+            limit.release()
+
+    async def _refresh_credentials(self, call: Call, result: Failure, generation: int) -> None:
+        """Ask the provider for new credentials, within the call's deadline."""
+        refreshed = False
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(call.deadline):
+                await self.credentials.refresh(generation)
+                refreshed = True
+        if not refreshed:
+            raise_error(result.error)  # max_time ran out while fetching credentials
+
+    # -- sending ---------------------------------------------------------------------------
 
     def _check_still_wanted(self, call: Call, session: aiohttp.ClientSession) -> None:
         """Right before sending: a stopped run or a closing manager sends nothing more."""
@@ -501,6 +584,37 @@ class RequestPath:
         # entries at most.
         self._merged[key] = (auth, extra, headers)
         return headers
+
+
+async def _take_turns(call: Call) -> None:
+    """Pass the learned rate, then the ``max_rate`` cap, of the call's (host, API).
+
+    The hard cap comes last, closest to the send, so that no turn of it goes stale while
+    the call waits on the (possibly slower) learned rate.
+    """
+    gate = call.gate
+    tracker = call.tracker
+    learned = gate.learned.limiter
+    if learned.rate is not None and (tracker is None or tracker.adaptive):
+        waited = await _take_turn(learned, tracker)
+        if tracker is not None:
+            tracker.throttled_seconds += waited
+    if gate.cap is not None:
+        await _take_turn(gate.cap, tracker)
+
+
+async def _take_turn(limiter: RateLimiter, tracker: Tracker | None) -> float:
+    """Wait for a turn; a bulk item's wait ends at once (``Stopped``) if its run stops."""
+    if tracker is None or limiter.ready():
+        return await limiter.turn()
+    return await tracker.stop.unless_stopped(limiter.turn())
+
+
+def _turn_went_stale(call: Call, queued_at: float) -> bool:
+    """Whether queueing for a slot outlasted a turn of any rate the call must obey."""
+    tracker = call.tracker
+    fastest = call.gate.fastest(adaptive=tracker is None or tracker.adaptive)
+    return fastest is not None and (asyncio.get_running_loop().time() - queued_at > 1.0 / fastest)
 
 
 def _log_attempt(

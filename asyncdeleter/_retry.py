@@ -23,10 +23,9 @@ from typing import Final
 
 import backoff
 
-from asyncdeleter._admission import raise_error
 from asyncdeleter._calls import Call, Failure
 from asyncdeleter._config import RETRY_COST, TIMEOUT_RETRY_COST, RetryPolicy
-from asyncdeleter._errors import APITimeoutError
+from asyncdeleter._errors import APITimeoutError, raise_error
 from asyncdeleter._records import RetryDetails
 from asyncdeleter._times import plain_number
 

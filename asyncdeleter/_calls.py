@@ -2,22 +2,35 @@
 
 Plain slotted classes, not attrs ones: they are built on every request, and attrs' class
 creation would also add to import time.
+
+A call's deadline lives here, in one place: every wait and attempt of a call ends by it.
+It is ``max_time`` from the call's first send (not from queueing for the semaphore), and
+never past ``ends_by`` when the call has one (what is left of a confirmation's
+``wait_timeout``); before its first send only ``ends_by`` bounds it
+(``Call.start_deadline``, ``Call.ends_at``). Every wait of the request path (for a turn,
+for fresh credentials, for a 404's evidence) goes through ``within_deadline``; a retry's
+wait is given up when the call ``ends_before`` it would end (a throttled one shrinks to
+what is ``left``); an attempt is handed
+``Call.deadline``, which the transport enforces (``_transport.Expiry``: its connect-phase
+timeout is set from the same number, so the deadline tells which phase it ended).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from typing import Any, TypeVar
 
 import yarl
 
-from asyncdeleter._errors import APIError
+from asyncdeleter._errors import APIError, raise_error
 from asyncdeleter._operations import Operation
 from asyncdeleter._throttle import ApiGate
 
-__all__ = ["Answer", "Call", "Failure", "StopSignal", "Stopped", "Tracker"]
+__all__ = ["Answer", "Call", "Failure", "StopSignal", "Stopped", "Tracker", "within_deadline"]
+
+T = TypeVar("T")
 
 
 class StopSignal:
@@ -227,7 +240,7 @@ class Call:
         self.deadline = 0.0
         # A deadline the call must meet whatever ``max_time`` says (loop time), or None:
         # a confirmation poll's is the end of its ``wait_timeout``, which bounds the poll,
-        # its retries and its waits (see ``RequestPath._starting``).
+        # its retries and its waits (see ``start_deadline``).
         self.ends_by: float | None = None
         # Set once an attempt may have deleted the resource without us seeing the answer
         # (sent, then dropped or timed out; 408; 5xx): a later 404 then means success.
@@ -237,6 +250,51 @@ class Call:
         self.budget_spent = 0  # what this call's retries took from the retry budget
         self.throttled = 0  # 429s met: pushback, never counted toward max_tries
         self.waits: Iterator[float] | None = None  # backoff generator, made on the 1st retry
+
+    def start_deadline(self, now: float, max_time: float) -> None:
+        """The first attempt starts at ``now``: the call ends by ``max_time`` from now.
+
+        Or by ``ends_by``, if the call has one and it comes first.
+        """
+        deadline = now + max_time
+        ends_by = self.ends_by
+        self.deadline = deadline if ends_by is None or ends_by > deadline else ends_by
+
+    @property
+    def ends_at(self) -> float | None:
+        """When what the call does now must end (loop time); ``None``: no bound yet.
+
+        From its first send on, its deadline; before that, ``ends_by`` (``max_time`` only
+        starts at the first send).
+        """
+        return self.deadline if self.attempts else self.ends_by
+
+    def left(self, now: float) -> float:
+        """Seconds from ``now`` (loop time) to the call's deadline (negative: past it)."""
+        return self.deadline - now
+
+    def ends_before(self, when: float) -> bool:
+        """Whether the call's deadline comes before ``when`` (loop time) or at it."""
+        return when >= self.deadline
+
+
+async def within_deadline(call: Call, waiting: Awaitable[T], late: Callable[[], APIError]) -> T:
+    """Await ``waiting``, but not past what is left of ``call`` (``Call.ends_at``).
+
+    Past it, raise ``late()``: its chain as built (``raise_error``), so each wait says
+    what it ran out on (the last attempt's error, or what was never checked or sent).
+    """
+    ends_at = call.ends_at
+    if ends_at is None:
+        return await waiting
+    done = False
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout_at(ends_at):
+            result = await waiting
+            done = True
+    if not done:
+        raise_error(late())
+    return result
 
 
 class Failure:

@@ -14,6 +14,8 @@ it keeps are decided here, each in one place:
   resolution, connect, a dripping server, a stalled body), and so does every wait before a
   retry. A call with an outer deadline (``Call.ends_by``: a confirmation poll's
   ``wait_timeout``) gets at most what is left of it, waits for its first turn included.
+  The deadline and the helper every wait goes through live with the call
+  (``_calls.within_deadline``).
 - *Stop means stop*: the stop signal and the manager's state are checked after the last
   wait and right before a request goes on the wire, never earlier.
 - *Secrets stay secret*: an aiohttp exception (whose ``RequestInfo`` holds the request
@@ -37,7 +39,7 @@ import logging
 from typing import TYPE_CHECKING, Final
 
 from asyncdeleter._auth import Auth, Credentials, TokenAuth
-from asyncdeleter._calls import Answer, Call, Failure, Stopped, Tracker
+from asyncdeleter._calls import Answer, Call, Failure, Stopped, Tracker, within_deadline
 from asyncdeleter._config import RetryPolicy, Timeouts
 from asyncdeleter._decide import Attempt, Decision, Step, credentials_refused, decide
 from asyncdeleter._errors import (
@@ -50,7 +52,6 @@ from asyncdeleter._errors import (
     EndpointNotServedError,
     MalformedResponseError,
     UnverifiedNotFoundError,
-    raise_error,
     reclassified,
     status_error_class,
 )
@@ -280,30 +281,22 @@ class RequestPath:
         ``max_time`` starts at the first send; a call with an outer deadline (a
         confirmation poll) must not wait past it for a turn or a slot either.
         """
-        if call.ends_by is None:
-            return await self._wait_for_turn(call)
-        late = APITimeoutError(
-            f"{call.op.label} {call.target}: its time ran out while it waited for its turn "
-            "to be sent; nothing was sent",
-            attempts=call.attempts,
-        )
-        return await self._turn_by(call, call.ends_by, late)
+
+        def late() -> APITimeoutError:
+            return APITimeoutError(
+                f"{call.op.label} {call.target}: its time ran out while it waited for its "
+                "turn to be sent; nothing was sent",
+                attempts=call.attempts,
+            )
+
+        return await within_deadline(call, self._wait_for_turn(call), late)
 
     async def _retry_turn(self, call: Call, last: Failure) -> tuple[Auth | None, int]:
-        """``_wait_for_turn`` for a retry: from the first send on, waits count to the deadline."""
-        return await self._turn_by(call, call.deadline, last.error)
+        """``_wait_for_turn`` for a retry: from the first send on, waits count to the deadline.
 
-    async def _turn_by(
-        self, call: Call, deadline: float, late: APIError
-    ) -> tuple[Auth | None, int]:
-        """``_wait_for_turn`` until ``deadline`` (loop time); past it, raise ``late``."""
-        turn = None
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout_at(deadline):
-                turn = await self._wait_for_turn(call)
-        if turn is None:
-            raise_error(late)
-        return turn
+        Past it, the call ends with the error it would have retried.
+        """
+        return await within_deadline(call, self._wait_for_turn(call), lambda: last.error)
 
     async def _wait_for_turn(self, call: Call) -> tuple[Auth | None, int]:
         """Wait for the credentials, the (host, API)'s rate, then a slot; return holding it.
@@ -333,14 +326,12 @@ class RequestPath:
             limit.release()
 
     async def _refresh_credentials(self, call: Call, result: Failure, generation: int) -> None:
-        """Ask the provider for new credentials, within the call's deadline."""
-        refreshed = False
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout_at(call.deadline):
-                await self.credentials.refresh(generation)
-                refreshed = True
-        if not refreshed:
-            raise_error(result.error)  # max_time ran out while fetching credentials
+        """Ask the provider for new credentials, within the call's deadline.
+
+        If ``max_time`` runs out while fetching them, the call ends with the refusal.
+        """
+        error = result.error
+        await within_deadline(call, self.credentials.refresh(generation), lambda: error)
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -356,17 +347,10 @@ class RequestPath:
             )
 
     def _starting(self, call: Call, loop: asyncio.AbstractEventLoop) -> float:
-        """An attempt starts: count it, start the deadline on the first; return the time.
-
-        The one deadline of a call: ``max_time`` from its first send (not from queueing
-        for the semaphore), and never past the call's ``ends_by`` when it has one (what
-        is left of a confirmation's ``wait_timeout``).
-        """
+        """An attempt starts: count it, start the deadline on the first; return the time."""
         started = loop.time()
         if call.attempts == 0:
-            deadline = started + self.retry.max_time
-            ends_by = call.ends_by
-            call.deadline = deadline if ends_by is None or ends_by > deadline else ends_by
+            call.start_deadline(started, self.retry.max_time)
         call.attempts += 1
         if call.tracker is not None:
             call.tracker.attempts += 1

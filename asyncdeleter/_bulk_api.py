@@ -20,10 +20,9 @@ from asyncdeleter._config import (
 from asyncdeleter._models import DeletedWorkspace
 from asyncdeleter._operations import CLOSE_SQL_SESSION, DELETE_WORKSPACE
 from asyncdeleter._request import RequestPath
+from asyncdeleter._transport import Transport
 
 if TYPE_CHECKING:
-    import aiohttp
-
     from asyncdeleter._bulk import BulkRun, ProgressCallback
 
 __all__ = ["BulkMethods"]
@@ -38,8 +37,7 @@ class BulkMethods:
     _calls: CallFactory
     _path: RequestPath
     max_concurrency: int
-    _ensure_session: Callable[[], aiohttp.ClientSession]
-    _ensure_open: Callable[[], None]
+    _transport: Transport
 
     async def _delete_workspace(
         self,
@@ -79,12 +77,12 @@ class BulkMethods:
             ConfigurationError: The manager is closed, or has no Fabric endpoint (a region
                 without the session API).
         """
-        self._ensure_open()
+        self._transport.check_open()
         self._calls.check(CLOSE_SQL_SESSION)
 
         async def one(pair: tuple[str, str], tracker: Tracker) -> Answer:
             ids = pair  # validated by session_target
-            self._ensure_session()
+            self._transport.check_usable()
             call = self._calls.call(CLOSE_SQL_SESSION, ids, missing_ok=missing_ok, tracker=tracker)
             return await self._path.send(call)
 
@@ -122,7 +120,7 @@ class BulkMethods:
             ConfigurationError: No ``project_id`` or no credentials, or the manager is
                 closed: checked here, before anything is read or sent.
         """
-        self._ensure_open()
+        self._transport.check_open()
         self._calls.check(DELETE_WORKSPACE)
         check_wait_timeout(wait_timeout)
 

@@ -12,7 +12,8 @@ import copy
 import os
 import ssl as ssl_module
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 from asyncdeleter._auth import ENV_AK, ENV_SK, AkSkAuth, AuthSource, Credentials
 from asyncdeleter._calls import Tracker
@@ -30,7 +31,6 @@ from asyncdeleter._config import (
 from asyncdeleter._confirm import wait_until_gone
 from asyncdeleter._errors import ConfigurationError
 from asyncdeleter._ids import MODELARTS_ID_MAX, validate_id
-from asyncdeleter._lifecycle import Lifecycle
 from asyncdeleter._listing import DeletionWatch
 from asyncdeleter._models import DeletedWorkspace, Workspace
 from asyncdeleter._observe import Observer, RequestHook, telemetry_for
@@ -60,7 +60,7 @@ ENV_REGION: Final = "HUAWEICLOUD_SDK_REGION"
 ENV_PROJECT_ID: Final = "HUAWEICLOUD_SDK_PROJECT_ID"
 
 
-class SessionManager(SweepMethods, Lifecycle):
+class SessionManager(SweepMethods):
     """Closes DataArts Fabric SQL sessions and deletes ModelArts workspaces, concurrently.
 
     Use it as ``async with SessionManager(...) as manager:``, or call ``await
@@ -181,12 +181,14 @@ class SessionManager(SweepMethods, Lifecycle):
         self.retry: RetryPolicy = retry if retry is not None else RetryPolicy()
         self.timeouts: Timeouts = timeouts if timeouts is not None else Timeouts()
         self._credentials = Credentials(auth)
-        self._ssl = ssl
-        self._trace_configs = trace_configs
-        self._session = session
-        self._owns_session = session is None
         self._owner = self  # a view (with_options) points at the manager that owns the pool
-        self._transport = Transport()
+        self._transport = Transport(
+            session=session,
+            pool=max_concurrency,
+            ssl=ssl,
+            timeouts=self.timeouts,
+            trace_configs=trace_configs,
+        )
         self._path = RequestPath(
             credentials=self._credentials,
             limit=ConcurrencyLimit(max_concurrency),
@@ -224,7 +226,7 @@ class SessionManager(SweepMethods, Lifecycle):
         self, listing: Operation, ids: tuple[str, ...], query: dict[str, str]
     ) -> tuple[Any, int | None, int]:
         """One page of ``listing`` for a 404's check: items, total, requests sent."""
-        self._ensure_session()
+        self._transport.check_usable()
         page = self._calls.call(listing, ids, query=query)
         answer = await self._path.send(page)
         return answer.result.items, answer.result.total, page.attempts
@@ -300,6 +302,35 @@ class SessionManager(SweepMethods, Lifecycle):
         view._path = self._path.with_options(retry=view.retry, timeouts=view.timeouts)
         return view
 
+    # -- the pool's lifecycle (the transport's) ---------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._transport.check_usable()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (unless the session was the caller's). Idempotent.
+
+        Calls still waiting (to retry, for a slot, for credentials) end with a
+        ``ConfigurationError``; nothing more is sent. On a view (``with_options``) it does
+        nothing: the manager owns the pool.
+        """
+        if self._owner is self:
+            await self._transport.aclose(self._credentials.aclose)
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``aclose()`` has been called (on the manager that owns the pool)."""
+        return self._transport.closed
+
     # -- deleting one thing ------------------------------------------------------------
 
     async def close_session(
@@ -325,7 +356,7 @@ class SessionManager(SweepMethods, Lifecycle):
             ConfigurationError: The manager is closed.
         """
         ids = self._calls.ids(CLOSE_SQL_SESSION, (workspace_id, session_id))
-        self._ensure_session()
+        self._transport.check_usable()
         await self._path.send(self._calls.call(CLOSE_SQL_SESSION, ids, missing_ok=missing_ok))
 
     async def delete_workspace(
@@ -373,7 +404,7 @@ class SessionManager(SweepMethods, Lifecycle):
         # Without a wait, the same steps inline: one coroutine less on the hot path.
         ids = self._calls.ids(DELETE_WORKSPACE, (workspace_id,))
         self._calls.check(DELETE_WORKSPACE)
-        self._ensure_session()
+        self._transport.check_usable()
         answer = await self._path.send(
             self._calls.call(DELETE_WORKSPACE, ids, missing_ok=missing_ok)
         )
@@ -393,7 +424,7 @@ class SessionManager(SweepMethods, Lifecycle):
         self._calls.check(DELETE_WORKSPACE)
         if wait:
             check_wait_timeout(wait_timeout)
-        self._ensure_session()
+        self._transport.check_usable()
         call = self._calls.call(DELETE_WORKSPACE, ids, missing_ok=missing_ok, tracker=tracker)
         ws = ids[0]
         # One traced scope over the deletion and every poll of its wait.
@@ -424,7 +455,7 @@ class SessionManager(SweepMethods, Lifecycle):
         of the wait). Its 404 that says "gone" is the answer the wait wants
         (``missing_ok``), not an error.
         """
-        self._ensure_session()
+        self._transport.check_usable()
         call = self._calls.call(
             SHOW_WORKSPACE, template.ids, missing_ok=True, tracker=template.tracker
         )

@@ -6,7 +6,7 @@ operation (``_operations``) and hands it to the manager's one request path.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from asyncdeleter._calls_for import CallFactory, list_query
@@ -24,9 +24,10 @@ from asyncdeleter._operations import (
     Operation,
 )
 from asyncdeleter._request import RequestPath
+from asyncdeleter._transport import Transport
 
 if TYPE_CHECKING:
-    import aiohttp
+    pass
 
 __all__ = ["ReadMethods"]
 
@@ -38,7 +39,7 @@ class ReadMethods:
     _calls: CallFactory
     _path: RequestPath
     _watch: DeletionWatch
-    _ensure_session: Callable[[], aiohttp.ClientSession]
+    _transport: Transport
 
     async def show_session(self, workspace_id: str, session_id: str) -> SqlSession:
         """Show one DataArts Fabric SQL session (ShowSqlSession).
@@ -54,7 +55,7 @@ class ReadMethods:
             APIConnectionError: No usable answer within the retry policy.
         """
         ids = self._calls.ids(SHOW_SQL_SESSION, (workspace_id, session_id))
-        self._ensure_session()
+        self._transport.check_usable()
         answer = await self._path.send(self._calls.call(SHOW_SQL_SESSION, ids))
         return answer.result  # type: ignore[no-any-return]
 
@@ -74,7 +75,7 @@ class ReadMethods:
         """
         ids = self._calls.ids(SHOW_WORKSPACE, (workspace_id,))
         self._calls.check(SHOW_WORKSPACE)
-        self._ensure_session()
+        self._transport.check_usable()
         answer = await self._path.send(self._calls.call(SHOW_WORKSPACE, ids))
         return answer.result  # type: ignore[no-any-return]
 
@@ -176,7 +177,7 @@ class ReadMethods:
         strict: bool = False,
     ) -> Listing[Any]:
         async def fetch(offset: int, size: int) -> Any:
-            self._ensure_session()
+            self._transport.check_usable()
             page_query = {**query, "limit": str(size), "offset": str(offset)}
             answer = await self._path.send(self._calls.call(op, ids, query=page_query))
             return answer.result.items, answer.result.total

@@ -48,7 +48,6 @@ from asyncdeleter._errors import (
     APIError,
     APIStatusError,
     APITimeoutError,
-    ConfigurationError,
     EndpointNotServedError,
     MalformedResponseError,
     UnverifiedNotFoundError,
@@ -80,26 +79,18 @@ if TYPE_CHECKING:
     from asyncdeleter._otel import Operation
     from asyncdeleter._regions import Hosts
 
-__all__ = ["RequestPath", "other_loop_error", "parsed_result", "status_error"]
+__all__ = ["RequestPath", "parsed_result", "status_error"]
 
 _log: Final = logging.getLogger("asyncdeleter")
 
 USER_AGENT: Final = f"asyncdeleter/{__version__}"
 
 
-def other_loop_error() -> ConfigurationError:
-    """The error for a manager used from another event loop than the one it started on."""
-    return ConfigurationError(
-        "this SessionManager belongs to the event loop it was first used on; build one "
-        "manager per event loop (an aiohttp session cannot move between loops)"
-    )
-
-
 class RequestPath:
     """Sends calls for one manager: its transport, limits, credentials, policy and budget.
 
-    The manager owns the lifecycle, kept on the shared ``transport`` (its session, event
-    loop, ``closed``); everything else is fixed when it is built. ``with_options`` makes
+    The shared ``transport`` keeps the lifecycle (its session, event loop, ``closed``);
+    everything else is fixed when the path is built. ``with_options`` makes
     the path of a view: another retry policy and other timeouts over the same everything.
     """
 
@@ -144,23 +135,6 @@ class RequestPath:
         view.attempt_timeouts = AttemptTimeouts(timeouts)
         return view
 
-    def check_usable(self) -> aiohttp.ClientSession:
-        """The session to send on, or the reason no request may go out now.
-
-        Raises:
-            ConfigurationError: The manager is closed, its (or the caller's) session is
-                closed, or it is used from another event loop than its first.
-        """
-        transport = self.transport
-        if transport.closed:
-            raise ConfigurationError("this SessionManager is closed")
-        session = transport.session
-        if session is None or session.closed:
-            raise ConfigurationError("the aiohttp session of this SessionManager is closed")
-        if asyncio.get_running_loop() is not transport.loop:
-            raise other_loop_error()
-        return session
-
     def operation(self, call: Call) -> Operation | contextlib.nullcontext[None]:
         """The traced scope of a public call made of several calls (a confirming wait).
 
@@ -192,7 +166,7 @@ class RequestPath:
         telemetry = self.telemetry
         if telemetry is not None and not traced and telemetry.tracing_set():
             return await self._send_traced(call)
-        session = self.check_usable()
+        session = self.transport.check_usable()
         loop = asyncio.get_running_loop()
         last: Failure | None = None
         while True:
@@ -339,12 +313,7 @@ class RequestPath:
         """Right before sending: a stopped run or a closing manager sends nothing more."""
         if call.tracker is not None and call.tracker.stop.stopped:
             raise Stopped
-        transport = self.transport
-        if transport.closed or (transport.borrowed and session.closed):
-            raise ConfigurationError(
-                "the SessionManager (or its aiohttp session) was closed while this call "
-                "waited; nothing more was sent"
-            )
+        self.transport.check_still_open(session)
 
     def _starting(self, call: Call, loop: asyncio.AbstractEventLoop) -> float:
         """An attempt starts: count it, start the deadline on the first; return the time."""

@@ -99,7 +99,7 @@ class SweepMethods(ReadMethods, BulkMethods):
             ConfigurationError: A bad filter (``older_than``, ``protected``), or the
                 manager is closed.
         """
-        self._ensure_open()
+        self._transport.check_open()
         chosen = SweepFilter(
             status=_status(status, SESSION_STATUSES),
             older_than=older_than,
@@ -166,7 +166,7 @@ class SweepMethods(ReadMethods, BulkMethods):
                 manager is closed.
             InvalidIdentifierError: An unknown status or a malformed name.
         """
-        self._ensure_open()
+        self._transport.check_open()
         chosen = SweepFilter(
             status=_status(status, WORKSPACE_STATUSES),
             older_than=older_than,

@@ -20,7 +20,7 @@ from asyncdeleter._auth import Credentials
 from asyncdeleter._calls import Call, Tracker
 from asyncdeleter._config import check_header_value
 from asyncdeleter._errors import ConfigurationError, InvalidIdentifierError
-from asyncdeleter._ids import FABRIC_ID_MAX, MODELARTS_ID_MAX, validate_id
+from asyncdeleter._ids import FABRIC_ID_MAX, MODELARTS_ID_MAX, known_status, validate_id
 from asyncdeleter._listing import DeletionWatch
 from asyncdeleter._operations import OPERATIONS, Operation
 from asyncdeleter._regions import Hosts
@@ -225,11 +225,7 @@ def list_query(
     """
     query: dict[str, str] = {}
     if status is not None:
-        if status not in SESSION_STATUSES:
-            raise InvalidIdentifierError(
-                "status", status, f"must be one of {', '.join(sorted(SESSION_STATUSES))}"
-            )
-        query["status"] = str.__str__(status)
+        query["status"] = str.__str__(known_status(status, SESSION_STATUSES))
     if endpoint_id is not None:
         query["endpoint_id"] = validate_id("endpoint_id", endpoint_id, FABRIC_ID_MAX)
     if name is not None:

@@ -16,6 +16,7 @@ from asyncdeleter._errors import InvalidIdentifierError
 __all__ = [
     "FABRIC_ID_MAX",
     "MODELARTS_ID_MAX",
+    "known_status",
     "validate_id",
 ]
 
@@ -64,3 +65,14 @@ def _reason(value: object, max_length: int) -> str:
         f"only ASCII letters, digits and hyphens are allowed; found {bad!r} "
         f"at position {value.index(bad)}"
     )
+
+
+def known_status(value: str | None, known: frozenset[str]) -> str | None:
+    """Return a status filter if it is one of the ``known`` statuses (or ``None``), else raise.
+
+    Raises:
+        InvalidIdentifierError: A status the service does not know.
+    """
+    if value is not None and value not in known:
+        raise InvalidIdentifierError("status", value, f"must be one of {', '.join(sorted(known))}")
+    return value

@@ -239,7 +239,7 @@ class RequestPath:
                 if call.tracker.stop.stopped:
                     raise Stopped
 
-    # -- admission: who may send now (credentials, the (host, API)'s rates, then a slot) --
+    # -- admission: who may send now (credentials, the (host, API)'s rates, then a slot) ---
     #
     # The order is the promise: the rate's turn comes before the concurrency slot, so a
     # throttled API never sits on slots another API could use, and no slot is ever held

@@ -330,7 +330,7 @@ class Transport:
         self._watched: dict[Expiry, None] = {}
         self._sweeper: asyncio.TimerHandle | None = None
 
-    # -- the lifecycle -------------------------------------------------------------------
+    # -- the lifecycle ---------------------------------------------------------------------
 
     def check_open(self) -> None:
         """Refuse anything more once the manager is closed.
@@ -414,7 +414,7 @@ class Transport:
             self.middlewares = None
         return session
 
-    # -- one attempt ---------------------------------------------------------------------
+    # -- one attempt -----------------------------------------------------------------------
 
     async def exchange(  # noqa: PLR0917 - the hot path: positional, no keyword packing
         self,

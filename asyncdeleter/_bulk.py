@@ -55,9 +55,9 @@ _log: Final = logging.getLogger("asyncdeleter")
 T = TypeVar("T")
 
 
-#: The single-target operation a run drives; the tracker carries the run's stop signal
-#: and throttle hook in, and the item's request count out.
-Operation = Callable[[T, Tracker], Awaitable[Answer]]
+#: What a run does to one item (a single-target call, or a dry run's nothing); the tracker
+#: carries the run's stop signal and throttle hook in, and the item's request count out.
+ItemAction = Callable[[T, Tracker], Awaitable[Answer]]
 #: Checks and normalises one input item, raising ``InvalidIdentifierError``.
 Validator = Callable[[object], T]
 
@@ -66,7 +66,7 @@ def bulk_run(
     source: Iterable[T] | AsyncIterable[T],
     *,
     validate: Validator[T],
-    operation: Operation[T],
+    operation: ItemAction[T],
     concurrency: int,
     fail_fast: bool,
     on_progress: ProgressCallback[T] | None,
@@ -122,7 +122,7 @@ class BulkRun(Generic[T]):
         source: Iterable[object] | AsyncIterable[object],
         *,
         validate: Validator[T],
-        operation: Operation[T],
+        operation: ItemAction[T],
         concurrency: int,
         adaptive: bool,
         fail_fast: bool,

@@ -3,7 +3,7 @@
 It owns one ``aiohttp.ClientSession`` over one ``TCPConnector`` (or borrows the caller's),
 kept by its transport (``_transport.Transport``: the pool's lifecycle), and one
 concurrency limit that every call of this manager goes through. Each public method names
-an operation (``_operations``), builds its call (``_calls_for``) and hands it to the one
+an operation (``_operations``), builds its call (``_calls``) and hands it to the one
 request path (``_request.RequestPath``); bulk runs (``_bulk``), listings (``_listing``),
 sweeps' selection (``_sweep``) and confirmations (``_confirm``) are engines of their own,
 driven from here.
@@ -12,6 +12,7 @@ driven from here.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import ssl as ssl_module
 from collections.abc import (
@@ -28,14 +29,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 from asyncdeleter._auth import ENV_AK, ENV_SK, AkSkAuth, AuthSource, Credentials
-from asyncdeleter._calls import Answer, Call, Tracker
-from asyncdeleter._calls_for import (
-    SESSION_STATUSES,
-    CallFactory,
-    list_query,
-    session_target,
-    workspace_target,
-)
+from asyncdeleter._calls import Answer, Call, CallFactory, Tracker
 from asyncdeleter._config import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_WAIT_TIMEOUT,
@@ -50,10 +44,19 @@ from asyncdeleter._config import (
 )
 from asyncdeleter._confirm import wait_until_gone
 from asyncdeleter._errors import ConfigurationError
-from asyncdeleter._ids import MODELARTS_ID_MAX, known_status, validate_id
+from asyncdeleter._ids import (
+    MODELARTS_ID_MAX,
+    SESSION_STATUSES,
+    WORKSPACE_STATUSES,
+    known_status,
+    list_query,
+    session_target,
+    validate_id,
+    workspace_target,
+)
 from asyncdeleter._listing import DeletionWatch, Listing, check_page_size
 from asyncdeleter._models import DeletedWorkspace, SqlSession, Workspace
-from asyncdeleter._observe import Observer, RequestHook, telemetry_for
+from asyncdeleter._observe import Observer, RequestHook
 from asyncdeleter._operations import (
     CLOSE_SQL_SESSION,
     DELETE_WORKSPACE,
@@ -67,7 +70,6 @@ from asyncdeleter._regions import Hosts, region_overrides
 from asyncdeleter._request import RequestPath
 from asyncdeleter._retry import RetryBudget
 from asyncdeleter._sweep import (
-    WORKSPACE_STATUSES,
     SweepFilter,
     planned,
     protected_names,
@@ -82,11 +84,14 @@ if TYPE_CHECKING:
     import aiohttp
 
     from asyncdeleter._bulk import BulkRun, ProgressCallback
+    from asyncdeleter._otel import Telemetry
 
 
 __all__ = ["SessionManager"]
 
 T = TypeVar("T")
+
+_log: Final = logging.getLogger("asyncdeleter")
 
 ENV_REGION: Final = "HUAWEICLOUD_SDK_REGION"
 ENV_PROJECT_ID: Final = "HUAWEICLOUD_SDK_PROJECT_ID"
@@ -232,7 +237,7 @@ class SessionManager:
                 if self.retry.retry_budget is not None
                 else None
             ),
-            observer=Observer.wanted(on_request, on_response, telemetry_for(tracing, region)),
+            observer=Observer.wanted(on_request, on_response, _telemetry(tracing, region)),
         )
         # Listings that want to hear of this manager's deletions (see _listing).
         self._watch = DeletionWatch()
@@ -776,7 +781,7 @@ class SessionManager:
         """Send the deletion, then poll until the workspace is gone (``_confirm``)."""
         tracker = call.tracker
         # One traced scope over the deletion and every poll of its wait.
-        with self._path.operation(call) as scope:
+        with self._path.call_span(call) as scope:
             answer = await self._path.send(call)
             if scope is not None:
                 scope.answered(answer)
@@ -903,3 +908,25 @@ class SessionManager:
             on_progress=on_progress,
             adaptive=True,
         )
+
+
+def _telemetry(tracing: bool, region: str | None) -> Telemetry | None:
+    """OpenTelemetry for a manager, or ``None`` when it is off or not installed.
+
+    ``opentelemetry`` is imported here, and only here, and only when ``tracing`` is true.
+    """
+    if not tracing:
+        return None
+    try:
+        from asyncdeleter._otel import Telemetry  # noqa: PLC0415 - optional, on demand
+    except ImportError:
+        return None
+    try:
+        return Telemetry(region)
+    except Exception:  # noqa: BLE001 - an API too old or broken: no tracing, never no manager
+        _log.warning(
+            "OpenTelemetry is installed but could not be set up; tracing is off for this "
+            "manager (tracing=False silences this)",
+            exc_info=True,
+        )
+        return None

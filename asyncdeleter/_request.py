@@ -76,7 +76,7 @@ if TYPE_CHECKING:
 
     import aiohttp
 
-    from asyncdeleter._otel import Operation
+    from asyncdeleter._otel import CallSpan
     from asyncdeleter._regions import Hosts
 
 __all__ = ["RequestPath", "parsed_result", "status_error"]
@@ -135,19 +135,19 @@ class RequestPath:
         view.attempt_timeouts = AttemptTimeouts(timeouts)
         return view
 
-    def operation(self, call: Call) -> Operation | contextlib.nullcontext[None]:
+    def call_span(self, call: Call) -> CallSpan | contextlib.nullcontext[None]:
         """The traced scope of a public call made of several calls (a confirming wait).
 
         Its span covers every call sent inside it; without tracing it does nothing.
         """
         if self.telemetry is None:
             return contextlib.nullcontext()
-        return self.telemetry.operation(call)
+        return self.telemetry.call_span(call)
 
     async def _send_traced(self, call: Call) -> Answer:
         """``send`` inside the span of its public call (unless already inside one)."""
         assert self.telemetry is not None  # noqa: S101 - only called when tracing
-        with self.telemetry.operation(call) as scope:
+        with self.telemetry.call_span(call) as scope:
             answer = await self.send(call, traced=True)
             scope.answered(answer)
             return answer

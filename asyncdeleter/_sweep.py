@@ -49,8 +49,6 @@ _log: Final = logging.getLogger("asyncdeleter")
 #: The default ModelArts workspace: never swept.
 DEFAULT_WORKSPACE_ID: Final = "0"
 DEFAULT_WORKSPACE_NAME: Final = "default"
-#: The statuses a workspace can have (docs/api-facts.md, section 5).
-WORKSPACE_STATUSES: Final = frozenset({"CREATE_FAILED", "NORMAL", "DELETING", "DELETE_FAILED"})
 
 
 def protected_names(protected: Iterable[str]) -> frozenset[str]:

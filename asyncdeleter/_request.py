@@ -5,7 +5,8 @@ it keeps are decided here, each in one place:
 
 - *Admission*: an attempt waits for its credentials, then for its turn at the rates of its
   (host, API) (``_throttle``), and only then for a concurrency slot, so a throttled API
-  never sits on slots another API could use and no slot is held while waiting for a turn.
+  never sits on slots another API could use and no slot is held while waiting for a turn
+  (``RequestPath._wait_for_turn``).
 - *Only a sent request can have taken effect*: ``_transport.may_have_been_sent`` alone
   decides whether a failed attempt may have reached the server, and ``_decide.decide``
   alone what follows; only then does a later 404 count as success. Once a status line has
@@ -240,10 +241,6 @@ class RequestPath:
                     raise Stopped
 
     # -- admission: who may send now (credentials, the (host, API)'s rates, then a slot) ---
-    #
-    # The order is the promise: the rate's turn comes before the concurrency slot, so a
-    # throttled API never sits on slots another API could use, and no slot is ever held
-    # while waiting for a turn.
 
     def _turn_now(self, call: Call) -> bool:
         """Take a slot at once if nothing stands in the way (fixed credentials, no rate)."""

@@ -9,8 +9,6 @@ The emulator for tests lives in ``asyncdeleter.testing``.
 from typing import TYPE_CHECKING, Any
 
 from asyncdeleter._auth import AkSkAuth, TokenAuth
-from asyncdeleter._calls_for import session_target as check_session_target
-from asyncdeleter._calls_for import workspace_target as check_workspace_id
 from asyncdeleter._config import Endpoints, RetryPolicy, Timeouts
 from asyncdeleter._errors import (
     APIConnectionError,
@@ -36,6 +34,8 @@ from asyncdeleter._errors import (
     UnverifiedNotFoundError,
     WaitTimeoutError,
 )
+from asyncdeleter._ids import session_target as check_session_target
+from asyncdeleter._ids import workspace_target as check_workspace_id
 from asyncdeleter._manager import SessionManager
 from asyncdeleter._models import DeletedWorkspace, SqlSession, Workspace
 from asyncdeleter._records import RequestRecord, RetryDetails

@@ -9,6 +9,8 @@ way to be sent and up to ``concurrency + waiting`` in progress, and waiting item
 hold back the ones that could be sent. Every input item read ends
 as exactly one ``Outcome`` (and, for a ``Sequence``, every item not read as a ``skipped``
 one); ``report.unread_from`` says where an input that was not read to its end resumes.
+
+The input is read lazily, by one worker at a time, and never past a stop (``BulkInput``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import time
 from collections.abc import (
     AsyncGenerator,
@@ -26,12 +29,14 @@ from collections.abc import (
     Coroutine,
     Generator,
     Iterable,
+    Iterator,
+    Sequence,
     Sized,
 )
 from typing import Any, Final, Generic, TypeVar
 
-from asyncdeleter._bulk_input import BulkInput
 from asyncdeleter._calls import Answer, Stopped, StopSignal, Tracker
+from asyncdeleter._config import CONFIRMING_PER_SLOT, check_hook
 from asyncdeleter._errors import ConfigurationError, InvalidIdentifierError
 from asyncdeleter._outcomes import (
     STOPPING_KINDS,
@@ -43,17 +48,52 @@ from asyncdeleter._outcomes import (
 )
 from asyncdeleter._throttle import ConcurrencyLimit
 
-__all__ = ["BulkReport", "BulkRun", "Outcome", "OutcomeKind", "ProgressCallback"]
+__all__ = ["BulkReport", "BulkRun", "Outcome", "OutcomeKind", "ProgressCallback", "bulk_run"]
 
+_log: Final = logging.getLogger("asyncdeleter")
 
 T = TypeVar("T")
 
 
-#: The single-target operation a run drives; the tracker carries the run's stop signal
-#: and throttle hook in, and the item's request count out.
-Operation = Callable[[T, Tracker], Awaitable[Answer]]
+#: What a run does to one item (a single-target call, or a dry run's nothing); the tracker
+#: carries the run's stop signal and throttle hook in, and the item's request count out.
+ItemAction = Callable[[T, Tracker], Awaitable[Answer]]
 #: Checks and normalises one input item, raising ``InvalidIdentifierError``.
 Validator = Callable[[object], T]
+
+
+def bulk_run(
+    source: Iterable[T] | AsyncIterable[T],
+    *,
+    validate: Validator[T],
+    operation: ItemAction[T],
+    concurrency: int,
+    fail_fast: bool,
+    on_progress: ProgressCallback[T] | None,
+    adaptive: bool,
+) -> BulkRun[T]:
+    """The run of a manager that lets ``concurrency`` requests out at once.
+
+    Items waiting (to retry, for a turn, to poll) hold a place of their own, so up to
+    ``CONFIRMING_PER_SLOT`` x ``concurrency`` are in progress and waiting items never
+    hold back sending.
+
+    Raises:
+        ConfigurationError: ``on_progress`` is not a plain callable (an ``async def``
+            would never be awaited).
+    """
+    if on_progress is not None:
+        check_hook("on_progress", on_progress)
+    return BulkRun(
+        source,
+        validate=validate,
+        operation=operation,
+        concurrency=concurrency,
+        waiting=(CONFIRMING_PER_SLOT - 1) * concurrency,
+        adaptive=adaptive,
+        fail_fast=fail_fast,
+        on_progress=on_progress,
+    )
 
 
 class BulkRun(Generic[T]):
@@ -82,7 +122,7 @@ class BulkRun(Generic[T]):
         source: Iterable[object] | AsyncIterable[object],
         *,
         validate: Validator[T],
-        operation: Operation[T],
+        operation: ItemAction[T],
         concurrency: int,
         adaptive: bool,
         fail_fast: bool,
@@ -457,6 +497,91 @@ class BulkRun(Generic[T]):
 
     def _account(self, outcome: Outcome[T]) -> None:
         self._tally.add(outcome)
+
+
+class BulkInput:
+    """Any iterable or async iterable, read one item at a time.
+
+    Attributes:
+        exhausted: Everything was read (or accounted for).
+        pulled: Items read so far: the index of the next one.
+        puller: The worker waiting on an async input right now, if any.
+    """
+
+    def __init__(self, source: Iterable[object] | AsyncIterable[object]) -> None:
+        self.source = source
+        self._sync_items: Iterator[object] | None = None
+        self._async_items: AsyncIterator[object] | None = None
+        self._lock = asyncio.Lock()
+        self.exhausted = False
+        self.pulled = 0
+        self.puller: asyncio.Task[object] | None = None
+
+    def open(self) -> None:
+        """Start reading (when the run starts, not when it is built)."""
+        if isinstance(self.source, AsyncIterable):
+            self._async_items = aiter(self.source)
+        else:
+            self._sync_items = iter(self.source)
+
+    def interrupt(self) -> None:
+        """A worker waiting on an async input stops waiting for it (the run stopped)."""
+        puller = self.puller
+        if puller is not None and puller is not asyncio.current_task():
+            puller.cancel()
+
+    async def pull(self, stop: StopSignal) -> tuple[int, object] | None:
+        """The next item with its index, or ``None`` once the input is exhausted or stopped."""
+        if self.exhausted:
+            return None
+        if self._sync_items is not None:
+            try:
+                item = next(self._sync_items)
+            except StopIteration:
+                self.exhausted = True
+                return None
+        else:
+            assert self._async_items is not None  # noqa: S101 - set in open()
+            # An async generator cannot be advanced by two workers at once.
+            async with self._lock:
+                if self.exhausted or stop.stopped:
+                    return None
+                self.puller = asyncio.current_task()
+                try:
+                    item = await anext(self._async_items)
+                except StopAsyncIteration:
+                    self.exhausted = True
+                    return None
+                finally:
+                    self.puller = None
+        index = self.pulled
+        self.pulled += 1
+        return index, item
+
+    def unread(self) -> Iterator[tuple[int, object]]:
+        """A sized input (a ``Sequence``) cut short: each item never read, with its index.
+
+        Other inputs yield nothing: they are read no further (an endless generator stays
+        endless), and ``pulled`` says where they resume.
+        """
+        source = self.source
+        if self.exhausted or not isinstance(source, Sequence):
+            return
+        for index in range(self.pulled, len(source)):
+            self.pulled = index + 1
+            yield index, source[index]
+        self.exhausted = True
+
+    async def close(self) -> None:
+        """Let a generator input run its own clean-up now, not at garbage collection."""
+        items = self._async_items if self._async_items is not None else self._sync_items
+        try:
+            if isinstance(items, AsyncGenerator):
+                await items.aclose()
+            elif isinstance(items, Generator):
+                items.close()
+        except Exception:  # noqa: BLE001 - the input's clean-up must not hide the run's end
+            _log.exception("closing the bulk run's input failed")
 
 
 class _RunSignal(StopSignal):

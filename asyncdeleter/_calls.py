@@ -1,23 +1,63 @@
-"""The state of calls: what one call carries across its attempts, and how it ended.
+"""Calls: what a call carries across its attempts, how one is made, and how it ended.
 
 Plain slotted classes, not attrs ones: they are built on every request, and attrs' class
 creation would also add to import time.
+
+One ``CallFactory`` per manager turns an operation and its ids into a ``Call``: it
+validates every id before anything is built (nothing unvalidated reaches a URL), checks
+what the operation needs (a project id, credentials), keeps one rate gate per (host, API),
+adds ``X-Project-Id`` to every call when the manager has a project id (signed under AK/SK,
+as the official SDK does: docs/api-facts.md, section 4), and tells the manager's listings
+of each deletion it builds. Where each service is comes from ``_regions.Hosts``, asked at
+a service's first call.
+
+A call's deadline lives here, in one place: every wait and attempt of a call ends by it.
+It is ``max_time`` from the call's first send (not from queueing for the semaphore), and
+never past ``ends_by`` when the call has one (what is left of a confirmation's
+``wait_timeout``); before its first send only ``ends_by`` bounds it
+(``Call.start_deadline``, ``Call.ends_at``). Every wait of the request path (for a turn,
+for fresh credentials, for a 404's evidence) goes through ``within_deadline``; a retry's
+wait is given up when the call ``ends_before`` it would end (a throttled one shrinks to
+what is ``left``); an attempt is handed
+``Call.deadline``, which the transport enforces (``_transport.Expiry``: its connect-phase
+timeout is set from the same number, so the deadline tells which phase it ended).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine, Iterator
-from typing import Any
+import re
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import yarl
 
-from asyncdeleter._errors import APIError
-from asyncdeleter._operations import Operation
+from asyncdeleter._errors import APIError, ConfigurationError, raise_error
+from asyncdeleter._ids import validate_id
+from asyncdeleter._operations import OPERATIONS, Operation
 from asyncdeleter._throttle import ApiGate
 
-__all__ = ["Answer", "Call", "Failure", "StopSignal", "Stopped", "Tracker"]
+if TYPE_CHECKING:
+    from asyncdeleter._auth import Credentials
+    from asyncdeleter._listing import DeletionWatch
+    from asyncdeleter._regions import Hosts
+
+__all__ = [
+    "Answer",
+    "Call",
+    "CallFactory",
+    "Failure",
+    "StopSignal",
+    "Stopped",
+    "Tracker",
+    "within_deadline",
+]
+
+T = TypeVar("T")
+
+PROJECT_HEADER: Final = "X-Project-Id"
+_PLACEHOLDER: Final = re.compile(r"\{[a-z_]+\}")
 
 
 class StopSignal:
@@ -227,7 +267,7 @@ class Call:
         self.deadline = 0.0
         # A deadline the call must meet whatever ``max_time`` says (loop time), or None:
         # a confirmation poll's is the end of its ``wait_timeout``, which bounds the poll,
-        # its retries and its waits (see ``RequestPath._starting``).
+        # its retries and its waits (see ``start_deadline``).
         self.ends_by: float | None = None
         # Set once an attempt may have deleted the resource without us seeing the answer
         # (sent, then dropped or timed out; 408; 5xx): a later 404 then means success.
@@ -237,6 +277,51 @@ class Call:
         self.budget_spent = 0  # what this call's retries took from the retry budget
         self.throttled = 0  # 429s met: pushback, never counted toward max_tries
         self.waits: Iterator[float] | None = None  # backoff generator, made on the 1st retry
+
+    def start_deadline(self, now: float, max_time: float) -> None:
+        """The first attempt starts at ``now``: the call ends by ``max_time`` from now.
+
+        Or by ``ends_by``, if the call has one and it comes first.
+        """
+        deadline = now + max_time
+        ends_by = self.ends_by
+        self.deadline = deadline if ends_by is None or ends_by > deadline else ends_by
+
+    @property
+    def ends_at(self) -> float | None:
+        """When what the call does now must end (loop time); ``None``: no bound yet.
+
+        From its first send on, its deadline; before that, ``ends_by`` (``max_time`` only
+        starts at the first send).
+        """
+        return self.deadline if self.attempts else self.ends_by
+
+    def left(self, now: float) -> float:
+        """Seconds from ``now`` (loop time) to the call's deadline (negative: past it)."""
+        return self.deadline - now
+
+    def ends_before(self, when: float) -> bool:
+        """Whether the call's deadline comes before ``when`` (loop time) or at it."""
+        return when >= self.deadline
+
+
+async def within_deadline(call: Call, waiting: Awaitable[T], late: Callable[[], APIError]) -> T:
+    """Await ``waiting``, but not past what is left of ``call`` (``Call.ends_at``).
+
+    Past it, raise ``late()``: its chain as built (``raise_error``), so each wait says
+    what it ran out on (the last attempt's error, or what was never checked or sent).
+    """
+    ends_at = call.ends_at
+    if ends_at is None:
+        return await waiting
+    done = False
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout_at(ends_at):
+            result = await waiting
+            done = True
+    if not done:
+        raise_error(late())
+    return result
 
 
 class Failure:
@@ -263,3 +348,137 @@ class Failure:
         self.wait = wait
         # The credentials generation the service refused: refresh past it, then retry.
         self.refresh = refresh
+
+
+class CallFactory:
+    """Builds the calls of one manager."""
+
+    def __init__(
+        self,
+        hosts: Hosts,
+        project_id: str | None,
+        max_rate: float | None,
+        credentials: Credentials,
+        watch: DeletionWatch,
+    ) -> None:
+        self.project_id = project_id
+        self.hosts = hosts
+        self._credentials = credentials
+        self._watch = watch
+        # One gate per (host, API): the gateway's quota is per API, so is the learned rate.
+        self._gates = {op.name: ApiGate(max_rate) for op in OPERATIONS}
+        self._project_headers = {PROJECT_HEADER: project_id} if project_id is not None else None
+        # Per service, resolved at its first call and again after it moves: its base URL
+        # (parsed once), and each operation's path under it as a %-template of its ids.
+        self._bases: dict[str, tuple[int, str, yarl.URL]] = {}
+        self._paths: dict[str, str] = {}
+
+    def _base(self, service: str) -> tuple[int, str, yarl.URL]:
+        """The service's (generation, base URL, parsed URL), resolved now if it changed.
+
+        Raises:
+            ConfigurationError: The service has no usable endpoint (an unknown region).
+        """
+        found = self._bases.get(service)
+        generation = self.hosts.generation
+        if found is not None and found[0] == generation:
+            return found
+        base = self.hosts.base(service)
+        url = yarl.URL(base)
+        # Each URL is the endpoint with a new path: with_path() skips re-parsing the whole
+        # URL per call. The endpoint's own path (a proxy prefix, say) is kept in front, a %
+        # in it escaped, and the project filled in once: building a URL is then one % and
+        # one with_path().
+        prefix = url.raw_path.rstrip("/").replace("%", "%%")
+        project = self.project_id or "{project_id}"
+        for op in OPERATIONS:
+            if op.service == service:
+                self._paths[op.name] = _PLACEHOLDER.sub(
+                    "%s", prefix + op.path.replace("{project_id}", project)
+                )
+        found = (generation, base, url)
+        self._bases[service] = found
+        return found
+
+    def check(self, op: Operation) -> None:
+        """Refuse, before anything is read or sent, an operation this manager cannot make.
+
+        Raises:
+            ConfigurationError: No usable endpoint for its service (a region without it),
+                or a ModelArts call without a project id or credentials.
+        """
+        self._base(op.service)
+        if op.needs_project:
+            if self.project_id is None:
+                raise ConfigurationError(
+                    f"{op.label} needs a project_id on the SessionManager (--project-id)"
+                )
+            if not self._credentials.present:
+                raise ConfigurationError(
+                    f"{op.label} needs credentials: ModelArts requires X-Auth-Token or an "
+                    "AK/SK signature"
+                )
+
+    def ids(self, op: Operation, values: tuple[object, ...]) -> tuple[str, ...]:
+        """Validate the path ids of ``op``, given in the order of ``op.ids``.
+
+        Raises:
+            InvalidIdentifierError: An id is malformed.
+        """
+        specs = op.ids
+        if len(specs) == 1 and len(values) == 1:  # the common case, without the loop
+            name, longest = specs[0]
+            return (validate_id(name, values[0], longest),)
+        return tuple(
+            [
+                validate_id(name, value, longest)
+                for (name, longest), value in zip(specs, values, strict=True)
+            ]
+        )
+
+    def call(
+        self,
+        op: Operation,
+        ids: tuple[str, ...],
+        *,
+        missing_ok: bool = False,
+        tracker: Tracker | None = None,
+        query: Mapping[str, str] | None = None,
+    ) -> Call:
+        """The call of ``op`` on validated ``ids``.
+
+        Raises:
+            ConfigurationError: ``op``'s service has no usable endpoint (an unknown region).
+        """
+        generation, base, parsed = self._base(op.service)
+        url = parsed.with_path(self._paths[op.name] % ids, encoded=True)
+        if query:
+            url = url.with_query(query)
+        if op.deletes and self._watch.listings:
+            self._watch.removing((op.name, ids[0] if len(ids) > 1 else ""), ids[-1])
+        return Call(
+            op=op,
+            url=url,
+            gate=self._gates[op.name],
+            ids=ids,
+            target="/".join(ids) if ids else str(self.project_id),
+            missing_ok=missing_ok,
+            headers=self._project_headers,
+            tracker=tracker,
+            base=base,
+            generation=generation,
+        )
+
+    def readdress(self, call: Call) -> None:
+        """Point ``call`` at its service's current host (after the service moved)."""
+        generation, base, parsed = self._base(call.op.service)
+        old = call.url
+        call.url = parsed.with_path(self._paths[call.op.name] % call.ids, encoded=True)
+        if old.raw_query_string:
+            call.url = call.url.with_query(old.query)
+        call.base, call.generation = base, generation
+        if self.hosts.left_unserved(call.op.service):
+            # The old host's gateway serves no such API: whatever an attempt there seemed
+            # to do (a 500 of that gateway's) says nothing of the new host's 404. (A host
+            # that stopped connecting may have done what it was asked: that stays known.)
+            call.may_have_taken_effect = False

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterator
 
 from asyncdeleter._calls import Stopped, Tracker
 from asyncdeleter._config import RetryPolicy
+from asyncdeleter._decide import transient
 from asyncdeleter._errors import (
     APIConnectionError,
     APIError,
@@ -110,7 +111,11 @@ async def wait_until_gone(
                 # such project") is a refusal below, never a confirmation.
                 return
         except (APIConnectionError, APIStatusError) as exc:
-            if isinstance(exc, APIStatusError) and not _transient(exc):
+            # A refusal (401, 403, 400) stays one; the service struggling or throttling
+            # may not last.
+            if isinstance(exc, APIStatusError) and (
+                exc.status is None or not transient(exc.status)
+            ):
                 raise _not_confirmed(exc) from None
             last_error = exc  # a poll that failed after its retries: poll again later
             continue
@@ -135,11 +140,6 @@ async def wait_until_gone(
         last_status=last_status,
         waited=waited,
     )
-
-
-def _transient(error: APIStatusError) -> bool:
-    """A poll failure that a later poll may not meet: the service or gateway struggling."""
-    return error.status is not None and (error.status >= 500 or error.status in (408, 429))
 
 
 def _not_confirmed(error: APIStatusError) -> APIStatusError:

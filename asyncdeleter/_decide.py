@@ -16,6 +16,9 @@ table-testable place (tests/unit/test_decide.py):
   without counting toward ``max_tries`` or spending the budget;
 - a 503 (with or without ``Retry-After``) and every other retryable status is a failure:
   it counts toward ``max_tries`` and spends the budget; ``Retry-After`` only sets the wait;
+- the service struggling (a 5xx, a 408: ``server_failed``) may have done what it was
+  asked; with a 429 these are the transient answers (``transient``), which a later
+  request may not meet (a confirming wait polls on through them);
 - a connection that dropped after sending is resent once at once (a keep-alive race),
   then backs off like any failure; only a request that may have been sent can have taken
   effect.
@@ -27,8 +30,35 @@ import enum
 
 from asyncdeleter._calls import Call
 from asyncdeleter._config import RetryPolicy
+from asyncdeleter._errors import APIStatusError
 
-__all__ = ["Attempt", "Decision", "Step", "decide"]
+__all__ = [
+    "Attempt",
+    "Decision",
+    "Step",
+    "credentials_refused",
+    "decide",
+    "server_failed",
+    "transient",
+]
+
+
+def server_failed(status: int) -> bool:
+    """The service struggled (a 5xx, or a 408): it may have done what it was asked."""
+    return status >= 500 or status == 408
+
+
+def transient(status: int) -> bool:
+    """An answer a later request may not meet: the service struggling, or throttling (429)."""
+    return status == 429 or server_failed(status)
+
+
+def credentials_refused(error: APIStatusError) -> bool:
+    """A 401, or the 403 whose body says the token is invalid (the seed page's example)."""
+    if error.status == 401:
+        return True
+    message = (error.error_msg or "").lower()
+    return error.status == 403 and "token" in message and "invalid" in message
 
 
 class Step(enum.Enum):
@@ -159,7 +189,7 @@ def decide(  # noqa: PLR0911 - one return per row of the table above
         return Decision(
             Step.RETRY, wait=0.0 if resend else None, took_effect=took_effect, resend=resend
         )
-    took_effect = deletes and (status >= 500 or status == 408)
+    took_effect = deletes and server_failed(status)
     if attempt.credentials_refused and can_refresh and not call.refreshed and tries_left:
         return Decision(Step.REFRESH)
     throttled = status == 429

@@ -42,7 +42,7 @@ Two rules hold for every error raised here, by construction:
 
 from __future__ import annotations
 
-from typing import Final, TypeVar
+from typing import Final, NoReturn, TypeVar
 
 __all__ = [
     "APIConnectionError",
@@ -68,6 +68,7 @@ __all__ = [
     "UnverifiedNotFoundError",
     "WaitTimeoutError",
     "escape_control",
+    "raise_error",
     "reclassified",
 ]
 
@@ -381,6 +382,15 @@ class UnverifiedNotFoundError(APIStatusError):
 
 
 _E = TypeVar("_E", bound="APIStatusError")
+
+
+def raise_error(error: APIError) -> NoReturn:
+    """Raise an error made by the request path, its chain exactly as built.
+
+    Its ``__cause__`` was set when it was made (a redacted ``TransportError``, or None):
+    raising it "from" that again keeps the chain, and nothing else.
+    """
+    raise error from error.__cause__
 
 
 def reclassified(error: APIStatusError, cls: type[_E], message: str, **attributes: str) -> _E:

@@ -49,9 +49,9 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Final, Generic, TypeVar
 
-from asyncdeleter._errors import MalformedResponseError
+from asyncdeleter._errors import ConfigurationError, MalformedResponseError
 
-__all__ = ["DeletionWatch", "Listing"]
+__all__ = ["DeletionWatch", "Listing", "check_page_size"]
 
 T = TypeVar("T")
 
@@ -381,3 +381,17 @@ class DeletionWatch:
         if listings:
             for listing in list(listings):
                 listing.removing(item_id)
+
+
+def check_page_size(page_size: object, largest: int) -> None:
+    """Refuse a page size that is not an int from 1 to ``largest`` (the service's most).
+
+    Raises:
+        ConfigurationError: It is not.
+    """
+    if (
+        not isinstance(page_size, int)
+        or isinstance(page_size, bool)
+        or not (1 <= page_size <= largest)
+    ):
+        raise ConfigurationError(f"page_size must be an int from 1 to {largest}, got {page_size!r}")

@@ -27,7 +27,6 @@ __all__ = [
     "Workspace",
     "WorkspacePage",
     "converter",
-    "deleted_workspace",
     "parse_error_body",
 ]
 
@@ -310,15 +309,3 @@ def parse_error_body(raw: bytes) -> ErrorBody:
     if not raw:
         return EMPTY_ERROR_BODY
     return converter.structure(_loads(raw), ErrorBody)
-
-
-def deleted_workspace(requested_id: str, request_id: str | None) -> DeletedWorkspace:
-    """Build the result of a successful ``DeleteWorkspace``.
-
-    A 200 means the workspace is gone whatever the body says (the documented body only
-    echoes the id), so the result names the id that was requested and the body is not
-    parsed: an unreadable, truncated or odd body cannot turn a success into an error.
-    Built directly (this is the success hot path); ``converter`` structures and
-    unstructures ``DeletedWorkspace`` for callers who serialise results.
-    """
-    return DeletedWorkspace(workspace_id=requested_id, request_id=request_id)

@@ -6,9 +6,10 @@ or tracing: without either, it holds ``None`` and pays one attribute check per a
 the spans and the duration histogram alike: a 404 that ``missing_ok`` (or a confirming
 wait) accepts is not a failure.
 
-OpenTelemetry lives in ``_otel`` and is imported only when tracing is asked for and the
-``otel`` extra is installed (``telemetry_for``): without it nothing of OpenTelemetry is
-ever imported.
+OpenTelemetry lives in ``_otel``, which the manager imports only when tracing is asked
+for and the ``otel`` extra is installed: without it nothing of OpenTelemetry is ever
+imported. ``_otel`` names failures with ``error_type`` from here, and this module never
+imports ``_otel`` (only its type), so the two form no cycle.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from asyncdeleter._otel import Telemetry
     from asyncdeleter._transport import Reply
 
-__all__ = ["Observer", "RequestHook", "error_type", "telemetry_for"]
+__all__ = ["Observer", "RequestHook", "error_type"]
 
 _log: Final = logging.getLogger("asyncdeleter")
 
@@ -57,28 +58,6 @@ def error_type(status: int | None, ended: Ended) -> str | None:
     if status is not None and status >= 400:
         return str(status)
     return type(error).__name__
-
-
-def telemetry_for(tracing: bool, region: str | None) -> Telemetry | None:
-    """OpenTelemetry for a manager, or ``None`` when it is off or not installed.
-
-    ``opentelemetry`` is imported here, and only here, and only when ``tracing`` is true.
-    """
-    if not tracing:
-        return None
-    try:
-        from asyncdeleter._otel import Telemetry  # noqa: PLC0415 - optional, on demand
-    except ImportError:
-        return None
-    try:
-        return Telemetry(region)
-    except Exception:  # noqa: BLE001 - an API too old or broken: no tracing, never no manager
-        _log.warning(
-            "OpenTelemetry is installed but could not be set up; tracing is off for this "
-            "manager (tracing=False silences this)",
-            exc_info=True,
-        )
-        return None
 
 
 class Observer:

@@ -1,6 +1,6 @@
 """OpenTelemetry spans and metrics, for the optional ``otel`` extra (``opentelemetry-api``).
 
-Imported only by ``_observe.telemetry_for``, when a manager is built with ``tracing=True``
+Imported only by ``_manager._telemetry``, when a manager is built with ``tracing=True``
 and the package is installed. What it emits follows the HTTP client semantic conventions:
 
 - one INTERNAL span per public call (``ModelArts.DeleteWorkspace``, say), carrying the
@@ -55,8 +55,8 @@ _log: Final = logging.getLogger("asyncdeleter")
 
 #: The public call this task is inside, if any: a call the same task makes within it (the
 #: polls of a confirming wait) opens no span of its own, and its attempts go under it. A
-#: task started meanwhile inherits the variable, hence the task check (``Operation.owns``).
-_OPERATION: ContextVar[Operation | None] = ContextVar("asyncdeleter_operation", default=None)
+#: task started meanwhile inherits the variable, hence the task check (``CallSpan.owns``).
+_CALL_SPAN: ContextVar[CallSpan | None] = ContextVar("asyncdeleter_call_span", default=None)
 
 _duration: metrics.Histogram | None = None
 
@@ -113,7 +113,7 @@ except ImportError:  # pragma: no cover - another layout: measure, at the proxy'
 
 
 class Telemetry:
-    """One manager's tracer and histogram; each ``operation`` is a public call's span.
+    """One manager's tracer and histogram; each ``call_span`` is a public call's span.
 
     Until the application sets a tracer (or meter) provider, spans (or measurements) are
     skipped outright; one set after the manager was built is picked up within a second. A
@@ -170,9 +170,9 @@ class Telemetry:
         if not self._metrics_set:
             self._metrics_set = not isinstance(metrics.get_meter_provider(), _UNSET_METRICS)
 
-    def operation(self, call: Call) -> Operation:
+    def call_span(self, call: Call) -> CallSpan:
         """The span of one public call about to be made with ``call`` (``with`` it)."""
-        return Operation(self, call)
+        return CallSpan(self, call)
 
     def attempt_started(
         self, call: Call, headers: dict[str, str]
@@ -183,16 +183,16 @@ class Telemetry:
             The span and its context token (``None`` when not recording), and the headers
             to send: a copy with the trace context when a span records.
         """
-        operation = _OPERATION.get()
-        if operation is None or not operation.owns():
+        outer = _CALL_SPAN.get()
+        if outer is None or not outer.owns():
             return None, headers
-        operation.requests += 1
-        if not operation.propagates:
+        outer.requests += 1
+        if not outer.propagates:
             return None, headers
         span: Span | None = None
         token: object = None
         try:
-            if operation.recording:
+            if outer.recording:
                 span = self._attempt_span(call)
                 token = otel_context.attach(trace.set_span_in_context(span))
             # Sampled out, there is no span of ours, but the service still hears of the
@@ -272,10 +272,10 @@ def _end(span: Span | None, token: object, telemetry: Telemetry | None = None) -
             otel_context.detach(token)  # type: ignore[arg-type]
 
 
-class Operation:
-    """The INTERNAL span of one public call: ``with telemetry.operation(call) as op:``.
+class CallSpan:
+    """The INTERNAL span of one public call: ``with telemetry.call_span(call) as span:``.
 
-    Inside another operation of the same task (a confirming wait's polls) it does nothing:
+    Inside another call span of the same task (a confirming wait's polls) it does nothing:
     the outer span covers them. The calls of a span that does not record (sampled out)
     make no attempt spans (their durations are still measured), and their requests still
     carry the trace context, unsampled. ``requests`` counts the attempts sent under it,
@@ -298,7 +298,7 @@ class Operation:
         self._telemetry = telemetry
         self.call = call
         self._span: Span | None = None
-        self._reset: Token[Operation | None] | None = None
+        self._reset: Token[CallSpan | None] | None = None
         self._attach: object = None
         self._task: asyncio.Task[Any] | None = None
         self.recording = False
@@ -306,13 +306,13 @@ class Operation:
         self.requests = 0
 
     def owns(self) -> bool:
-        """Whether the running task is the one this operation's call runs in."""
+        """Whether the running task is the one this span's call runs in."""
         return self._task is asyncio.current_task()
 
-    def __enter__(self) -> Operation:
-        outer = _OPERATION.get()
+    def __enter__(self) -> CallSpan:
+        outer = _CALL_SPAN.get()
         if (outer is not None and outer.owns()) or not self._telemetry.tracing_set():
-            return self  # inside an operation already (its span covers this), or no tracing
+            return self  # inside a call span already (it covers this), or no tracing
         call = self.call
         op = call.op
         attributes: dict[str, Any] = {
@@ -341,7 +341,7 @@ class Operation:
             return self
         self._span = span
         self._task = asyncio.current_task()
-        self._reset = _OPERATION.set(self)
+        self._reset = _CALL_SPAN.set(self)
         return self
 
     def answered(self, answer: Answer) -> None:
@@ -377,7 +377,7 @@ class Operation:
             self._telemetry.trouble("ending a call's span")
         finally:
             if self._reset is not None:
-                _OPERATION.reset(self._reset)
+                _CALL_SPAN.reset(self._reset)
             _end(span, self._attach, self._telemetry)
 
 

@@ -1,8 +1,12 @@
 """The one request path: send, judge and retry one call, under every limit of its manager.
 
-Every operation goes through ``RequestPath.send``. The promises it keeps are decided here,
-each in one place:
+Every operation goes through ``RequestPath.send``: admit, send, judge, retry. The promises
+it keeps are decided here, each in one place:
 
+- *Admission*: an attempt waits for its credentials, then for its turn at the rates of its
+  (host, API) (``_throttle``), and only then for a concurrency slot, so a throttled API
+  never sits on slots another API could use and no slot is held while waiting for a turn
+  (``RequestPath._wait_for_turn``).
 - *Only a sent request can have taken effect*: ``_transport.may_have_been_sent`` alone
   decides whether a failed attempt may have reached the server, and ``_decide.decide``
   alone what follows; only then does a later 404 count as success. Once a status line has
@@ -11,11 +15,16 @@ each in one place:
   resolution, connect, a dripping server, a stalled body), and so does every wait before a
   retry. A call with an outer deadline (``Call.ends_by``: a confirmation poll's
   ``wait_timeout``) gets at most what is left of it, waits for its first turn included.
+  The deadline and the helper every wait goes through live with the call
+  (``_calls.within_deadline``).
 - *Stop means stop*: the stop signal and the manager's state are checked after the last
   wait and right before a request goes on the wire, never earlier.
 - *Secrets stay secret*: an aiohttp exception (whose ``RequestInfo`` holds the request
   headers) is never chained or kept (errors carry a redacted ``TransportError``), and a
-  credential a server echoes back is cut out of the error (``_answers.status_error``).
+  credential a server echoes back is cut out of the error (``status_error``).
+- *Typed results and errors whatever the body*: a read's 2xx body becomes its result
+  (``parsed_result``), any other answer a typed error (``status_error``), here and
+  nowhere else.
 
 aiohttp itself is the transport's business (``_transport``): this module only names its
 session type.
@@ -26,34 +35,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import json
 import logging
 from typing import TYPE_CHECKING, Final
 
-from asyncdeleter._admission import Admission
-from asyncdeleter._answers import (
-    credentials_refused,
-    parsed_result,
-    status_error,
-)
 from asyncdeleter._auth import Auth, Credentials, TokenAuth
-from asyncdeleter._calls import Answer, Call, Failure, Stopped
+from asyncdeleter._calls import Answer, Call, Failure, Stopped, Tracker, within_deadline
 from asyncdeleter._config import RetryPolicy, Timeouts
-from asyncdeleter._decide import Attempt, Decision, Step, decide
+from asyncdeleter._decide import Attempt, Decision, Step, credentials_refused, decide
 from asyncdeleter._errors import (
+    RAW_BODY_KEPT,
     APIConnectionError,
     APIError,
     APIStatusError,
-    ConfigurationError,
+    APITimeoutError,
     EndpointNotServedError,
+    MalformedResponseError,
     UnverifiedNotFoundError,
     reclassified,
+    status_error_class,
 )
 from asyncdeleter._evidence import NotFound, gateway_meaning, judge_not_found
 from asyncdeleter._models import ErrorBody, parse_error_body
 from asyncdeleter._observe import Observer
-from asyncdeleter._redact import redact, redact_body
+from asyncdeleter._redact import redact, redact_body, redact_cut
 from asyncdeleter._retry import RetryBudget, parse_retry_after, plan_retry
-from asyncdeleter._throttle import ConcurrencyLimit
+from asyncdeleter._throttle import ConcurrencyLimit, RateLimiter
 from asyncdeleter._transport import (
     AttemptTimeouts,
     Reply,
@@ -70,29 +77,21 @@ if TYPE_CHECKING:
 
     import aiohttp
 
-    from asyncdeleter._otel import Operation
+    from asyncdeleter._otel import CallSpan
     from asyncdeleter._regions import Hosts
 
-__all__ = ["RequestPath", "other_loop_error"]
+__all__ = ["RequestPath", "parsed_result", "status_error"]
 
 _log: Final = logging.getLogger("asyncdeleter")
 
 USER_AGENT: Final = f"asyncdeleter/{__version__}"
 
 
-def other_loop_error() -> ConfigurationError:
-    """The error for a manager used from another event loop than the one it started on."""
-    return ConfigurationError(
-        "this SessionManager belongs to the event loop it was first used on; build one "
-        "manager per event loop (an aiohttp session cannot move between loops)"
-    )
-
-
 class RequestPath:
     """Sends calls for one manager: its transport, limits, credentials, policy and budget.
 
-    The manager owns the lifecycle, kept on the shared ``transport`` (its session, event
-    loop, ``closed``); everything else is fixed when it is built. ``with_options`` makes
+    The shared ``transport`` keeps the lifecycle (its session, event loop, ``closed``);
+    everything else is fixed when the path is built. ``with_options`` makes
     the path of a view: another retry policy and other timeouts over the same everything.
     """
 
@@ -109,7 +108,6 @@ class RequestPath:
     ) -> None:
         self.credentials = credentials
         self.limit = limit
-        self.admission = Admission(credentials, limit)
         self.retry = retry
         self.attempt_timeouts = AttemptTimeouts(timeouts)
         self.transport = transport
@@ -138,36 +136,19 @@ class RequestPath:
         view.attempt_timeouts = AttemptTimeouts(timeouts)
         return view
 
-    def check_usable(self) -> aiohttp.ClientSession:
-        """The session to send on, or the reason no request may go out now.
-
-        Raises:
-            ConfigurationError: The manager is closed, its (or the caller's) session is
-                closed, or it is used from another event loop than its first.
-        """
-        transport = self.transport
-        if transport.closed:
-            raise ConfigurationError("this SessionManager is closed")
-        session = transport.session
-        if session is None or session.closed:
-            raise ConfigurationError("the aiohttp session of this SessionManager is closed")
-        if asyncio.get_running_loop() is not transport.loop:
-            raise other_loop_error()
-        return session
-
-    def operation(self, call: Call) -> Operation | contextlib.nullcontext[None]:
+    def call_span(self, call: Call) -> CallSpan | contextlib.nullcontext[None]:
         """The traced scope of a public call made of several calls (a confirming wait).
 
         Its span covers every call sent inside it; without tracing it does nothing.
         """
         if self.telemetry is None:
             return contextlib.nullcontext()
-        return self.telemetry.operation(call)
+        return self.telemetry.call_span(call)
 
     async def _send_traced(self, call: Call) -> Answer:
         """``send`` inside the span of its public call (unless already inside one)."""
         assert self.telemetry is not None  # noqa: S101 - only called when tracing
-        with self.telemetry.operation(call) as scope:
+        with self.telemetry.call_span(call) as scope:
             answer = await self.send(call, traced=True)
             scope.answered(answer)
             return answer
@@ -186,17 +167,17 @@ class RequestPath:
         telemetry = self.telemetry
         if telemetry is not None and not traced and telemetry.tracing_set():
             return await self._send_traced(call)
-        session = self.check_usable()
+        session = self.transport.check_usable()
         loop = asyncio.get_running_loop()
         last: Failure | None = None
         while True:
             if last is None:
-                if self.admission.turn_now(call):  # the hot path: no coroutine, no wait
+                if self._turn_now(call):  # the hot path: no coroutine, no wait
                     auth, generation = self.credentials.fixed, 0
                 else:
-                    auth, generation = await self.admission.wait_for_first_turn(call)
+                    auth, generation = await self._first_turn(call)
             else:
-                auth, generation = await self.admission.wait_for_retry_turn(call, last)
+                auth, generation = await self._retry_turn(call, last)
             observer = self.observer
             if observer is not None and not observer.watching():
                 observer = None
@@ -248,7 +229,7 @@ class RequestPath:
             if result.rerouted:
                 continue  # never processed by the old host: resend at once, to the new one
             if result.refresh is not None:
-                await self.admission.refresh_credentials(call, result, result.refresh)
+                await self._refresh_credentials(call, result, result.refresh)
                 continue
             # Outside the semaphore: a waiting call must not hold a slot.
             wait = plan_retry(call, result, self.retry, self.retry_budget, loop.time())
@@ -259,29 +240,83 @@ class RequestPath:
                 if call.tracker.stop.stopped:
                     raise Stopped
 
+    # -- admission: who may send now (credentials, the (host, API)'s rates, then a slot) ---
+
+    def _turn_now(self, call: Call) -> bool:
+        """Take a slot at once if nothing stands in the way (fixed credentials, no rate)."""
+        return self.credentials.provider is None and call.gate.open() and self.limit.try_acquire()
+
+    async def _first_turn(self, call: Call) -> tuple[Auth | None, int]:
+        """``_wait_for_turn`` for a first attempt: unbounded, unless the call has ``ends_by``.
+
+        ``max_time`` starts at the first send; a call with an outer deadline (a
+        confirmation poll) must not wait past it for a turn or a slot either.
+        """
+
+        def late() -> APITimeoutError:
+            return APITimeoutError(
+                f"{call.op.label} {call.target}: its time ran out while it waited for its "
+                "turn to be sent; nothing was sent",
+                attempts=call.attempts,
+            )
+
+        return await within_deadline(call, self._wait_for_turn(call), late)
+
+    async def _retry_turn(self, call: Call, last: Failure) -> tuple[Auth | None, int]:
+        """``_wait_for_turn`` for a retry: from the first send on, waits count to the deadline.
+
+        Past it, the call ends with the error it would have retried.
+        """
+        return await within_deadline(call, self._wait_for_turn(call), lambda: last.error)
+
+    async def _wait_for_turn(self, call: Call) -> tuple[Auth | None, int]:
+        """Wait for the credentials, the (host, API)'s rate, then a slot; return holding it.
+
+        The rate's turn comes before the slot, so a throttled API never sits on slots that
+        another API could use; a call that then queued for a slot longer than one turn
+        gives the slot back and takes a fresh turn, so what goes out still obeys the rate
+        at the moment of sending.
+        """
+        credentials = self.credentials
+        if credentials.provider is None:
+            auth, generation = credentials.fixed, 0
+        else:
+            # Before taking a slot: a provider's first fetch must not hold one.
+            auth, generation = await credentials.current()
+        limit = self.limit
+        while True:
+            await _take_turns(call)
+            if limit.try_acquire():
+                return auth, generation
+            queued_at = asyncio.get_running_loop().time()
+            await limit.acquire()
+            if not _turn_went_stale(call, queued_at):
+                return auth, generation
+            # The wait for a slot outlasted the turn: give the slot back (no slot is ever
+            # held while waiting for a turn) and take a fresh turn first.
+            limit.release()
+
+    async def _refresh_credentials(self, call: Call, result: Failure, generation: int) -> None:
+        """Ask the provider for new credentials, within the call's deadline.
+
+        If ``max_time`` runs out while fetching them, the call ends with the refusal.
+        """
+        error = result.error
+        await within_deadline(call, self.credentials.refresh(generation), lambda: error)
+
+    # -- sending ---------------------------------------------------------------------------
+
     def _check_still_wanted(self, call: Call, session: aiohttp.ClientSession) -> None:
         """Right before sending: a stopped run or a closing manager sends nothing more."""
         if call.tracker is not None and call.tracker.stop.stopped:
             raise Stopped
-        transport = self.transport
-        if transport.closed or (transport.borrowed and session.closed):
-            raise ConfigurationError(
-                "the SessionManager (or its aiohttp session) was closed while this call "
-                "waited; nothing more was sent"
-            )
+        self.transport.check_still_open(session)
 
     def _starting(self, call: Call, loop: asyncio.AbstractEventLoop) -> float:
-        """An attempt starts: count it, start the deadline on the first; return the time.
-
-        The one deadline of a call: ``max_time`` from its first send (not from queueing
-        for the semaphore), and never past the call's ``ends_by`` when it has one (what
-        is left of a confirmation's ``wait_timeout``).
-        """
+        """An attempt starts: count it, start the deadline on the first; return the time."""
         started = loop.time()
         if call.attempts == 0:
-            deadline = started + self.retry.max_time
-            ends_by = call.ends_by
-            call.deadline = deadline if ends_by is None or ends_by > deadline else ends_by
+            call.start_deadline(started, self.retry.max_time)
         call.attempts += 1
         if call.tracker is not None:
             call.tracker.attempts += 1
@@ -501,6 +536,37 @@ class RequestPath:
         return headers
 
 
+async def _take_turns(call: Call) -> None:
+    """Pass the learned rate, then the ``max_rate`` cap, of the call's (host, API).
+
+    The hard cap comes last, closest to the send, so that no turn of it goes stale while
+    the call waits on the (possibly slower) learned rate.
+    """
+    gate = call.gate
+    tracker = call.tracker
+    learned = gate.learned.limiter
+    if learned.rate is not None and (tracker is None or tracker.adaptive):
+        waited = await _take_turn(learned, tracker)
+        if tracker is not None:
+            tracker.throttled_seconds += waited
+    if gate.cap is not None:
+        await _take_turn(gate.cap, tracker)
+
+
+async def _take_turn(limiter: RateLimiter, tracker: Tracker | None) -> float:
+    """Wait for a turn; a bulk item's wait ends at once (``Stopped``) if its run stops."""
+    if tracker is None or limiter.ready():
+        return await limiter.turn()
+    return await tracker.stop.unless_stopped(limiter.turn())
+
+
+def _turn_went_stale(call: Call, queued_at: float) -> bool:
+    """Whether queueing for a slot outlasted a turn of any rate the call must obey."""
+    tracker = call.tracker
+    fastest = call.gate.fastest(adaptive=tracker is None or tracker.adaptive)
+    return fastest is not None and (asyncio.get_running_loop().time() - queued_at > 1.0 / fastest)
+
+
 def _log_attempt(
     call: Call, status: int | None, started: float, loop: asyncio.AbstractEventLoop
 ) -> None:
@@ -513,3 +579,92 @@ def _log_attempt(
             call.attempts,
             loop.time() - started,
         )
+
+
+# -- reading an answer: a read's 2xx body as its result, any other answer as a typed error
+
+#: What a malformed answer's error says of the problem, at most this long.
+_PROBLEM_KEPT: Final = 200
+
+
+def parsed_result(call: Call, reply: Reply, secrets: tuple[str, ...] = ()) -> object:
+    """A read's 2xx body as its result; ``secrets`` are cut out of an error's text.
+
+    Raises:
+        MalformedResponseError: The body is too large, not JSON, or not the documented
+            structure (an item without an id, say). Not retried: the same answer would
+            come back.
+    """
+    op = call.op
+    assert op.parse is not None  # noqa: S101 - only reads get here
+    problem: str
+    if reply.oversized:
+        problem = "the body is larger than asyncdeleter reads"
+    else:
+        try:
+            return op.parse(json.loads(reply.body), call.ids)
+        except (ValueError, RecursionError, TypeError, KeyError) as exc:
+            problem = _first_line(exc)
+        except Exception as exc:  # noqa: BLE001 - cattrs wraps what it met in its own groups
+            problem = _first_line(exc)
+    # The problem may quote the body (an id that is a credential a server echoed): cut
+    # short only once redacted.
+    problem = redact_cut(problem, secrets, _PROBLEM_KEPT)
+    error = MalformedResponseError(
+        f"{op.label} {call.target}: HTTP {reply.status} with an unreadable body ({problem})",
+        status=reply.status,
+        request_id=reply.request_id,
+        attempts=call.attempts,
+        raw_body=redact_cut(_decoded(reply.body, secrets), secrets, RAW_BODY_KEPT),
+    )
+    raise error from None
+
+
+def _decoded(raw: bytes, secrets: tuple[str, ...]) -> str:
+    """The start of a body as text, long enough for ``redact_cut``.
+
+    Enough to keep ``RAW_BODY_KEPT * 4`` characters and still see whole any credential
+    that begins within them.
+    """
+    longest = max((len(secret) for secret in secrets), default=0)
+    return raw[: (RAW_BODY_KEPT * 4 + longest) * 4].decode("utf-8", "replace")
+
+
+def _first_line(exc: BaseException) -> str:
+    causes = getattr(exc, "exceptions", None)
+    if causes:  # a cattrs ClassValidationError: say what was wrong inside
+        return _first_line(causes[0])
+    return (str(exc) or type(exc).__name__).splitlines()[0]
+
+
+def status_error(  # noqa: PLR0917 - the parts of one answer, always given together
+    call: Call,
+    status: int,
+    body: ErrorBody,
+    raw: bytes,
+    request_id: str | None,
+    retry_after: float | None,
+    *,
+    secrets: tuple[str, ...] = (),
+) -> APIStatusError:
+    """The typed error of a non-2xx answer whose body parsed as ``body``.
+
+    ``body``, ``raw`` and ``request_id`` come already redacted (the request path cuts
+    every credential out of a reply before reading it); ``secrets`` are what the raw
+    body's cut must still not split (``redact_cut``).
+    """
+    raw_text = redact_cut(_decoded(raw, secrets), secrets, RAW_BODY_KEPT * 4)
+    error_msg, error_code = body.error_msg, body.error_code
+    detail = error_msg or raw_text[:200].strip() or "(no body)"
+    code = f" {error_code}" if error_code else ""
+    return status_error_class(status)(
+        f"{call.op.label} {call.target}: HTTP {status}{code}: {detail}",
+        status=status,
+        error_code=error_code,
+        error_msg=error_msg,
+        solution_msg=body.solution_msg,
+        request_id=request_id,
+        attempts=call.attempts,
+        raw_body=raw_text,
+        retry_after=retry_after,
+    )

@@ -23,10 +23,9 @@ from typing import Final
 
 import backoff
 
-from asyncdeleter._admission import raise_error
 from asyncdeleter._calls import Call, Failure
 from asyncdeleter._config import RETRY_COST, TIMEOUT_RETRY_COST, RetryPolicy
-from asyncdeleter._errors import APITimeoutError
+from asyncdeleter._errors import APITimeoutError, raise_error
 from asyncdeleter._records import RetryDetails
 from asyncdeleter._times import plain_number
 
@@ -135,7 +134,7 @@ def plan_retry(
         wait = throttle_wait(call, result.wait, policy)
         # Throttling never fails a call while max_time lasts: the jittered part of the
         # wait gives way to the deadline (half of what is left stays for the attempt).
-        left, floor = call.deadline - now, throttle_floor(call, result.wait, policy)
+        left, floor = call.left(now), throttle_floor(call, result.wait, policy)
         if policy.wait and wait >= left and left - floor > _LAST_THROTTLED_TRY:
             wait = floor + (left - floor) / 2
     else:
@@ -148,7 +147,7 @@ def plan_retry(
             wait = max(wait, min(result.wait, policy.max_retry_after))
     if not policy.wait:
         wait = 0.0
-    if now + wait >= call.deadline:
+    if call.ends_before(now + wait):
         # The wait would end past max_time: give up now, with the real error.
         raise_error(result.error)
     if result.throttled:

@@ -1,7 +1,7 @@
 """Sweeps: which listed items a sweep selects. Filters that fail closed, in one place.
 
-A sweep lists, filters and acts in one streamed run (``_bulk_api``); this module decides,
-for each listed item, whether it is selected:
+A sweep lists, filters and acts in one streamed bulk run (``SessionManager.sweep_*``);
+this module decides, for each listed item, whether it is selected:
 
 - ``protected`` ids and names (compared case-insensitively) are never selected, nor is
   the default ModelArts workspace (id ``"0"``, name ``default``), whatever the filters;
@@ -12,32 +12,43 @@ for each listed item, whether it is selected:
   ``name`` filter is fuzzy and only narrows the listing);
 - ``where`` is the caller's predicate on the model, asked last: a plain callable (an
   ``async def`` is refused when the sweep is built), and only ``True`` selects (any other
-  answer, a coroutine, ``None`` or a count, selects nothing, and is reported once).
+  answer, a coroutine, ``None`` or a count, selects nothing, and is reported once);
+- a session sweep in a workspace that is itself protected is refused outright.
+
+The listing hears of the run's deletions (the manager's deletion watch), so each matching
+item is met once even though deleting moves the pages; a dry run yields ``planned``
+outcomes (``planned``) and sends nothing.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import attrs
 
+from asyncdeleter._calls import Answer, Tracker
 from asyncdeleter._config import check_hook
 from asyncdeleter._errors import ConfigurationError
 from asyncdeleter._models import SqlSession, Workspace
 
-__all__ = ["DEFAULT_WORKSPACE_ID", "SweepFilter", "protected_names"]
+__all__ = [
+    "DEFAULT_WORKSPACE_ID",
+    "SweepFilter",
+    "planned",
+    "protected_names",
+    "select_sessions",
+    "select_workspaces",
+]
 
 _log: Final = logging.getLogger("asyncdeleter")
 
 #: The default ModelArts workspace: never swept.
 DEFAULT_WORKSPACE_ID: Final = "0"
 DEFAULT_WORKSPACE_NAME: Final = "default"
-#: The statuses a workspace can have (docs/api-facts.md, section 5).
-WORKSPACE_STATUSES: Final = frozenset({"CREATE_FAILED", "NORMAL", "DELETING", "DELETE_FAILED"})
 
 
 def protected_names(protected: Iterable[str]) -> frozenset[str]:
@@ -112,6 +123,17 @@ class SweepFilter:
             chosen.close()  # never awaited: closed, so no "never awaited" warning
         return False
 
+    def check_workspace(self, workspace_id: str) -> None:
+        """Refuse a session sweep in a workspace that is itself protected.
+
+        Raises:
+            ConfigurationError: ``protected`` names the workspace.
+        """
+        if workspace_id.casefold() in self.protected:
+            raise ConfigurationError(
+                f"workspace {workspace_id} is protected: a sweep never touches its sessions"
+            )
+
     def session(self, session: SqlSession, now: datetime) -> bool:
         """Whether a sweep selects ``session``."""
         if session.session_id.strip().casefold() in self.protected:
@@ -132,3 +154,31 @@ class SweepFilter:
         if self.name_prefix is not None and not (workspace.name or "").startswith(self.name_prefix):
             return False
         return self._common(workspace, now)
+
+
+async def select_sessions(
+    listing: AsyncIterator[SqlSession], chosen: SweepFilter, workspace_id: str
+) -> AsyncIterator[tuple[str, str]]:
+    """The ``(workspace_id, session_id)`` of each listed session ``chosen`` selects.
+
+    "Now" is fixed once, when the run starts reading.
+    """
+    now = datetime.now(UTC)
+    async for session in listing:
+        if chosen.session(session, now):
+            yield (workspace_id, session.session_id)
+
+
+async def select_workspaces(
+    listing: AsyncIterator[Workspace], chosen: SweepFilter
+) -> AsyncIterator[str]:
+    """The id of each listed workspace ``chosen`` selects; "now" as for ``select_sessions``."""
+    now = datetime.now(UTC)
+    async for workspace in listing:
+        if chosen.workspace(workspace, now):
+            yield workspace.workspace_id
+
+
+async def planned(_: object, __: Tracker) -> Answer:
+    """A dry run's item: it would have been acted on, and nothing is sent."""
+    return Answer(False, 0, None, planned=True)

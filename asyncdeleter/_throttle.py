@@ -560,6 +560,20 @@ class ApiGate:
         self.learned = AdaptiveRate()
         self.cap = RateLimiter(max_rate) if max_rate is not None else None
 
+    def open(self) -> bool:
+        """Whether any send passes at once: no cap, and no rate learned."""
+        return self.cap is None and self.learned.limiter.rate is None
+
+    def fastest(self, *, adaptive: bool) -> float | None:
+        """The fastest rate a send must obey (the learned one only if it is ``adaptive``).
+
+        One turn of it is how long a send may queue for a slot before its turn goes stale.
+        """
+        rates = [self.cap.rate if self.cap is not None else None]
+        if adaptive:
+            rates.append(self.learned.limiter.rate)
+        return max((rate for rate in rates if rate), default=None)
+
 
 class ConcurrencyLimit:
     """The manager's semaphore: at most ``limit`` requests in flight.

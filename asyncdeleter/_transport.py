@@ -1,7 +1,9 @@
 """The transport seam: the one module of the client that knows aiohttp.
 
-It builds the session, sends one attempt and reads its answer (``Transport.exchange``),
-bounds the attempt by the call's deadline, and says what a failure means: whether the
+It owns the pool and its lifecycle (the session, opened on first use, bound to one event
+loop, closed once: ``Transport.check_usable``), sends one attempt and reads its answer
+(``Transport.exchange``), bounds the attempt by the call's deadline, and says what a
+failure means: whether the
 request may have been sent (``may_have_been_sent``), whether the connection dropped after
 sending (``dropped``), and which typed error it becomes (``translate_client_error``, the
 only place aiohttp's exceptions are translated; their ``RequestInfo`` holds the request
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl as ssl_module
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 import aiohttp
@@ -287,16 +289,39 @@ class AttemptTimeouts:
 class Transport:
     """The pool of one manager, shared by its views: the session, its lifecycle, deadlines.
 
-    The manager sets ``session`` (its own, from ``open_session``, or the caller's),
-    ``loop`` (the event loop it was first used on), ``closed`` and ``borrowed``; a view
-    (``SessionManager.with_options``) reads the same ones.
+    It holds the session every call is sent on: the manager's own, opened on first use
+    over one connector of ``pool`` connections, or the caller's (never closed here). The
+    session belongs to the event loop it was first used on, and once ``aclose()`` has run
+    nothing more is sent: ``check_usable`` is the one place that says so. A view
+    (``SessionManager.with_options``) shares the transport, so it sees the same state.
+
+    Args:
+        session: The caller's ``aiohttp.ClientSession``, or ``None`` for our own.
+        pool: The connections of our own session (the manager's ``max_concurrency``).
+        ssl: The context for our own connector (``None``: the default, verifying).
+        timeouts: The manager's timeouts: our own session's defaults.
+        trace_configs: The caller's ``aiohttp.TraceConfig``s, for our own session (their
+            own tracing, or opentelemetry-instrumentation-aiohttp-client's), as given.
     """
 
-    def __init__(self) -> None:
-        self.session: aiohttp.ClientSession | None = None
+    def __init__(
+        self,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        pool: int = 1,
+        ssl: ssl_module.SSLContext | None = None,
+        timeouts: Timeouts | None = None,
+        trace_configs: tuple[aiohttp.TraceConfig, ...] = (),
+    ) -> None:
+        self.session = session
+        # The session is the caller's: it may close behind our back, and is never ours to.
+        self.borrowed = session is not None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
-        self.borrowed = False  # the session is the caller's: it may close behind our back
+        self._pool = pool
+        self._ssl = ssl
+        self._timeouts = timeouts if timeouts is not None else Timeouts()
+        self._trace_configs = trace_configs
         # What stops aiohttp's hidden resend on a caller's session (see _own_every_attempt);
         # None on our own session, where it is switched off directly.
         self.middlewares: tuple[Any, ...] | None = MIDDLEWARES
@@ -305,31 +330,82 @@ class Transport:
         self._watched: dict[Expiry, None] = {}
         self._sweeper: asyncio.TimerHandle | None = None
 
-    def open_session(
-        self,
-        *,
-        pool: int,
-        ssl: ssl_module.SSLContext | None,
-        timeouts: AttemptTimeouts,
-        trace_configs: tuple[aiohttp.TraceConfig, ...] = (),
-    ) -> aiohttp.ClientSession:
-        """Create the manager's own session over one connector of ``pool`` connections.
+    # -- the lifecycle ---------------------------------------------------------------------
 
-        ``trace_configs`` are the caller's ``aiohttp.TraceConfig``s (their own tracing, or
-        opentelemetry-instrumentation-aiohttp-client's), passed through as given.
+    def check_open(self) -> None:
+        """Refuse anything more once the manager is closed.
+
+        Raises:
+            ConfigurationError: ``aclose()`` has run.
         """
+        if self.closed:
+            raise ConfigurationError("this SessionManager is closed")
+
+    def check_usable(self) -> aiohttp.ClientSession:
+        """The session to send on (our own opened now, on first use), or why nothing may go out.
+
+        The first use binds the pool to the running event loop: an aiohttp session cannot
+        move between loops.
+
+        Raises:
+            ConfigurationError: The manager is closed, the caller's session is closed, or
+                it is used from another event loop than its first.
+        """
+        self.check_open()
+        loop = asyncio.get_running_loop()
+        if self.loop is None:
+            self.loop = loop
+        elif self.loop is not loop:
+            raise ConfigurationError(
+                "this SessionManager belongs to the event loop it was first used on; build "
+                "one manager per event loop (an aiohttp session cannot move between loops)"
+            )
+        session = self.session
+        if session is None:
+            session = self.session = self._open_session()
+        elif session.closed:
+            raise ConfigurationError("the aiohttp session given to this SessionManager is closed")
+        return session
+
+    def check_still_open(self, session: aiohttp.ClientSession) -> None:
+        """Right before sending, after a call's waits: closed meanwhile, nothing more goes out.
+
+        Raises:
+            ConfigurationError: The manager, or the caller's session, closed meanwhile.
+        """
+        if self.closed or (self.borrowed and session.closed):
+            raise ConfigurationError(
+                "the SessionManager (or its aiohttp session) was closed while this call "
+                "waited; nothing more was sent"
+            )
+
+    async def aclose(self, closing_too: Callable[[], Awaitable[None]]) -> None:
+        """Close: refuse every call from now on, then ``closing_too``, then our own session.
+
+        ``closing_too`` is what must stop before the pool goes (the credentials' refresh),
+        so calls waiting on it end saying the manager closed. Idempotent; a caller's
+        session is left open.
+        """
+        self.closed = True
+        await closing_too()
+        session, self.session = self.session, None
+        if session is not None and not self.borrowed and not session.closed:
+            await session.close()
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        """Create the manager's own session over one connector of ``pool`` connections."""
         connector = aiohttp.TCPConnector(
             # The pool is never the bottleneck: the manager's concurrency limit is.
-            limit=pool,
+            limit=self._pool,
             limit_per_host=0,
-            ssl=ssl if ssl is not None else True,
+            ssl=self._ssl if self._ssl is not None else True,
         )
         session = aiohttp.ClientSession(
             connector=connector,
-            timeout=timeouts.client_timeout,
+            timeout=AttemptTimeouts(self._timeouts).client_timeout,
             # Deletions need no cookies; skipping the jar saves work on every answer.
             cookie_jar=aiohttp.DummyCookieJar(),
-            trace_configs=list(trace_configs) or None,
+            trace_configs=list(self._trace_configs) or None,
         )
         if isinstance(getattr(session, "_retry_connection", None), bool):
             # Our own session: switch aiohttp's silent resend off at the source (a private
@@ -337,6 +413,8 @@ class Transport:
             session._retry_connection = False
             self.middlewares = None
         return session
+
+    # -- one attempt -----------------------------------------------------------------------
 
     async def exchange(  # noqa: PLR0917 - the hot path: positional, no keyword packing
         self,

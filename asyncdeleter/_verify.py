@@ -28,7 +28,7 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Final
 
-from asyncdeleter._calls import Answer, Call, Stopped
+from asyncdeleter._calls import Answer, Call, Stopped, within_deadline
 from asyncdeleter._errors import (
     APIError,
     APIStatusError,
@@ -164,14 +164,14 @@ class Prover:
             ConfigurationError: The manager closed meanwhile.
         """
         error = unproven.error
-        left = call.deadline - self._clock()
         try:
-            async with asyncio.timeout(max(left, 0.0)):
-                found = await self._look(call, unproven)
-        except TimeoutError:
-            raise self._unverified(
-                call, error, "the call's max_time ran out before it could be checked"
-            ) from None
+            found = await within_deadline(
+                call,
+                self._look(call, unproven),
+                lambda: self._unverified(
+                    call, error, "the call's max_time ran out before it could be checked"
+                ),
+            )
         except Stopped:
             raise self._unverified(
                 call, error, "the run stopped before it could be checked"

@@ -25,7 +25,7 @@ Make = Callable[..., SessionManager]
 
 def checked_out(manager: SessionManager) -> int:
     """Connections the manager's pool has handed out and not got back (test-only peek)."""
-    session = manager._session
+    session = manager._transport.session
     if session is None or session.connector is None:
         return 0
     return sum(len(c) for c in session.connector._acquired_per_host.values())

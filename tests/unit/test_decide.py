@@ -7,7 +7,15 @@ import yarl
 
 from asyncdeleter import RetryPolicy
 from asyncdeleter._calls import Call
-from asyncdeleter._decide import Attempt, Step, decide
+from asyncdeleter._decide import (
+    Attempt,
+    Step,
+    credentials_refused,
+    decide,
+    server_failed,
+    transient,
+)
+from asyncdeleter._errors import status_error_class
 from asyncdeleter._operations import CLOSE_SQL_SESSION, SHOW_WORKSPACE, Operation
 from asyncdeleter._throttle import ApiGate
 
@@ -122,3 +130,27 @@ def test_decide_changes_nothing() -> None:
     decide(state, Attempt(429), POLICY, can_refresh=True)
     decide(state, Attempt(401, credentials_refused=True), POLICY, can_refresh=True)
     assert (state.attempts, state.throttled, state.may_have_taken_effect, state.refreshed) == before
+
+
+@pytest.mark.parametrize(
+    ("status", "struggled", "passing"),
+    [(500, True, True), (503, True, True), (408, True, True), (429, False, True),
+     (400, False, False), (403, False, False), (404, False, False)],
+)  # fmt: skip
+def test_the_one_set_of_transient_statuses(status: int, struggled: bool, passing: bool) -> None:
+    """The service struggling may have acted; with throttling, a later request may not meet it."""
+    assert server_failed(status) is struggled
+    assert transient(status) is passing
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "refused"),
+    [(401, None, True), (403, "The token is invalid", True), (403, "Forbidden", False),
+     (400, "token invalid", False)],
+)  # fmt: skip
+def test_which_answers_refuse_the_credentials(
+    status: int, message: str | None, refused: bool
+) -> None:
+    """A 401, or the 403 that says the token is invalid: nothing else."""
+    error = status_error_class(status)("x", status=status, error_msg=message)
+    assert credentials_refused(error) is refused

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from asyncdeleter import DeletedWorkspace
-from asyncdeleter._models import ErrorBody, converter, deleted_workspace, parse_error_body
+from asyncdeleter._models import ErrorBody, converter, parse_error_body
 
 FORBIDDEN = {
     "error": {
@@ -97,7 +97,7 @@ def test_random_json_objects_give_string_or_none_fields(data: dict[str, object])
 
 
 def test_own_converter_round_trips_deleted_workspace() -> None:
-    result = deleted_workspace("ws-1", "req-1")
+    result = DeletedWorkspace(workspace_id="ws-1", request_id="req-1")
     assert result == DeletedWorkspace(workspace_id="ws-1", request_id="req-1")
     plain = converter.unstructure(result)
     assert plain == {

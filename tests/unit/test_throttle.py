@@ -351,3 +351,16 @@ def test_a_throttled_backoff_grows_with_each_429_up_to_five_seconds() -> None:
         ]
         assert all(0.0 <= w <= ceiling for w in waits)
         assert max(waits) > 0.7 * ceiling
+
+
+def test_a_gate_names_the_fastest_rate_a_send_must_obey() -> None:
+    """The cap always counts; the learned rate only for a send that follows it (adaptive)."""
+    gate = ApiGate(max_rate=5.0)
+    assert not gate.open()
+    assert gate.fastest(adaptive=True) == 5.0
+    gate.learned.limiter.set_rate(20.0)
+    assert gate.fastest(adaptive=True) == 20.0
+    assert gate.fastest(adaptive=False) == 5.0
+    free = ApiGate()
+    assert free.open()
+    assert free.fastest(adaptive=True) is None

@@ -62,6 +62,10 @@ class _DroppedConnectionError(aiohttp.ClientConnectionError):
     """A connection that dropped after the request may have been sent."""
 
 
+class _TunnelNeverOpenedError(aiohttp.ClientConnectionError):
+    """A proxy dropped the connection during its ``CONNECT``: nothing was sent."""
+
+
 async def _own_every_attempt(
     request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
 ) -> aiohttp.ClientResponse:
@@ -78,9 +82,14 @@ async def _own_every_attempt(
     except aiohttp.ClientConnectorError:
         raise  # never connected: nothing was sent, aiohttp does not resend these anyway
     except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-        dropped = str(exc) or type(exc).__name__
+        what = str(exc) or type(exc).__name__
+        # A proxy that drops its CONNECT raises what a drop after sending raises; where it
+        # was raised (inside the connector's connect) says nothing was sent.
+        connecting = _raised_while_connecting(exc)
     # Outside the except block, so the original does not ride along as __context__.
-    raise _DroppedConnectionError(dropped)
+    if connecting:
+        raise _TunnelNeverOpenedError(f"the proxy dropped the tunnel before it opened ({what})")
+    raise _DroppedConnectionError(what)
 
 
 MIDDLEWARES: Final = (_own_every_attempt,)
@@ -125,6 +134,7 @@ _NOTHING_SENT: Final = (
     aiohttp.ClientConnectorError,
     aiohttp.ConnectionTimeoutError,
     aiohttp.ClientHttpProxyError,
+    _TunnelNeverOpenedError,
 )
 
 
@@ -141,11 +151,27 @@ def may_have_been_sent(exc: BaseException) -> bool:
       but 200 (``ClientHttpProxyError``, a ``ClientResponseError``: its status is the
       proxy's, not the service's, and the request never left the client).
 
-    Anything else happened with a connection in hand. (A proxy that drops the connection
-    during its ``CONNECT`` raises the same ``ServerDisconnectedError`` as a server that
-    drops it after the request went out: it may have been sent.)
+    - a proxy that dropped the connection during its ``CONNECT``
+      (``_TunnelNeverOpenedError``: the middleware tells it from a drop after sending,
+      which raises the same ``ServerDisconnectedError``, by where it was raised).
+
+    Anything else happened with a connection in hand.
     """
     return not isinstance(exc, _NOTHING_SENT)
+
+
+#: The connector method that hands aiohttp a connection; the request is written after it.
+_CONNECTING: Final = (aiohttp.BaseConnector.connect.__code__,)
+
+
+def _raised_while_connecting(exc: BaseException) -> bool:
+    """Whether ``exc`` came up through the connector's ``connect`` (its traceback says)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code in _CONNECTING:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def dropped(exc: BaseException) -> bool:

@@ -5,10 +5,10 @@ separator) can never act as a line break; a CR right before the ``\\n`` is the o
 exception (a file saved on Windows). Fields are separated by spaces, tabs or commas; any
 other character must belong to an identifier and is then refused by its validation.
 
-A line that holds a credential this command was given (the whole line or one of its
-fields), and the header of the console's access key file with every line after it, are
-refused and *withheld*: their text is never shown, recorded or sent. Only exact matches
-count; nothing is guessed from a line's shape.
+A line that holds a credential this command was given (anywhere in it, however it is
+wrapped), and the header of the console's access key file with every line after it, are
+refused and *withheld*: their text is never shown, recorded or sent. Only the credentials
+in use and that header count; nothing is guessed from a line's shape.
 """
 
 from __future__ import annotations
@@ -92,7 +92,9 @@ def _credential(text: str, credentials: Collection[str]) -> str | None:
     header = [field.strip(' \t"').casefold() for field in text.split(",")]
     if header[: len(CONSOLE_CREDENTIALS_HEADER)] == list(CONSOLE_CREDENTIALS_HEADER):
         return _CONSOLE_HEADER
-    if credentials and (text in credentials or any(f in credentials for f in _fields(text))):
+    # Anywhere in the line, in whatever it is wrapped in ("SK", SK=, a NUL or a form feed
+    # before it): a credential is at least 8 characters, so holding one is no accident.
+    if any(credential in text for credential in credentials):
         return _IN_USE
     return None
 

@@ -328,7 +328,9 @@ class ReportWriter:
         if self._stream is None:
             return
         try:
-            self._stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+            # ASCII only: a server's bidi override or C1 control (in an error_code, a
+            # name, a request id) is kept as a \u escape, inert when the file is shown.
+            self._stream.write(json.dumps(record) + "\n")
             self._stream.flush()  # the whole record, now: one write
         except OSError as exc:
             self._fail(exc)

@@ -255,13 +255,15 @@ def header_mismatches(
         old = old_endpoints.get(service)
         if not isinstance(old, str) or endpoint_key(old) != endpoint_key(url):
             problems.append(f"{service} endpoint {old} (the report) vs {url} (this run)")
-    strict_project = op.project_scoped
     for name, flag in (("project_id", "--project-id"), ("region", "--region"),
                        ("workspace_id", "--workspace-id")):  # fmt: skip
         old, new = header.get(name), current.get(name)
         if old == new or (new is None and name == "workspace_id"):
             continue
-        if (old is None or new is None) and not (name == "project_id" and strict_project):
+        # The project is sent on every call (X-Project-Id for sessions too): a report made
+        # for one is never re-run for none, or the other way round. (A protected project
+        # named only in the report would otherwise go unchecked.)
+        if (old is None or new is None) and name != "project_id":
             continue
         problems.append(f"{flag} {old} (the report) vs {new} (this run)")
     return problems

@@ -318,3 +318,28 @@ async def test_server_strings_are_printed_inert(
     assert "X.1" in err  # the code is shown...
     assert_inert(err)  # ...escaped
     assert_inert(out)
+
+
+async def test_a_report_keeps_server_strings_inert_when_shown(
+    token_file: Path, tmp_path: Path
+) -> None:
+    """A report file is shown with `cat` as often as read by a program: a server's bidi
+    override or C1 control stays a JSON escape in it, and reads back as the server sent."""
+
+    async def script(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        writer.write(hostile(400) if request.method == "DELETE" else answer(200))
+        await writer.drain()
+
+    report = tmp_path / "r.jsonl"
+    async with RawServer(script) as server:
+        code, _, _ = await cli(
+            "close-sessions", "-", "--yes", "--workspace-id", "ws-1", "--no-preflight",
+            "--fabric-endpoint", server.url, "--token-file", str(token_file),
+            "--report", str(report), stdin=b"ws-1 s1\nws-1 s2\n",
+        )  # fmt: skip
+    assert code != 0
+    raw = report.read_bytes()
+    assert raw.isascii(), raw
+    assert_inert(raw.decode())
+    records = [json.loads(line) for line in raw.decode().splitlines()]
+    assert [r["error_code"] for r in records if r["record"] == "item"] == [HOSTILE_CODE] * 2

@@ -767,13 +767,18 @@ async def test_a_console_credentials_csv_is_refused_and_not_echoed(
     assert deletes(emu) == []
 
 
+#: How a line may wrap a credential (a review found each of these echoed).
+WRAPPINGS = ["{}", '"{}"', "SK={}", "ws-1;{}", "{}\f", "{}\u00a0", "ws-1\x00{}", "ws-1\x0b{}"]
+
+
+@pytest.mark.parametrize("wrapping", WRAPPINGS, ids=ascii)
 @pytest.mark.parametrize("credential", ["sk", "ak", "token"])
 @pytest.mark.parametrize("as_stdin", [False, True], ids=["file", "stdin"])
 async def test_an_input_line_holding_a_credential_in_use_is_refused_and_not_echoed(
-    token_file: Path, tmp_path: Path, credential: str, as_stdin: bool
+    token_file: Path, tmp_path: Path, credential: str, as_stdin: bool, wrapping: str
 ) -> None:
     value = {"sk": IN_USE_SK, "ak": IN_USE_AK, "token": TOKEN}[credential]
-    body = f"s1\n{value}\n".encode()
+    body = ("s1\n" + wrapping.format(value) + "\n").encode()
     source = tmp_path / "in.txt"
     source.write_bytes(body)
     report = tmp_path / "r.jsonl"
@@ -886,3 +891,27 @@ async def test_a_closed_stdin_is_a_clean_refusal(
     assert "Traceback" not in err
     assert ("standard input is closed" if stdin_input else "not a terminal") in err
     assert emu.sessions("ws-1") == {"a"}
+
+
+async def test_retry_from_never_drops_the_project_the_report_was_made_for(
+    emu: Emulator, token_file: Path, tmp_path: Path
+) -> None:
+    """Session calls carry the project too (X-Project-Id): a report made for a protected
+    project, re-run with no --project-id, was sent without one, protection unchecked."""
+    emu.add_sessions("ws-1", ["a", "b"])
+    emu.forbid("b")
+    report = tmp_path / "r.jsonl"
+    code, _, err = await cli(
+        "close-sessions", "-", "--workspace-id", "ws-1", "--project-id", "p-1", "--yes",
+        "--report", str(report), *endpoint_args(emu, token_file), stdin=b"a\nb\n",
+    )  # fmt: skip
+    assert code == 1, err
+    emu.allow("b")
+    emu.reset_stats()
+    code, _, err = await cli(
+        "close-sessions", "--retry-from", str(report), "--yes", *endpoint_args(emu, token_file),
+        env=clean_env(ASYNCDELETER_PROTECTED_IDS="p-1"),
+    )  # fmt: skip
+    assert code == 2, err
+    assert "--project-id p-1 (the report) vs None (this run)" in err
+    assert emu.request_count == 0

@@ -215,7 +215,8 @@ class TunnelProxy:
     """A bare HTTP proxy on 127.0.0.1 that tunnels ``CONNECT``, refusing the first ones.
 
     ``refusals`` holds the status line answered to each of the first CONNECTs (then the
-    connection is closed); every later CONNECT is tunnelled to the host and port it names.
+    connection is closed; an empty one: closed unanswered); every later CONNECT is
+    tunnelled to the host and port it names.
     """
 
     def __init__(self, refusals: list[bytes]) -> None:
@@ -249,8 +250,10 @@ class TunnelProxy:
             assert method == "CONNECT", head
             self.connects.append(target)
             if self.refusals:
-                writer.write(self.refusals.pop(0) + b"\r\nContent-Length: 0\r\n\r\n")
-                await writer.drain()
+                refusal = self.refusals.pop(0)
+                if refusal:  # else dropped, unanswered
+                    writer.write(refusal + b"\r\nContent-Length: 0\r\n\r\n")
+                    await writer.drain()
                 return
             host, _, port = target.rpartition(":")
             far_reader, upstream = await asyncio.open_connection(host, int(port))
@@ -285,11 +288,17 @@ def tls_pair() -> tuple[ssl.SSLContext, ssl.SSLContext]:
 
 
 @pytest.mark.parametrize("how", ["single", "bulk"])
-@pytest.mark.parametrize("refusal", [b"HTTP/1.1 502 Bad Gateway", b"HTTP/1.1 403 Forbidden"])
+@pytest.mark.parametrize(
+    "refusal",
+    [b"HTTP/1.1 502 Bad Gateway", b"HTTP/1.1 403 Forbidden", b""],
+    ids=["502", "403", "dropped-unanswered"],
+)
 async def test_a_refused_proxy_tunnel_never_turns_a_later_404_into_success(
     refusal: bytes, how: str
 ) -> None:
-    """The proxy refused the CONNECT, so the DELETE never left: the retry's 404 is 'not found'."""
+    """The proxy refused (or dropped) the CONNECT, so the DELETE never left: the retry's
+    404 is 'not found'. A dropped CONNECT raises what a drop after sending raises; only
+    where it was raised (inside the connector's connect) tells them apart."""
     server_tls, client_tls = tls_pair()
 
     async def not_found(_: RawRequest, writer: asyncio.StreamWriter) -> None:

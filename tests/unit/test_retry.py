@@ -1,4 +1,4 @@
-"""The wait generator and Retry-After parsing, as pure functions."""
+"""Retry mechanics without sockets: the waits, Retry-After, the budget and the plan."""
 
 from __future__ import annotations
 
@@ -7,9 +7,15 @@ import itertools
 
 import attrs
 import pytest
+import yarl
 
-from asyncdeleter import ConfigurationError, RetryPolicy
-from asyncdeleter._retry import backoff_waits, parse_retry_after
+from asyncdeleter import ConfigurationError, RetryPolicy, ServerError
+from asyncdeleter._calls import Call, Failure
+from asyncdeleter._config import RETRY_COST, TIMEOUT_RETRY_COST
+from asyncdeleter._confirm import poll_waits
+from asyncdeleter._operations import CLOSE_SQL_SESSION
+from asyncdeleter._retry import RetryBudget, backoff_waits, parse_retry_after, plan_retry
+from asyncdeleter._throttle import ApiGate
 
 
 def test_waits_are_full_jitter_under_a_doubling_capped_ceiling() -> None:
@@ -98,3 +104,84 @@ def test_policy_is_frozen_and_evolves() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         policy.max_tries = 3  # type: ignore[misc]
     assert attrs.evolve(policy, max_tries=3).max_tries == 3
+
+
+# -- the budget, the plan and the poll waits, directly --------------------------------
+
+
+def test_the_budget_pays_retries_until_empty_and_successes_refill_it() -> None:
+    budget = RetryBudget(20)
+    assert budget.spend(timeout=False) == RETRY_COST
+    assert budget.spend(timeout=True) == TIMEOUT_RETRY_COST
+    left = 20 - RETRY_COST - TIMEOUT_RETRY_COST
+    assert budget.level == left
+    while budget.level >= RETRY_COST:
+        budget.spend(timeout=False)
+    assert budget.spend(timeout=False) == 0  # cannot pay: no retry
+    before = budget.level
+    budget.refill(0)  # a success that needed no retry gives back 1
+    assert budget.level == before + 1
+    budget.refill(10_000)
+    assert budget.level == budget.capacity  # never above its capacity
+
+
+def test_poll_waits_double_under_equal_jitter_up_to_the_ceiling() -> None:
+    policy = RetryPolicy(poll_initial_wait=1.0, poll_max_wait=8.0)
+    ceilings = [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    for _ in range(50):
+        waits = list(itertools.islice(poll_waits(policy), len(ceilings)))
+        for wait, ceiling in zip(waits, ceilings, strict=True):
+            assert ceiling / 2 <= wait <= ceiling
+
+
+def _call() -> Call:
+    made = Call(
+        op=CLOSE_SQL_SESSION,
+        url=yarl.URL("http://127.0.0.1/x"),
+        gate=ApiGate(None),
+        ids=("ws", "s"),
+        target="ws/s",
+    )
+    made.start_deadline(1000.0, 30.0)
+    return made
+
+
+def _failure(status: int = 503, wait: float | None = None) -> Failure:
+    return Failure(ServerError("boom", status=status), wait)
+
+
+def test_a_plan_past_the_deadline_raises_the_attempts_own_error() -> None:
+    policy = RetryPolicy(initial_wait=1.0, max_wait=1.0)
+    failure = _failure(wait=60.0)  # Retry-After 60 s, 30 s of max_time
+    with pytest.raises(ServerError) as info:
+        plan_retry(_call(), failure, policy, None, now=1000.0)
+    assert info.value is failure.error
+
+
+def test_a_plan_spends_the_budget_and_gives_up_when_it_is_empty() -> None:
+    policy = RetryPolicy(initial_wait=0.01, max_wait=0.01)
+    call = _call()
+    budget = RetryBudget(RETRY_COST)
+    assert plan_retry(call, _failure(), policy, budget, now=1000.0) <= 0.01
+    assert call.budget_spent == RETRY_COST
+    failure = _failure()
+    with pytest.raises(ServerError):
+        plan_retry(call, failure, policy, budget, now=1000.0)
+    assert failure.error.retry_budget_exhausted
+
+
+@pytest.mark.parametrize("retry_after", [0.0, 0.5, 3.0])
+def test_retry_after_is_a_floor_over_the_backoff_never_a_replacement(retry_after: float) -> None:
+    policy = RetryPolicy(initial_wait=1.0, max_wait=1.0, max_retry_after=2.0)
+    waits = [
+        plan_retry(_call(), _failure(wait=retry_after), policy, None, now=1000.0) for _ in range(40)
+    ]
+    floor = min(retry_after, policy.max_retry_after)
+    assert all(floor <= wait <= max(floor, 1.0) for wait in waits)
+    if retry_after == 0.0:
+        assert max(waits) > 0.0  # "now" still backs off
+    assert all(
+        plan_retry(_call(), _failure(wait=retry_after), attrs.evolve(policy, wait=False), None,
+                   now=1000.0) == 0.0
+        for _ in range(3)
+    )  # fmt: skip

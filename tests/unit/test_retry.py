@@ -7,15 +7,13 @@ import itertools
 
 import attrs
 import pytest
-import yarl
 
 from asyncdeleter import ConfigurationError, RetryPolicy, ServerError
 from asyncdeleter._calls import Call, Failure
 from asyncdeleter._config import RETRY_COST, TIMEOUT_RETRY_COST
 from asyncdeleter._confirm import poll_waits
-from asyncdeleter._operations import CLOSE_SQL_SESSION
 from asyncdeleter._retry import RetryBudget, backoff_waits, parse_retry_after, plan_retry
-from asyncdeleter._throttle import ApiGate
+from tests.unit.test_calls import fresh
 
 
 def test_waits_are_full_jitter_under_a_doubling_capped_ceiling() -> None:
@@ -135,13 +133,7 @@ def test_poll_waits_double_under_equal_jitter_up_to_the_ceiling() -> None:
 
 
 def _call() -> Call:
-    made = Call(
-        op=CLOSE_SQL_SESSION,
-        url=yarl.URL("http://127.0.0.1/x"),
-        gate=ApiGate(None),
-        ids=("ws", "s"),
-        target="ws/s",
-    )
+    made = fresh()  # the one way the unit tests build a call
     made.start_deadline(1000.0, 30.0)
     return made
 
